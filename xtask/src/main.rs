@@ -92,7 +92,7 @@ fn build_sdk() -> Result<(), String> {
     run(Command::new(tool("esbuild")?)
         .current_dir(&root)
         .arg(&s.bundle.loader)
-        .args(["--bundle", "--format=iife", "--minify", "--target=es2019", "--log-level=warning"])
+        .args(["--bundle", "--format=iife", "--minify", "--target=es2019", "--log-level=warning", "--log-override:empty-import-meta=silent"])
         .arg(format!("--define:REFLOOP_WASM_FILE={:?}", s.bundle.wasm))
         .arg(format!("--outfile={}", script_out.display())))?;
 

@@ -1,0 +1,48 @@
+# refloop's two commands:
+#   make dev    build everything, start the edge on local D1/KV and the demo site
+#   make test   every test: native cargo, wasm in Chromium, end to end in Chromium
+# Both run scripts/bootstrap.sh first, which installs the pinned tools once.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# Local tools for worker-build, instead of the downloads it would attempt.
+export WASM_BINDGEN_BIN := $(HOME)/.cargo/bin/wasm-bindgen
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+export WRANGLER_SEND_METRICS := false
+export CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e clean
+
+dev: bootstrap build
+	scripts/dev.sh
+
+test: bootstrap build test-native test-wasm test-e2e
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: sdk edge
+
+# The SDK: wasm-pack, wasm-opt and esbuild as wasm-pack.toml says; prints sizes.
+sdk:
+	cargo xtask build-sdk
+
+# The worker, after the SDK (its assets).
+edge: sdk
+	cd edge && worker-build --release
+
+test-native:
+	cargo test --workspace
+
+# wasm-bindgen-test in headless Chromium (sdk/webdriver.json sets its flags).
+test-wasm:
+	cd sdk && wasm-pack test --headless --chrome
+
+test-e2e:
+	playwright test
+
+clean:
+	cargo clean
+	rm -rf build edge/build edge/assets/v1/sdk.js edge/assets/v1/*.wasm .wrangler test-results

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Starts the edge under `wrangler dev` on local D1 and KV:
+#   scripts/edge.sh PORT STATE_DIR [--fresh]
+# applies the D1 migrations, seeds the demo tenant, then runs the worker on
+# 127.0.0.1:PORT. --fresh starts from an empty database (the tests use it).
+set -euo pipefail
+cd "$(dirname "$0")/../edge"
+port=${1:?port}
+state=$(realpath -m "${2:?state dir}")
+[ "${3:-}" = "--fresh" ] && rm -rf "$state"
+mkdir -p "$state"
+export WRANGLER_SEND_METRICS=false
+wrangler d1 migrations apply refloop --local --persist-to "$state" >/dev/null
+wrangler d1 execute refloop --local --persist-to "$state" --file seed/demo.sql >/dev/null
+exec wrangler dev --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \
+  --local --persist-to "$state" --show-interactive-dev-session=false --log-level "${REFLOOP_EDGE_LOG:-warn}"
