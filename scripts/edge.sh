@@ -4,9 +4,9 @@
 # applies the D1 migrations, seeds the demo tenant, then runs the worker on
 # 127.0.0.1:PORT. --fresh starts from an empty database (the tests use it).
 set -euo pipefail
-cd "$(dirname "$0")/../edge"
 port=${1:?port}
 state=$(realpath -m "${2:?state dir}")
+cd "$(dirname "$0")/../edge"
 [ "${3:-}" = "--fresh" ] && rm -rf "$state"
 mkdir -p "$state"
 export WRANGLER_SEND_METRICS=false
