@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../edge"
 [ "${3:-}" = "--fresh" ] && rm -rf "$state"
 mkdir -p "$state"
 export WRANGLER_SEND_METRICS=false
+# Offline: no fetch of the `Request.cf` sample from Cloudflare at start.
+export CLOUDFLARE_CF_FETCH_ENABLED=false
 wrangler d1 migrations apply refloop --local --persist-to "$state" >/dev/null
 wrangler d1 execute refloop --local --persist-to "$state" --file seed/demo.sql >/dev/null
 exec wrangler dev --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \

@@ -7,13 +7,13 @@
 mod queue;
 mod transport;
 
-use queue::{EventFields, Queue, QueuedEvent, event_json};
+use queue::{EventFields, Queue, event_json};
 use refloop_core::limits::BEACON_CHUNK_BYTES;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-pub use queue::batch_body;
+pub use queue::{QueuedEvent, batch_body};
 
 const ANONYMOUS_ID_KEY: &str = "refloop.aid";
 
@@ -35,8 +35,10 @@ impl Config {
         let api = get("api")
             .and_then(|v| v.as_string())
             .ok_or_else(|| JsValue::from_str("the edge's address (data-api) is missing"))?;
+        // Not f64::clamp: its assertion formats floats, which costs the wasm ~20 KB.
         let number = |name: &str, default: f64, min: f64, max: f64| {
-            get(name).and_then(|v| v.as_f64()).filter(|n| n.is_finite()).unwrap_or(default).clamp(min, max)
+            let n = get(name).and_then(|v| v.as_f64()).filter(|n| n.is_finite()).unwrap_or(default);
+            if n < min { min } else if n > max { max } else { n }
         };
         Ok(Self {
             key,
