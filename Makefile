@@ -5,9 +5,10 @@
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
-export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 # Local tools for worker-build, instead of the downloads it would attempt.
-export WASM_BINDGEN_BIN := $(HOME)/.cargo/bin/wasm-bindgen
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
 export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
