@@ -11,6 +11,8 @@ pub mod keys;
 pub mod limits;
 
 #[cfg(feature = "json")]
+pub mod engine;
+#[cfg(feature = "json")]
 pub mod event;
 #[cfg(feature = "json")]
 pub mod ingest;
