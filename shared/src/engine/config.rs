@@ -120,6 +120,10 @@ pub struct PointRule {
     /// Lower first.
     #[serde(default)]
     pub priority: i32,
+    /// Only a trusted server event fires it: for conversions a browser must not
+    /// be able to claim.
+    #[serde(default)]
+    pub trusted: bool,
     #[serde(default)]
     pub when: Conditions,
 }

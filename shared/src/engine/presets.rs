@@ -102,8 +102,8 @@ pub const CROSS_SELL: &str = r#"{
   "name": "Cross-sell pulse",
   "quest": {"steps": [{"event": "signup"}, {"event": "feature_upgraded", "trusted": true}], "window_days": 14},
   "point_rules": [
-    {"id": "upgraded", "event": "feature_upgraded", "to": "self", "points": 30, "when": {"traits": [{"key": "plan", "in": ["free", "starter"]}]}},
-    {"id": "brought-upgrader", "event": "feature_upgraded", "to": "referrer", "points": 15}
+    {"id": "upgraded", "event": "feature_upgraded", "to": "self", "points": 30, "trusted": true, "when": {"traits": [{"key": "plan", "in": ["free", "starter"]}]}},
+    {"id": "brought-upgrader", "event": "feature_upgraded", "to": "referrer", "points": 15, "trusted": true}
   ],
   "rewards": [{"id": "upgrade-discount", "name": "20% off the upgrade", "kind": {"type": "coupon", "prefix": "UP"}, "expires_after_days": 14}],
   "referee_reward": "upgrade-discount"
@@ -115,8 +115,8 @@ pub const RENEWAL: &str = r#"{
   "name": "Renewal pulse",
   "quest": {"steps": [{"event": "signup"}, {"event": "subscription_renewed", "trusted": true}], "window_days": 365},
   "point_rules": [
-    {"id": "renewed", "event": "subscription_renewed", "to": "self", "points": 10},
-    {"id": "loyal", "event": "subscription_renewed", "to": "self", "points": 40, "when": {"traits": [{"key": "tenure_days", "gte": 365}]}}
+    {"id": "renewed", "event": "subscription_renewed", "to": "self", "points": 10, "trusted": true},
+    {"id": "loyal", "event": "subscription_renewed", "to": "self", "points": 40, "trusted": true, "when": {"traits": [{"key": "tenure_days", "gte": 365}]}}
   ],
   "rewards": [{"id": "free-month", "name": "A free month", "kind": {"type": "text", "text": "Your next month is free."}}],
   "milestones": [{"id": "each-renewal", "every": 1, "reward": "free-month"}]
@@ -128,7 +128,7 @@ pub const FEEDBACK: &str = r#"{
   "name": "Feedback pulse",
   "ends_at": "2027-01-01T00:00:00Z",
   "point_rules": [
-    {"id": "reviewed", "event": "review_verified", "to": "self", "points": 50, "when": {"traits": [{"key": "tenure_days", "gte": 180}]}}
+    {"id": "reviewed", "event": "review_verified", "to": "self", "points": 50, "trusted": true, "when": {"traits": [{"key": "tenure_days", "gte": 180}]}}
   ],
   "rewards": [{"id": "gift-card", "name": "$25 gift card", "kind": {"type": "credit", "amount_minor": 2500, "currency": "USD"}, "requires_review": true, "max_grants": 100}],
   "end_distributions": [{"reward": "gift-card", "rule": {"type": "min_score", "score": 50}}],
@@ -165,7 +165,7 @@ pub const SWITCH_UP: &str = r#"{
   "quest": {"steps": [{"event": "signup"}, {"event": "data_imported"}, {"event": "team_migrated", "trusted": true}], "window_days": 60},
   "point_rules": [
     {"id": "imported", "event": "data_imported", "to": "self", "points": 25},
-    {"id": "migrated", "event": "team_migrated", "to": "self", "points": 75},
+    {"id": "migrated", "event": "team_migrated", "to": "self", "points": 75, "trusted": true},
     {"id": "brought-team", "event": "referral_confirmed", "to": "referrer", "points": 100}
   ],
   "rewards": [

@@ -532,11 +532,12 @@ impl Program {
             self.held.entry(referral.as_ref().map_or(ReferralId(0), |r| r.id)).or_default().push(e.clone());
         }
         let current = self.config().clone();
-        let own: Vec<&PointRule> = current.rules_for(&e.name).filter(|r| r.to == Recipient::Actor).collect();
+        let own: Vec<&PointRule> = current.rules_for(&e.name).filter(|r| r.to == Recipient::Actor && (e.trusted || !r.trusted)).collect();
         self.award(&current, own.into_iter(), e, pid, None, out);
         if let (Some(r), false) = (&referral, held) {
             let pinned = self.config_at(r.config_version).clone();
-            let side: Vec<&PointRule> = pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor).collect();
+            let side: Vec<&PointRule> =
+                pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted)).collect();
             self.award(&pinned, side.into_iter(), e, pid, Some(r), out);
         }
     }
@@ -713,7 +714,8 @@ impl Program {
         let r = self.referrals[rid.0 as usize].clone();
         let pinned = self.config_at(r.config_version).clone();
         for e in &held {
-            let side: Vec<&PointRule> = pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor).collect();
+            let side: Vec<&PointRule> =
+                pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted)).collect();
             self.award(&pinned, side.into_iter(), e, r.referee, Some(&r), out);
         }
         if r.status == ReferralStatus::Confirmed {
@@ -754,31 +756,37 @@ impl Program {
             return;
         }
         self.ended = true;
+        let config = self.config().clone();
+        // One distribution at a time: a raffle sees the tickets handed out by
+        // the distributions before it.
+        for (index, d) in config.end_distributions.iter().enumerate() {
+            let standings = self.standings();
+            for p in rewards::winners(&d.rule, &standings, seed ^ index as u64) {
+                self.grant(p, &d.reward, GrantSource::Distribution { index }, false, at, out);
+            }
+        }
+    }
+
+    /// Everyone on the all-time board, in rank order, as distributions see them.
+    fn standings(&self) -> Vec<Standing> {
         let tickets: HashMap<ParticipantId, u32> = self.grants.iter().filter(|g| g.status.is_live()).fold(HashMap::new(), |mut m, g| {
             if let Some(RewardKind::RaffleTicket { tickets }) = self.config().reward(&g.reward).map(|r| &r.kind) {
                 *m.entry(g.participant).or_default() += tickets;
             }
             m
         });
-        let standings: Vec<Standing> = match self.leaderboard.board(super::config::Period::All) {
-            Some(b) => b
-                .top(b.len())
-                .into_iter()
-                .map(|row| Standing {
-                    participant: row.participant,
-                    rank: row.rank,
-                    score: self.score(row.participant),
-                    confirmed_referrals: self.confirmed_referrals(row.participant),
-                    raffle_tickets: tickets.get(&row.participant).copied().unwrap_or(0),
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let config = self.config().clone();
-        for (index, p) in rewards::distribute(&config, &standings, seed) {
-            let reward = config.end_distributions[index].reward.clone();
-            self.grant(p, &reward, GrantSource::Distribution { index }, false, at, out);
-        }
+        let Some(board) = self.leaderboard.board(super::config::Period::All) else { return Vec::new() };
+        board
+            .top(board.len())
+            .into_iter()
+            .map(|row| Standing {
+                participant: row.participant,
+                rank: row.rank,
+                score: self.score(row.participant),
+                confirmed_referrals: self.confirmed_referrals(row.participant),
+                raffle_tickets: tickets.get(&row.participant).copied().unwrap_or(0),
+            })
+            .collect()
     }
 
     fn erase(&mut self, p: ParticipantId) {

@@ -327,24 +327,20 @@ pub struct Standing {
     pub raffle_tickets: u32,
 }
 
-/// Who receives each end distribution. `standings` in rank order.
-pub fn distribute(config: &CampaignConfig, standings: &[Standing], seed: u64) -> Vec<(usize, ParticipantId)> {
-    let mut out = Vec::new();
-    for (index, d) in config.end_distributions.iter().enumerate() {
-        let chosen: Vec<ParticipantId> = match d.rule {
-            DistributionRule::TopN { n } => standings.iter().filter(|s| s.rank <= u64::from(n)).map(|s| s.participant).collect(),
-            DistributionRule::MinScore { score } => standings.iter().filter(|s| s.score >= score).map(|s| s.participant).collect(),
-            DistributionRule::MinReferrals { count } => {
-                standings.iter().filter(|s| s.confirmed_referrals >= count).map(|s| s.participant).collect()
-            }
-            DistributionRule::Raffle { winners } => {
-                let entrants: Vec<(ParticipantId, u32)> = standings.iter().map(|s| (s.participant, s.raffle_tickets)).collect();
-                raffle(&entrants, winners, seed ^ index as u64)
-            }
-        };
-        out.extend(chosen.into_iter().map(|p| (index, p)));
+/// Who receives one end distribution. `standings` in rank order; a raffle's
+/// seed is published with its result so anyone can redraw it.
+pub fn winners(rule: &DistributionRule, standings: &[Standing], seed: u64) -> Vec<ParticipantId> {
+    match *rule {
+        DistributionRule::TopN { n } => standings.iter().filter(|s| s.rank <= u64::from(n)).map(|s| s.participant).collect(),
+        DistributionRule::MinScore { score } => standings.iter().filter(|s| s.score >= score).map(|s| s.participant).collect(),
+        DistributionRule::MinReferrals { count } => {
+            standings.iter().filter(|s| s.confirmed_referrals >= count).map(|s| s.participant).collect()
+        }
+        DistributionRule::Raffle { winners } => {
+            let entrants: Vec<(ParticipantId, u32)> = standings.iter().map(|s| (s.participant, s.raffle_tickets)).collect();
+            raffle(&entrants, winners, seed)
+        }
     }
-    out
 }
 
 #[cfg(test)]
