@@ -202,11 +202,10 @@ fn storage() -> Option<web_sys::Storage> {
 
 fn load_or_create_anonymous_id() -> String {
     let store = storage();
-    if let Some(id) = store.as_ref().and_then(|s| s.get_item(ANONYMOUS_ID_KEY).ok().flatten()) {
-        if !id.is_empty() {
+    if let Some(id) = store.as_ref().and_then(|s| s.get_item(ANONYMOUS_ID_KEY).ok().flatten())
+        && !id.is_empty() {
             return id;
         }
-    }
     let id = new_event_id();
     if let Some(s) = store {
         let _ = s.set_item(ANONYMOUS_ID_KEY, &id);

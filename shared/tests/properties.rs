@@ -84,14 +84,14 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
                     invitation: None,
                     at: now,
                 });
-                Input::Event(e)
+                Input::Event(Box::new(e))
             }
             Action::Step { who, step, trusted } => {
                 next += 1;
                 let name = ["verified", "paid", "verified", "refund", "page"][*step as usize];
                 let mut e = EngineEvent::new(format!("e{next}"), name, format!("a{who}"), now);
                 e.trusted = *trusted;
-                Input::Event(e)
+                Input::Event(Box::new(e))
             }
             Action::Review { referral, approve } => Input::Review { referral: ReferralId(u64::from(*referral)), approve: *approve, at: now },
             Action::Wait { hours } => {

@@ -416,16 +416,14 @@ impl CampaignConfig {
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             err("name".into(), "must be 1 to 200 characters");
         }
-        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at) {
-            if e <= s {
+        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
+            && e <= s {
                 err("ends_at".into(), "must be after starts_at");
             }
-        }
-        if let Some(url) = &self.landing_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+        if let Some(url) = &self.landing_url
+            && !(url.starts_with("https://") || url.starts_with("http://")) {
                 err("landing_url".into(), "must be an http(s) URL");
             }
-        }
         if !(1..=365).contains(&self.attribution_window_days) {
             err("attribution_window_days".into(), "must be 1 to 365");
         }
@@ -501,11 +499,10 @@ impl CampaignConfig {
             if m.reward.is_none() && m.badge.is_none() && m.name.is_none() {
                 err(p.clone(), "grants nothing: give it a reward, a badge or a tier name");
             }
-            if let Some(r) = &m.reward {
-                if !reward_ids.contains(r.as_str()) {
+            if let Some(r) = &m.reward
+                && !reward_ids.contains(r.as_str()) {
                     err(format!("{p}.reward"), "names no reward of this campaign");
                 }
-            }
         }
         let mut thresholds = BTreeSet::new();
         for (i, m) in self.milestones.iter().enumerate() {
@@ -539,11 +536,10 @@ impl CampaignConfig {
                 err(format!("{p}.max_grants"), "must be at least 1 when set");
             }
         }
-        if let Some(r) = &self.referee_reward {
-            if !reward_ids.contains(r.as_str()) {
+        if let Some(r) = &self.referee_reward
+            && !reward_ids.contains(r.as_str()) {
                 err("referee_reward".into(), "names no reward of this campaign");
             }
-        }
         for (i, d) in self.end_distributions.iter().enumerate() {
             let p = format!("end_distributions[{i}]");
             if !reward_ids.contains(d.reward.as_str()) {
@@ -572,11 +568,10 @@ impl CampaignConfig {
                 err("caps.budget.currency".into(), "must be an ISO 4217 code such as USD");
             }
             for (i, r) in self.rewards.iter().enumerate() {
-                if let RewardKind::Credit { currency, .. } = &r.kind {
-                    if currency != &b.currency {
+                if let RewardKind::Credit { currency, .. } = &r.kind
+                    && currency != &b.currency {
                         err(format!("rewards[{i}].kind.currency"), "differs from the budget's currency");
                     }
-                }
             }
         }
         if matches!(self.caps.max_winners, Some(0)) {

@@ -63,7 +63,7 @@ impl EngineEvent {
 /// Everything that can happen to a campaign, in the order it happened.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Event(EngineEvent),
+    Event(Box<EngineEvent>),
     Click { code: String, at: Millis },
     Invite { participant: ParticipantId, at: Millis },
     Review { referral: ReferralId, approve: bool, at: Millis },
@@ -314,11 +314,10 @@ impl Program {
         out.participant = Some(pid);
         self.update_identity(pid, e);
 
-        if e.name == SIGNUP {
-            if let Some(touch) = &e.touch {
+        if e.name == SIGNUP
+            && let Some(touch) = &e.touch {
                 self.signup(pid, touch, e.at, out);
             }
-        }
         // Quest progress of the actor's referral.
         if let Some(rid) = self.referral_of.get(&pid).copied() {
             self.quest_step(rid, e, out);
@@ -330,11 +329,10 @@ impl Program {
         let id = ParticipantId(self.participants.len() as u64);
         let code = loop {
             let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-            if let Some(c) = rewards::code_from_random(&bytes) {
-                if !self.by_code.contains_key(&c) {
+            if let Some(c) = rewards::code_from_random(&bytes)
+                && !self.by_code.contains_key(&c) {
                     break c;
                 }
-            }
         };
         self.by_code.insert(code.clone(), id);
         self.participants.push(Participant {
@@ -431,11 +429,10 @@ impl Program {
         });
         self.referral_of.insert(pid, id);
         self.referrals_by.entry(referrer).or_default().push(id);
-        if let Some(token) = &touch.invitation {
-            if let Some(inv) = self.invitations.get_mut(token) {
+        if let Some(token) = &touch.invitation
+            && let Some(inv) = self.invitations.get_mut(token) {
                 inv.claimed_by = Some(pid);
             }
-        }
         out.referral = Some(id);
         // A quest without steps: the signup itself confirms.
         if status == ReferralStatus::Pending && self.config_at(self.version()).quest.steps.is_empty() {
@@ -489,15 +486,14 @@ impl Program {
     /// `referral_confirmed` rules, milestones and the referee's reward.
     fn count_confirmation(&mut self, rid: ReferralId, at: Millis, out: &mut Outcome) {
         let r = self.referrals[rid.0 as usize].clone();
-        if let Some(max) = self.config().caps.per_referrer_max_confirmed {
-            if self.confirmed_referrals(r.referrer) >= max {
+        if let Some(max) = self.config().caps.per_referrer_max_confirmed
+            && self.confirmed_referrals(r.referrer) >= max {
                 let r = &mut self.referrals[rid.0 as usize];
                 r.status = ReferralStatus::Rejected;
                 r.reason = Some(RefusalReason::ReferrerCapReached.as_str().into());
                 out.refusal = Some(RefusalReason::ReferrerCapReached);
                 return;
             }
-        }
         let before = self.confirmed_referrals(r.referrer);
         let after = before + 1;
         self.confirmed.insert(r.referrer, after);
@@ -572,8 +568,8 @@ impl Program {
         for a in awards {
             let Some(p) = recipient(a.to) else { continue };
             let mut points = a.points;
-            if a.to == Recipient::Referrer {
-                if let Some(cap) = config.caps.per_referrer_max_points {
+            if a.to == Recipient::Referrer
+                && let Some(cap) = config.caps.per_referrer_max_points {
                     let earned = self.referral_points.get(&p).copied().unwrap_or(0);
                     if points > 0 {
                         points = points.min(cap - earned).max(0);
@@ -582,7 +578,6 @@ impl Program {
                         continue;
                     }
                 }
-            }
             let entry = LedgerEntry {
                 participant: p,
                 points,
@@ -641,11 +636,10 @@ impl Program {
         let token = match &reward.kind {
             RewardKind::Coupon { prefix } => loop {
                 let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-                if let Some(t) = rewards::token_from_random(prefix, &bytes) {
-                    if !self.grants.iter().any(|g| g.token.as_deref() == Some(t.as_str())) {
+                if let Some(t) = rewards::token_from_random(prefix, &bytes)
+                    && !self.grants.iter().any(|g| g.token.as_deref() == Some(t.as_str())) {
                         break Some(t);
                     }
-                }
             },
             _ => None,
         };
@@ -682,11 +676,10 @@ impl Program {
         }
         let token = loop {
             let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-            if let Some(t) = rewards::code_from_random(&bytes) {
-                if !self.invitations.contains_key(&t) {
+            if let Some(t) = rewards::code_from_random(&bytes)
+                && !self.invitations.contains_key(&t) {
                     break t;
                 }
-            }
         };
         let expires_at = at + self.config().attribution_window_ms();
         self.invitations.insert(token.clone(), Invitation { token: token.clone(), inviter: p, created_at: at, expires_at, claimed_by: None });
@@ -843,8 +836,8 @@ impl Program {
     pub fn check(&self) -> Result<(), String> {
         self.ledger.check()?;
         let config = self.config();
-        if config.leaderboard.score_by == ScoreBy::Points {
-            if let Some(board) = self.leaderboard.board(super::config::Period::All) {
+        if config.leaderboard.score_by == ScoreBy::Points
+            && let Some(board) = self.leaderboard.board(super::config::Period::All) {
                 for p in self.participants() {
                     let on_board = board.score(p.id).unwrap_or(0);
                     if on_board != self.score(p.id) {
@@ -852,7 +845,6 @@ impl Program {
                     }
                 }
             }
-        }
         let mut referees = HashSet::new();
         for r in &self.referrals {
             if !referees.insert(r.referee) {

@@ -230,24 +230,21 @@ pub struct CapUsage {
 
 /// Whether one more grant of `reward` fits the caps; the reason when not.
 pub fn check_caps(config: &CampaignConfig, reward: &RewardDef, usage: &CapUsage) -> Result<(), String> {
-    if let Some(max) = reward.max_grants {
-        if usage.grants_of_reward >= max {
+    if let Some(max) = reward.max_grants
+        && usage.grants_of_reward >= max {
             return Err(format!("reward {} reached its {max} grants", reward.id));
         }
-    }
-    if let Some(max) = config.caps.max_winners {
-        if !usage.is_winner && usage.winners >= max {
+    if let Some(max) = config.caps.max_winners
+        && !usage.is_winner && usage.winners >= max {
             return Err(format!("the campaign reached its {max} winners"));
         }
-    }
-    if let (Some(budget), RewardKind::Credit { amount_minor, .. }) = (&config.caps.budget, &reward.kind) {
-        if usage.spent_minor + amount_minor > budget.amount_minor {
+    if let (Some(budget), RewardKind::Credit { amount_minor, .. }) = (&config.caps.budget, &reward.kind)
+        && usage.spent_minor + amount_minor > budget.amount_minor {
             return Err(format!(
                 "the budget of {} {} would be exceeded",
                 budget.amount_minor, budget.currency
             ));
         }
-    }
     Ok(())
 }
 

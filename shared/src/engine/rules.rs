@@ -14,11 +14,10 @@ pub struct RecipientFacts<'a> {
 }
 
 pub fn conditions_hold(when: &Conditions, facts: &RecipientFacts<'_>) -> bool {
-    if let Some(c) = &when.referral_count {
-        if c.equals.is_some_and(|n| facts.confirmed_referrals != n) || c.gte.is_some_and(|n| facts.confirmed_referrals < n) {
+    if let Some(c) = &when.referral_count
+        && (c.equals.is_some_and(|n| facts.confirmed_referrals != n) || c.gte.is_some_and(|n| facts.confirmed_referrals < n)) {
             return false;
         }
-    }
     if when.first_referral_only && facts.confirmed_referrals != 1 {
         return false;
     }

@@ -40,7 +40,7 @@ impl Driver {
         self.next_event += 1;
         let mut e = EngineEvent::new(format!("ev-{}", self.next_event), name, format!("anon-{who}"), self.now);
         edit(&mut e);
-        self.program.apply(Input::Event(e))
+        self.program.apply(Input::Event(Box::new(e)))
     }
 
     /// `who` signs up, referred by `by` (their code) when given.
