@@ -69,4 +69,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
 fi
 node_modules/.bin/node --version | grep -q '^v22\.' || die "node_modules/.bin/node is not Node 22 (wrangler needs it)"
 
-say "tools ready: wasm-bindgen $wasm_bindgen_version, worker-build $WORKER_BUILD_VERSION, wasm-pack $WASM_PACK_VERSION, $(node_modules/.bin/wrangler --version 2>/dev/null | tail -1 | tr -d ' ⛅️'), $(/usr/bin/chromium --version 2>/dev/null)"
+say "tools ready: wasm-bindgen $wasm_bindgen_version, worker-build $WORKER_BUILD_VERSION, wasm-pack $WASM_PACK_VERSION, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | grep -o "[0-9][0-9.]*" | head -1), $(/usr/bin/chromium --version 2>/dev/null)"
