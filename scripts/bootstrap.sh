@@ -67,6 +67,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
   echo "$lock_sum" > "$stamp"
 fi
-node_modules/.bin/node --version | grep -q '^v22\.' || die "node_modules/.bin/node is not Node 22 (wrangler needs it)"
+# wrangler runs on the node its shebang finds: this Node 22, first on PATH.
+export PATH="$PWD/node_modules/.bin:$PATH"
+node --version | grep -q '^v22\.' || die "node_modules/.bin/node is not Node 22 (wrangler needs it)"
 
 say "tools ready: wasm-bindgen $wasm_bindgen_version, worker-build $WORKER_BUILD_VERSION, wasm-pack $WASM_PACK_VERSION, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | grep -o "[0-9][0-9.]*" | head -1), $(/usr/bin/chromium --version 2>/dev/null)"

@@ -2,6 +2,8 @@
 # `make dev`: the edge on 127.0.0.1:8787 (local D1/KV, state kept in
 # .wrangler/dev-state) and the demo site on 127.0.0.1:8080. Ctrl-C stops both.
 set -euo pipefail
+# The project's Node 22 and tools first (wrangler needs Node 22).
+export PATH="$(cd "$(dirname "$0")/.." && pwd)/node_modules/.bin:$PATH"
 cd "$(dirname "$0")/.."
 EDGE_PORT=${EDGE_PORT:-8787}
 WWW_PORT=${WWW_PORT:-8080}

@@ -4,6 +4,8 @@
 # applies the D1 migrations, seeds the demo tenant, then runs the worker on
 # 127.0.0.1:PORT. --fresh starts from an empty database (the tests use it).
 set -euo pipefail
+# The project's Node 22 and tools first (wrangler needs Node 22).
+export PATH="$(cd "$(dirname "$0")/.." && pwd)/node_modules/.bin:$PATH"
 port=${1:?port}
 state=$(realpath -m "${2:?state dir}")
 cd "$(dirname "$0")/../edge"
