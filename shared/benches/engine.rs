@@ -97,6 +97,7 @@ fn leaderboard(c: &mut Criterion) {
 fn replay(c: &mut Criterion) {
     const N: usize = 1_000_000;
     let entry = |i: usize, points: i64| LedgerEntry {
+        campaign: Default::default(),
         participant: ParticipantId((i % 100_000) as u64),
         points,
         reason: EntryReason::Rule { rule: "r".into() },

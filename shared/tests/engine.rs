@@ -306,3 +306,56 @@ fn erasure_takes_a_participant_off_the_board_and_forgets_their_details() {
     assert_eq!(d.program.leaderboard().board(Period::All).unwrap().rank(id), None);
     d.check();
 }
+
+#[test]
+fn a_flagged_referral_holds_the_referees_reward_in_pending_review() {
+    let mut d = Driver::new(refloop_core::engine::presets::SIGNUP);
+    d.send("ana", "signup", |e| e.ip_hash = Some("ip".into()));
+    let code = d.code("ana");
+    let now = d.now;
+    let touch = |e: &mut refloop_core::engine::program::EngineEvent| {
+        e.ip_hash = Some("ip".into());
+        e.touch = Some(Touch { code: Some(code.clone()), invitation: None, at: now });
+    };
+    let rid = d.send("sock", "signup", touch).referral.unwrap();
+    let welcome = d.program.grants().iter().find(|g| g.reward == "welcome").expect("held, not dropped");
+    assert_eq!(welcome.status, GrantStatus::PendingReview);
+    assert!(d.rewards_of("ana").is_empty(), "the referrer's side waits too");
+    d.program.apply(Input::Review { referral: rid, approve: true, at: d.now });
+    let welcome = d.program.grants().iter().find(|g| g.reward == "welcome").unwrap();
+    assert_eq!(welcome.status, GrantStatus::Approved);
+    assert_eq!(d.rewards_of("ana"), ["thanks"]);
+    d.check();
+}
+
+#[test]
+fn a_points_reward_is_paid_on_approval_and_taken_back_on_revocation() {
+    let mut d = Driver::new(r#"{"name":"p","quest":{"steps":[{"event":"signup"}]},
+        "rewards":[{"id":"pts","name":"50 points","kind":{"type":"points","points":50},"requires_review":true}],
+        "milestones":[{"id":"first","confirmed_referrals":1,"reward":"pts"}]}"#);
+    d.signup("ana", None);
+    d.signup("ben", Some("ana"));
+    assert_eq!(d.score("ana"), 0, "not while pending review");
+    let g = d.program.grants()[0].id;
+    d.program.apply(Input::Transition { grant: g, to: GrantStatus::Approved, at: d.now, note: None });
+    assert_eq!(d.score("ana"), 50);
+    d.program.apply(Input::Transition { grant: g, to: GrantStatus::Revoked, at: d.now, note: Some("clawback".into()) });
+    assert_eq!(d.score("ana"), 0, "a new entry takes it back; nothing is edited");
+    assert_eq!(d.program.ledger().len(), 2);
+    d.check();
+}
+
+#[test]
+fn the_daily_trend_counts_clicks_signups_and_confirmations() {
+    let mut d = Driver::new(WAITLIST);
+    d.signup("ana", None);
+    let code = d.code("ana");
+    d.program.apply(Input::Click { code, at: d.now });
+    d.signup("ben", Some("ana"));
+    d.tick(DAY);
+    d.event("ben", "email_verified");
+    let days = d.program.trend(T0, d.now);
+    let total = |f: fn(&refloop_core::engine::analytics::Day) -> u64| days.iter().map(f).sum::<u64>();
+    assert_eq!((total(|x| x.clicks), total(|x| x.signups), total(|x| x.confirmed)), (1, 1, 1));
+    assert_eq!(days.last().unwrap().confirmed, 1);
+}

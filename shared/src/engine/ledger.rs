@@ -1,7 +1,7 @@
 //! The ledger: append-only point entries. A score is the sum of a
 //! participant's entries, always; corrections are new entries.
 
-use super::model::{EntryReason, LedgerEntry, ParticipantId};
+use super::model::{CampaignId, EntryReason, LedgerEntry, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
 
 /// The idempotency key of a rule's effect: the same event, rule and
@@ -92,7 +92,7 @@ pub fn corrections(
     config_version: u32,
 ) -> Vec<LedgerEntry> {
     // Net points per original effect, corrections folded into what they correct.
-    let mut have: BTreeMap<&str, (i64, ParticipantId)> = BTreeMap::new();
+    let mut have: BTreeMap<&str, (i64, ParticipantId, CampaignId)> = BTreeMap::new();
     for e in actual {
         if matches!(e.reason, EntryReason::Manual { .. }) {
             continue; // an operator's word stands through replays
@@ -101,7 +101,7 @@ pub fn corrections(
             EntryReason::Correction { corrects, .. } => corrects.as_str(),
             _ => e.idempotency_key.as_str(),
         };
-        let slot = have.entry(key).or_insert((0, e.participant));
+        let slot = have.entry(key).or_insert((0, e.participant, e.campaign));
         slot.0 += e.points;
     }
     let mut want: BTreeMap<&str, (i64, &LedgerEntry)> = BTreeMap::new();
@@ -110,9 +110,10 @@ pub fn corrections(
         slot.0 += e.points;
     }
     let mut out = Vec::new();
-    let mut push = |key: &str, participant: ParticipantId, diff: i64, source: Option<&LedgerEntry>| {
+    let mut push = |key: &str, participant: ParticipantId, campaign: CampaignId, diff: i64, source: Option<&LedgerEntry>| {
         if diff != 0 {
             out.push(LedgerEntry {
+                campaign,
                 participant,
                 points: diff,
                 reason: EntryReason::Correction { replay: replay_id.to_owned(), corrects: key.to_owned() },
@@ -126,11 +127,11 @@ pub fn corrections(
     };
     for (key, (points, entry)) in &want {
         let had = have.get(key).map_or(0, |h| h.0);
-        push(key, entry.participant, points - had, Some(entry));
+        push(key, entry.participant, entry.campaign, points - had, Some(entry));
     }
-    for (key, (points, participant)) in &have {
+    for (key, (points, participant, campaign)) in &have {
         if !want.contains_key(key) {
-            push(key, *participant, -points, None);
+            push(key, *participant, *campaign, -points, None);
         }
     }
     out
@@ -142,6 +143,7 @@ mod tests {
 
     fn entry(p: u64, points: i64, key: &str) -> LedgerEntry {
         LedgerEntry {
+            campaign: Default::default(),
             participant: ParticipantId(p),
             points,
             reason: EntryReason::Rule { rule: "r".into() },

@@ -106,9 +106,13 @@ pub enum EntryReason {
     Correction { replay: String, corrects: String },
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CampaignId(pub u64);
+
 /// One point change. Entries are never edited or deleted; a score is their sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
+    pub campaign: CampaignId,
     pub participant: ParticipantId,
     pub points: i64,
     pub reason: EntryReason,

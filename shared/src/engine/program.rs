@@ -111,6 +111,7 @@ pub struct Outcome {
 }
 
 pub struct Program {
+    campaign: CampaignId,
     versions: Vec<Versioned>,
     rng: SplitMix64,
     seed: u64,
@@ -144,6 +145,7 @@ impl Program {
         config.validate()?;
         let leaderboard = Leaderboard::new(&config.leaderboard.periods);
         Ok(Self {
+            campaign: CampaignId::default(),
             versions: vec![Versioned { version: 1, config }],
             rng: SplitMix64::new(seed),
             seed,
@@ -172,7 +174,17 @@ impl Program {
         })
     }
 
+    /// Names the campaign its ledger entries belong to.
+    pub fn with_campaign(mut self, campaign: CampaignId) -> Self {
+        self.campaign = campaign;
+        self
+    }
+
     // ---- reading -------------------------------------------------------
+
+    pub fn campaign(&self) -> CampaignId {
+        self.campaign
+    }
 
     pub fn config(&self) -> &CampaignConfig {
         &self.current().config
@@ -252,6 +264,14 @@ impl Program {
         super::analytics::funnel(self.clicks.len() as u64, self.referrals.len() as u64, confirmed, self.participants().count() as u64)
     }
 
+    /// Clicks, referred signups and confirmations per UTC day.
+    pub fn trend(&self, from: Millis, to: Millis) -> Vec<super::analytics::Day> {
+        let clicks: Vec<Millis> = self.clicks.iter().map(|c| c.1).collect();
+        let signups: Vec<Millis> = self.referrals.iter().map(|r| r.created_at).collect();
+        let confirmed: Vec<Millis> = self.referrals.iter().filter(|r| r.counts()).filter_map(|r| r.confirmed_at).collect();
+        super::analytics::daily_trend(&clicks, &signups, &confirmed, from, to)
+    }
+
     // ---- writing -------------------------------------------------------
 
     /// Applies one input and returns what it did. Every input is logged.
@@ -282,6 +302,7 @@ impl Program {
                         idempotency_key: format!("manual:{key}"),
                         at,
                         config_version: self.version(),
+                campaign: self.campaign,
                     };
                     self.write(entry, &mut out);
                 }
@@ -477,6 +498,11 @@ impl Program {
         r.status = ReferralStatus::Confirmed;
         r.confirmed_at = Some(at);
         if r.review == Review::Pending {
+            // The referee's reward exists, but waits in pending_review.
+            let (referee, version) = (r.referee, r.config_version);
+            if let Some(reward) = self.config_at(version).referee_reward.clone() {
+                self.grant(referee, &reward, GrantSource::Referee { referral: rid }, true, at, out);
+            }
             return;
         }
         self.count_confirmation(rid, at, out);
@@ -587,6 +613,7 @@ impl Program {
                 idempotency_key: rule_key(&e.id, &a.rule.id, p),
                 at: e.at,
                 config_version: self.version(),
+                campaign: self.campaign,
             };
             if self.write(entry, out) && a.to == Recipient::Referrer {
                 *self.referral_points.entry(p).or_default() += points;
@@ -647,22 +674,33 @@ impl Program {
         let g = Grant::new(id, p, reward, source, needs_review, token, at);
         self.grant_keys.insert(g.idempotency_key.clone(), id);
         self.winners.insert(p);
-        if let RewardKind::Points { points } = reward.kind {
-            let entry = LedgerEntry {
-                participant: p,
-                points,
-                reason: EntryReason::Reward { reward: reward.id.clone() },
-                source_event: None,
-                referral: None,
-                idempotency_key: reward_key(&g.idempotency_key),
-                at,
-                config_version: self.version(),
-            };
-            self.write(entry, out);
-        }
+        let approved = g.status == GrantStatus::Approved;
         out.notices.push(Notice::RewardEarned { grant: id, participant: p, reward: reward.id.clone() });
         out.grants.push(id);
         self.grants.push(g);
+        if approved {
+            self.pay_points(id, 1, at, out);
+        }
+    }
+
+    /// A points reward is in the ledger while its grant is approved or later:
+    /// `sign` 1 pays it on approval, -1 takes it back on revocation.
+    fn pay_points(&mut self, id: GrantId, sign: i64, at: Millis, out: &mut Outcome) {
+        let g = &self.grants[id.0 as usize];
+        let Some(RewardKind::Points { points }) = self.config().reward(&g.reward).map(|r| r.kind.clone()) else { return };
+        let key = if sign > 0 { reward_key(&g.idempotency_key) } else { format!("revoke:{}", reward_key(&g.idempotency_key)) };
+        let entry = LedgerEntry {
+            participant: g.participant,
+            points: sign * points,
+            reason: EntryReason::Reward { reward: g.reward.clone() },
+            source_event: None,
+            referral: None,
+            idempotency_key: key,
+            at,
+            config_version: self.version(),
+            campaign: self.campaign,
+        };
+        self.write(entry, out);
     }
 
     fn invite(&mut self, p: ParticipantId, at: Millis, out: &mut Outcome) {
@@ -696,6 +734,18 @@ impl Program {
             return;
         }
         let held = self.held.remove(&rid).unwrap_or_default();
+        let waiting: Vec<GrantId> = self
+            .grants
+            .iter()
+            .filter(|g| g.source == GrantSource::Referee { referral: rid } && g.status == GrantStatus::PendingReview)
+            .filter(|g| self.config().reward(&g.reward).is_none_or(|r| !r.requires_review) || !approve)
+            .map(|g| g.id)
+            .collect();
+        let note = Some(if approve { "referral approved" } else { "referral rejected" }.to_owned());
+        for g in waiting {
+            let to = if approve { GrantStatus::Approved } else { GrantStatus::Rejected };
+            self.transition(g, to, at, note.clone(), out);
+        }
         if !approve {
             let r = &mut self.referrals[rid.0 as usize];
             r.review = Review::Rejected;
@@ -723,7 +773,14 @@ impl Program {
         };
         let from = g.status;
         match g.transition(to, at, note) {
-            Ok(()) => out.notices.push(Notice::RewardStatusChanged { grant: id, from, to }),
+            Ok(()) => {
+                out.notices.push(Notice::RewardStatusChanged { grant: id, from, to });
+                match to {
+                    GrantStatus::Approved => self.pay_points(id, 1, at, out),
+                    GrantStatus::Revoked => self.pay_points(id, -1, at, out),
+                    _ => {}
+                }
+            }
             Err(e) => out.error = Some(format!("a grant cannot go from {:?} to {:?}", e.from, e.to)),
         }
     }
@@ -814,7 +871,7 @@ impl Program {
     /// replayed from the log into a fresh program seeded the same way (so ids
     /// and codes match); manual adjustments are kept as they are.
     pub fn replay(&mut self, config: CampaignConfig, replay_id: &str, at: Millis) -> Result<Vec<LedgerEntry>, Vec<super::config::ConfigError>> {
-        let mut fresh = Program::new(config.clone(), self.seed)?;
+        let mut fresh = Program::new(config.clone(), self.seed)?.with_campaign(self.campaign);
         for input in self.log.iter().filter(|i| !matches!(i, Input::Configure(_))) {
             fresh.apply(input.clone());
         }
