@@ -42,9 +42,10 @@ async fn handle(req: &mut Request, env: &Env, origin: Option<&str>) -> Reply {
         Route::Preflight => preflight(env, origin).await,
         Route::AdminEvents => admin_events(req, env).await,
         Route::NotFound => Err(ApiError::new(ErrorCode::NotFound, "no such route")),
-        Route::MethodNotAllowed => {
-            Err(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method"))
-        }
+        Route::MethodNotAllowed => Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this route does not take that method",
+        )),
     }
 }
 
@@ -58,12 +59,16 @@ struct SiteRow {
 
 async fn batch(req: &mut Request, env: &Env, origin: Option<&str>) -> Reply {
     let declared = req.headers().get("Content-Length").ok().flatten();
-    if declared.and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > MAX_BATCH_BYTES) {
+    if declared
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > MAX_BATCH_BYTES)
+    {
         return Err(too_large());
     }
-    let body = req.bytes().await.map_err(|e| {
-        ApiError::new(ErrorCode::MalformedRequest, format!("the body could not be read: {e}"))
-    })?;
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("the body could not be read: {e}")))?;
     let received_at = now_ms();
     let batch = parse_batch(&body, received_at)?;
     let key = batch
@@ -81,8 +86,13 @@ async fn batch(req: &mut Request, env: &Env, origin: Option<&str>) -> Reply {
         .await
         .map_err(internal)?
         .ok_or_else(unknown_key)?;
-    let allowed: Vec<String> =
-        site.origins.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let allowed: Vec<String> = site
+        .origins
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     if !origin_allowed(origin, &allowed) {
         return Err(ApiError::new(
             ErrorCode::OriginNotAllowed,
@@ -125,7 +135,10 @@ async fn batch(req: &mut Request, env: &Env, origin: Option<&str>) -> Reply {
 
 async fn preflight(env: &Env, origin: Option<&str>) -> Reply {
     let Some(origin) = origin else {
-        return Err(ApiError::new(ErrorCode::MalformedRequest, "a preflight needs an Origin"));
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            "a preflight needs an Origin",
+        ));
     };
     let allowed: Option<i64> = db(env)?
         .prepare(sql::ANY_SITE_ALLOWS_ORIGIN)
@@ -141,7 +154,10 @@ async fn preflight(env: &Env, origin: Option<&str>) -> Reply {
     for (name, value) in PREFLIGHT_HEADERS {
         headers.set(name, value).map_err(internal)?;
     }
-    Ok(Response::empty().map_err(internal)?.with_status(204).with_headers(headers))
+    Ok(Response::empty()
+        .map_err(internal)?
+        .with_status(204)
+        .with_headers(headers))
 }
 
 #[derive(Deserialize)]
@@ -162,9 +178,11 @@ async fn admin_events(req: &Request, env: &Env) -> Reply {
     let db = db(env)?;
     let site_id = authenticate_secret(req, &db).await?;
     let url = req.url().map_err(internal)?;
-    let limit_param = url.query_pairs().find(|(k, _)| k == "limit").map(|(_, v)| v.into_owned());
-    let limit = parse_limit(limit_param.as_deref())
-        .map_err(|m| ApiError::new(ErrorCode::InvalidParameter, m))?;
+    let limit_param = url
+        .query_pairs()
+        .find(|(k, _)| k == "limit")
+        .map(|(_, v)| v.into_owned());
+    let limit = parse_limit(limit_param.as_deref()).map_err(|m| ApiError::new(ErrorCode::InvalidParameter, m))?;
     let rows: Vec<EventRow> = db
         .prepare(sql::LIST_EVENTS)
         .bind(&[(site_id as f64).into(), limit.into()])
@@ -177,8 +195,7 @@ async fn admin_events(req: &Request, env: &Env) -> Reply {
     let events: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|r| {
-            let payload: serde_json::Value =
-                serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null);
+            let payload: serde_json::Value = serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null);
             serde_json::json!({
                 "id": r.event_id,
                 "type": r.kind,
@@ -198,9 +215,8 @@ async fn admin_events(req: &Request, env: &Env) -> Reply {
 /// The site whose secret key the `Authorization` header carries.
 async fn authenticate_secret(req: &Request, db: &D1Database) -> std::result::Result<i64, ApiError> {
     let header = req.headers().get("Authorization").ok().flatten();
-    let key = bearer_secret_key(header.as_deref()).ok_or_else(|| {
-        ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer sk_…`")
-    })?;
+    let key = bearer_secret_key(header.as_deref())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer sk_…`"))?;
     let site: Option<f64> = db
         .prepare(sql::SITE_BY_SECRET_KEY_HASH)
         .bind(&[hash_secret_key(key).into()])

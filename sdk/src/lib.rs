@@ -37,8 +37,17 @@ impl Config {
             .ok_or_else(|| JsValue::from_str("the edge's address (data-api) is missing"))?;
         // Not f64::clamp: its assertion formats floats, which costs the wasm ~20 KB.
         let number = |name: &str, default: f64, min: f64, max: f64| {
-            let n = get(name).and_then(|v| v.as_f64()).filter(|n| n.is_finite()).unwrap_or(default);
-            if n < min { min } else if n > max { max } else { n }
+            let n = get(name)
+                .and_then(|v| v.as_f64())
+                .filter(|n| n.is_finite())
+                .unwrap_or(default);
+            if n < min {
+                min
+            } else if n > max {
+                max
+            } else {
+                n
+            }
         };
         Ok(Self {
             key,
@@ -146,7 +155,9 @@ impl Client {
         let properties = json_object(properties, "properties")?;
         let traits = json_object(traits, "traits")?;
         let timestamp: String = js_sys::Date::new_0().to_iso_string().into();
-        let user_id = user_id.map(str::to_owned).or_else(|| self.state.user_id.borrow().clone());
+        let user_id = user_id
+            .map(str::to_owned)
+            .or_else(|| self.state.user_id.borrow().clone());
         let json = event_json(&EventFields {
             id: &id,
             kind,
@@ -203,9 +214,10 @@ fn storage() -> Option<web_sys::Storage> {
 fn load_or_create_anonymous_id() -> String {
     let store = storage();
     if let Some(id) = store.as_ref().and_then(|s| s.get_item(ANONYMOUS_ID_KEY).ok().flatten())
-        && !id.is_empty() {
-            return id;
-        }
+        && !id.is_empty()
+    {
+        return id;
+    }
     let id = new_event_id();
     if let Some(s) = store {
         let _ = s.set_item(ANONYMOUS_ID_KEY, &id);

@@ -134,7 +134,10 @@ mod tests {
 
     fn ev(i: usize, pad: usize) -> QueuedEvent {
         let id = format!("id-{i}");
-        QueuedEvent { json: format!(r#"{{"id":"{id}","p":"{}"}}"#, "x".repeat(pad)), id }
+        QueuedEvent {
+            json: format!(r#"{{"id":"{id}","p":"{}"}}"#, "x".repeat(pad)),
+            id,
+        }
     }
 
     #[test]
@@ -145,7 +148,10 @@ mod tests {
         }
         let batches = q.drain_batches("pk_k", "t", 1 << 20);
         assert_eq!(q.len(), 0);
-        assert_eq!(batches.iter().map(|b| b.events.len()).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(
+            batches.iter().map(|b| b.events.len()).collect::<Vec<_>>(),
+            [100, 100, 50]
+        );
         let mut q = Queue::default();
         for i in 0..10 {
             q.push(ev(i, 1000));
@@ -154,7 +160,10 @@ mod tests {
         for b in &batches {
             assert!(b.body("pk_k", "t").len() <= 3500);
         }
-        let ids: Vec<_> = batches.iter().flat_map(|b| b.events.iter().map(|e| e.id.clone())).collect();
+        let ids: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| e.id.clone()))
+            .collect();
         assert_eq!(ids, (0..10).map(|i| format!("id-{i}")).collect::<Vec<_>>());
     }
 
@@ -165,7 +174,10 @@ mod tests {
         q.push(ev(1, 5000));
         q.push(ev(2, 10));
         let batches = q.drain_batches("pk_k", "t", 1000);
-        let ids: Vec<_> = batches.iter().flat_map(|b| b.events.iter().map(|e| e.id.as_str())).collect();
+        let ids: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| e.id.as_str()))
+            .collect();
         assert_eq!(ids, ["id-0", "id-2"]);
     }
 
@@ -176,7 +188,11 @@ mod tests {
         let mut batches = q.drain_batches("k", "t", 1 << 16);
         q.push(ev(1, 1));
         q.requeue_front(batches.remove(0));
-        let ids: Vec<_> = q.drain_batches("k", "t", 1 << 16)[0].events.iter().map(|e| e.id.clone()).collect();
+        let ids: Vec<_> = q.drain_batches("k", "t", 1 << 16)[0]
+            .events
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
         assert_eq!(ids, ["id-0", "id-1"]);
     }
 

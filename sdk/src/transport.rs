@@ -15,8 +15,10 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 pub(crate) fn flush(state: &Rc<State>) -> js_sys::Promise {
     clear_timer(state);
     let sent_at: String = js_sys::Date::new_0().to_iso_string().into();
-    let batches =
-        state.queue.borrow_mut().drain_batches(&state.config.key, &sent_at, MAX_SEND_BYTES);
+    let batches = state
+        .queue
+        .borrow_mut()
+        .drain_batches(&state.config.key, &sent_at, MAX_SEND_BYTES);
     let state = state.clone();
     future_to_promise(async move {
         let mut failed = false;
@@ -38,7 +40,9 @@ pub(crate) fn flush(state: &Rc<State>) -> js_sys::Promise {
         }
         if failed {
             schedule_flush(&state, state.config.flush_ms.max(1000));
-            return Err(JsValue::from_str("some events could not be delivered; they stay queued"));
+            return Err(JsValue::from_str(
+                "some events could not be delivered; they stay queued",
+            ));
         }
         Ok(JsValue::UNDEFINED)
     })
@@ -56,8 +60,9 @@ async fn post(url: &str, body: &str) -> Result<u16, JsValue> {
     js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE)?;
     init.set_mode(web_sys::RequestMode::Cors);
     let window = web_sys::window().ok_or("no window")?;
-    let response: web_sys::Response =
-        JsFuture::from(window.fetch_with_str_and_init(url, &init)).await?.dyn_into()?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await?
+        .dyn_into()?;
     Ok(response.status())
 }
 
@@ -67,13 +72,19 @@ fn beacon_all(state: &Rc<State>) {
     clear_timer(state);
     let Some(window) = web_sys::window() else { return };
     let sent_at: String = js_sys::Date::new_0().to_iso_string().into();
-    let batches =
-        state.queue.borrow_mut().drain_batches(&state.config.key, &sent_at, MAX_SEND_BYTES);
+    let batches = state
+        .queue
+        .borrow_mut()
+        .drain_batches(&state.config.key, &sent_at, MAX_SEND_BYTES);
     let url = state.config.batch_url();
     let mut refused = Vec::new();
     for batch in batches {
         let body = batch.body(&state.config.key, &sent_at);
-        if !window.navigator().send_beacon_with_opt_str(&url, Some(&body)).unwrap_or(false) {
+        if !window
+            .navigator()
+            .send_beacon_with_opt_str(&url, Some(&body))
+            .unwrap_or(false)
+        {
             refused.push(batch);
         }
     }
@@ -121,9 +132,7 @@ pub(crate) fn schedule_flush(state: &Rc<State>, delay_ms: i32) {
             let _ = flush(&state);
         })
     };
-    if let Ok(id) = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay_ms)
-    {
+    if let Ok(id) = window.set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay_ms) {
         state.flush_timer.set(Some(id));
     }
 }

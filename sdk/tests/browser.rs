@@ -24,7 +24,10 @@ fn is_uuid_v7(id: &str) -> bool {
         && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
         && b[14] == b'7'
         && matches!(b[19], b'8' | b'9' | b'a' | b'b')
-        && id.chars().filter(|c| *c != '-').all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && id
+            .chars()
+            .filter(|c| *c != '-')
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 #[wasm_bindgen_test]
@@ -51,7 +54,10 @@ fn bad_arguments_are_refused_without_queueing() {
     let secret = js_sys::Object::new();
     js_sys::Reflect::set(&secret, &"key".into(), &"sk_oops_secret".into()).unwrap();
     js_sys::Reflect::set(&secret, &"api".into(), &"http://x".into()).unwrap();
-    assert!(Client::new(&secret.into()).is_err(), "a secret key never goes in a page");
+    assert!(
+        Client::new(&secret.into()).is_err(),
+        "a secret key never goes in a page"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -77,5 +83,8 @@ fn the_batch_body_is_json_the_edge_accepts() {
 }
 
 fn refloop_sdk_test_event(id: &str) -> refloop_sdk::QueuedEvent {
-    refloop_sdk::QueuedEvent { id: id.into(), json: format!(r#"{{"id":"{id}","type":"track"}}"#) }
+    refloop_sdk::QueuedEvent {
+        id: id.into(),
+        json: format!(r#"{{"id":"{id}","type":"track"}}"#),
+    }
 }

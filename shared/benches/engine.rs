@@ -30,7 +30,9 @@ fn rule_evaluation(c: &mut Criterion) {
     g.bench_function("evaluate referral_confirmed rules", |b| {
         b.iter(|| {
             n = n.wrapping_add(1) % 64;
-            black_box(rules::evaluate(config.rules_for("referral_confirmed"), |_| Some((n, 100, &traits))))
+            black_box(rules::evaluate(config.rules_for("referral_confirmed"), |_| {
+                Some((n, 100, &traits))
+            }))
         })
     });
     g.finish();
@@ -46,7 +48,11 @@ fn campaign(n: u64) -> Program {
         if i % 3 == 1 && i > 10 {
             let referrer = ParticipantId(rng.below(i / 2));
             let code = p.participant(referrer).map(|x| x.code.clone());
-            e.touch = code.map(|c| Touch { code: Some(c), invitation: None, at });
+            e.touch = code.map(|c| Touch {
+                code: Some(c),
+                invitation: None,
+                at,
+            });
         }
         p.apply(Input::Event(Box::new(e)));
     }
@@ -66,7 +72,12 @@ fn engine_events(c: &mut Criterion) {
             i += 1;
             let who = (i * 7919) % 100_000;
             let name = if i.is_multiple_of(2) { "email_verified" } else { "page" };
-            let e = EngineEvent::new(format!("bench{i}"), name, format!("a{who}"), T0 + 200_000_000 + i as i64);
+            let e = EngineEvent::new(
+                format!("bench{i}"),
+                name,
+                format!("a{who}"),
+                T0 + 200_000_000 + i as i64,
+            );
             black_box(program.apply(Input::Event(Box::new(e))))
         })
     });
@@ -88,9 +99,13 @@ fn leaderboard(c: &mut Criterion) {
             board.add(p, p.0 as i64, black_box(rng.below(100) as i64 - 50));
         })
     });
-    g.bench_function("rank", |b| b.iter(|| black_box(board.rank(ParticipantId(rng.below(N))))));
+    g.bench_function("rank", |b| {
+        b.iter(|| black_box(board.rank(ParticipantId(rng.below(N)))))
+    });
     g.bench_function("top 10", |b| b.iter(|| black_box(board.top(10))));
-    g.bench_function("around me (±5)", |b| b.iter(|| black_box(board.around(ParticipantId(rng.below(N)), 5))));
+    g.bench_function("around me (±5)", |b| {
+        b.iter(|| black_box(board.around(ParticipantId(rng.below(N)), 5)))
+    });
     g.finish();
 }
 
@@ -114,7 +129,11 @@ fn replay(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("corrections for 1M ledger entries", |b| {
-        b.iter_batched(|| (), |_| black_box(corrections(&actual, &expected, "bench", 0, 2)), BatchSize::PerIteration)
+        b.iter_batched(
+            || (),
+            |_| black_box(corrections(&actual, &expected, "bench", 0, 2)),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 }

@@ -56,17 +56,16 @@ pub struct EventRejection {
 
 impl EventRejection {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 /// Validates one event object. `clock_offset_ms` is what to add to the sender's
 /// clock to get ours (from `sent_at`); `received_at_ms` is our clock now.
-pub fn validate_event(
-    value: &Value,
-    clock_offset_ms: i64,
-    received_at_ms: i64,
-) -> Result<Event, EventRejection> {
+pub fn validate_event(value: &Value, clock_offset_ms: i64, received_at_ms: i64) -> Result<Event, EventRejection> {
     let obj = value
         .as_object()
         .ok_or_else(|| EventRejection::new("invalid_event", "an event must be a JSON object"))?;
@@ -84,15 +83,16 @@ pub fn validate_event(
         .get("type")
         .and_then(Value::as_str)
         .and_then(EventType::parse)
-        .ok_or_else(|| {
-            EventRejection::new("invalid_type", "`type` must be one of track, identify, page")
-        })?;
+        .ok_or_else(|| EventRejection::new("invalid_type", "`type` must be one of track, identify, page"))?;
 
     let name = match obj.get("event") {
         Some(Value::String(s)) if is_valid_name(s) => s.clone(),
         None | Some(Value::Null) if event_type != EventType::Track => event_type.as_str().to_owned(),
         None | Some(Value::Null) => {
-            return Err(EventRejection::new("missing_event", "a track event needs an `event` name"));
+            return Err(EventRejection::new(
+                "missing_event",
+                "a track event needs an `event` name",
+            ));
         }
         Some(_) => {
             return Err(EventRejection::new(
@@ -129,9 +129,8 @@ pub fn validate_event(
     let occurred_at_ms = match obj.get("timestamp") {
         None | Some(Value::Null) => received_at_ms,
         Some(Value::String(s)) => {
-            let sent = parse_rfc3339_ms(s).ok_or_else(|| {
-                EventRejection::new("invalid_timestamp", "`timestamp` must be RFC 3339")
-            })?;
+            let sent = parse_rfc3339_ms(s)
+                .ok_or_else(|| EventRejection::new("invalid_timestamp", "`timestamp` must be RFC 3339"))?;
             // A clock that runs ahead must not put events in our future.
             sent.saturating_add(clock_offset_ms).min(received_at_ms)
         }
@@ -142,7 +141,15 @@ pub fn validate_event(
 
     let mut payload = obj.clone();
     payload.insert("id".into(), Value::String(id.clone()));
-    Ok(Event { id, event_type, name, anonymous_id, user_id, occurred_at_ms, payload })
+    Ok(Event {
+        id,
+        event_type,
+        name,
+        anonymous_id,
+        user_id,
+        occurred_at_ms,
+        payload,
+    })
 }
 
 fn is_valid_name(s: &str) -> bool {
@@ -153,9 +160,7 @@ fn is_valid_name(s: &str) -> bool {
 fn optional_id(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, EventRejection> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if is_valid_name(s) && s.chars().count() <= MAX_ID_CHARS => {
-            Ok(Some(s.clone()))
-        }
+        Some(Value::String(s)) if is_valid_name(s) && s.chars().count() <= MAX_ID_CHARS => Ok(Some(s.clone())),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(_) => Err(EventRejection::new(
             "invalid_field",
@@ -181,13 +186,18 @@ mod tests {
 
     #[test]
     fn a_track_event_is_normalised() {
-        let e = ok(json!({"id":"0190F3C2-8E4B-7A4E-9F7A-2B1C3D4E5F60","type":"track","event":"signup",
-                          "anonymous_id":"a1","timestamp":"2027-01-15T08:00:00Z","properties":{"plan":"pro"}}));
+        let e = ok(
+            json!({"id":"0190F3C2-8E4B-7A4E-9F7A-2B1C3D4E5F60","type":"track","event":"signup",
+                          "anonymous_id":"a1","timestamp":"2027-01-15T08:00:00Z","properties":{"plan":"pro"}}),
+        );
         assert_eq!(e.id, "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60");
         assert_eq!(e.payload["id"], "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60");
         assert_eq!(e.name, "signup");
         assert_eq!(e.event_type, EventType::Track);
-        assert_eq!(e.occurred_at_ms, 1_800_000_000_000.min(parse_rfc3339_ms("2027-01-15T08:00:00Z").unwrap()));
+        assert_eq!(
+            e.occurred_at_ms,
+            1_800_000_000_000.min(parse_rfc3339_ms("2027-01-15T08:00:00Z").unwrap())
+        );
     }
 
     #[test]
@@ -195,23 +205,53 @@ mod tests {
         let e = ok(json!({"id":"0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60","type":"page","anonymous_id":"a"}));
         assert_eq!(e.name, "page");
         assert_eq!(e.occurred_at_ms, NOW);
-        assert_eq!(code(json!({"id":"0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60","type":"identify","anonymous_id":"a"})), "missing_user_id");
+        assert_eq!(
+            code(json!({"id":"0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60","type":"identify","anonymous_id":"a"})),
+            "missing_user_id"
+        );
     }
 
     #[test]
     fn bad_events_are_rejected_with_a_reason() {
         let id = "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60";
         assert_eq!(code(json!([1])), "invalid_event");
-        assert_eq!(code(json!({"id":"nope","type":"track","event":"x","anonymous_id":"a"})), "invalid_id");
-        assert_eq!(code(json!({"id":"00000000-0000-0000-0000-000000000000","type":"track","event":"x","anonymous_id":"a"})), "invalid_id");
-        assert_eq!(code(json!({"id":id,"type":"alias","event":"x","anonymous_id":"a"})), "invalid_type");
-        assert_eq!(code(json!({"id":id,"type":"track","anonymous_id":"a"})), "missing_event");
-        assert_eq!(code(json!({"id":id,"type":"track","event":"","anonymous_id":"a"})), "invalid_event_name");
-        assert_eq!(code(json!({"id":id,"type":"track","event":"x".repeat(129),"anonymous_id":"a"})), "invalid_event_name");
+        assert_eq!(
+            code(json!({"id":"nope","type":"track","event":"x","anonymous_id":"a"})),
+            "invalid_id"
+        );
+        assert_eq!(
+            code(json!({"id":"00000000-0000-0000-0000-000000000000","type":"track","event":"x","anonymous_id":"a"})),
+            "invalid_id"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"alias","event":"x","anonymous_id":"a"})),
+            "invalid_type"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"track","anonymous_id":"a"})),
+            "missing_event"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"track","event":"","anonymous_id":"a"})),
+            "invalid_event_name"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"track","event":"x".repeat(129),"anonymous_id":"a"})),
+            "invalid_event_name"
+        );
         assert_eq!(code(json!({"id":id,"type":"track","event":"x"})), "missing_identity");
-        assert_eq!(code(json!({"id":id,"type":"track","event":"x","anonymous_id":7})), "invalid_field");
-        assert_eq!(code(json!({"id":id,"type":"track","event":"x","anonymous_id":"a","properties":[1]})), "invalid_field");
-        assert_eq!(code(json!({"id":id,"type":"track","event":"x","anonymous_id":"a","timestamp":"soon"})), "invalid_timestamp");
+        assert_eq!(
+            code(json!({"id":id,"type":"track","event":"x","anonymous_id":7})),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"track","event":"x","anonymous_id":"a","properties":[1]})),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(json!({"id":id,"type":"track","event":"x","anonymous_id":"a","timestamp":"soon"})),
+            "invalid_timestamp"
+        );
     }
 
     #[test]

@@ -24,11 +24,13 @@ pub fn parse_batch(body: &[u8], received_at_ms: i64) -> Result<Batch, ApiError> 
     if body.len() > MAX_BATCH_BYTES {
         return Err(too_large());
     }
-    let root: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}"))
-    })?;
+    let root: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut root) = root else {
-        return Err(ApiError::new(ErrorCode::MalformedRequest, "the body must be a JSON object"));
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            "the body must be a JSON object",
+        ));
     };
     let key = match root.remove("key") {
         None | Some(Value::Null) => None,
@@ -41,9 +43,7 @@ pub fn parse_batch(body: &[u8], received_at_ms: i64) -> Result<Batch, ApiError> 
         None | Some(Value::Null) => 0,
         Some(Value::String(s)) => parse_rfc3339_ms(s)
             .map(|sent| received_at_ms.saturating_sub(sent))
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::MalformedRequest, "`sent_at` must be an RFC 3339 timestamp")
-            })?,
+            .ok_or_else(|| ApiError::new(ErrorCode::MalformedRequest, "`sent_at` must be an RFC 3339 timestamp"))?,
         Some(_) => {
             return Err(ApiError::new(ErrorCode::MalformedRequest, "`sent_at` must be a string"));
         }
@@ -106,7 +106,11 @@ impl BatchOutcome {
     /// `inserted[i]` says whether `plan.inserts[i]` made a new row; an insert that
     /// changed nothing met an id stored before: a duplicate.
     pub fn new(plan: InsertPlan, inserted: &[bool]) -> Self {
-        assert_eq!(inserted.len(), plan.inserts.len(), "one database answer per planned insert");
+        assert_eq!(
+            inserted.len(),
+            plan.inserts.len(),
+            "one database answer per planned insert"
+        );
         let accepted = inserted.iter().filter(|&&new| new).count();
         Self {
             accepted,
@@ -159,7 +163,10 @@ mod tests {
         assert_eq!(code(b"[]"), ErrorCode::MalformedRequest);
         assert_eq!(code(&body(json!({"key":"pk_x"}))), ErrorCode::MalformedRequest);
         assert_eq!(code(&body(json!({"key":1,"events":[]}))), ErrorCode::MalformedRequest);
-        assert_eq!(code(&body(json!({"sent_at":"now","events":[]}))), ErrorCode::MalformedRequest);
+        assert_eq!(
+            code(&body(json!({"sent_at":"now","events":[]}))),
+            ErrorCode::MalformedRequest
+        );
         let many: Vec<Value> = (0..101).map(|_| ev("0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60")).collect();
         assert_eq!(code(&body(json!({"events": many}))), ErrorCode::TooManyEvents);
         assert_eq!(code(&vec![b' '; MAX_BATCH_BYTES + 1]), ErrorCode::PayloadTooLarge);

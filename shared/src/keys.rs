@@ -21,8 +21,7 @@ pub fn key_kind(key: &str) -> Option<KeyKind> {
     } else {
         return None;
     };
-    let plausible = (8..=96).contains(&rest.len())
-        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let plausible = (8..=96).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     plausible.then_some(kind)
 }
 
@@ -73,7 +72,10 @@ mod tests {
 
     #[test]
     fn bearer_accepts_only_secret_keys() {
-        assert_eq!(bearer_secret_key(Some("Bearer sk_demo_0123456789")), Some("sk_demo_0123456789"));
+        assert_eq!(
+            bearer_secret_key(Some("Bearer sk_demo_0123456789")),
+            Some("sk_demo_0123456789")
+        );
         assert_eq!(bearer_secret_key(Some("Bearer pk_demo_0123456789")), None);
         assert_eq!(bearer_secret_key(Some("Basic sk_demo_0123456789")), None);
         assert_eq!(bearer_secret_key(None), None);

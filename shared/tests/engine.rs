@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use refloop_core::engine::config::CampaignConfig;
+use refloop_core::engine::config::Period;
 use refloop_core::engine::leaderboard::Row;
 use refloop_core::engine::model::{ReferralStatus, Review};
 use refloop_core::engine::program::{Input, Notice};
 use refloop_core::engine::referral::{RefusalReason, Touch};
 use refloop_core::engine::rewards::GrantStatus;
-use refloop_core::engine::config::Period;
 
 const WAITLIST: &str = refloop_core::engine::presets::WAITLIST;
 
@@ -21,7 +21,15 @@ fn a_referral_from_click_to_confirmation() {
     assert_eq!(d.score("ana"), 10, "signup points for herself");
     let code = d.code("ana");
     assert_eq!(code.len(), 8);
-    assert!(d.program.apply(Input::Click { code: code.clone(), at: d.now }).refusal.is_none());
+    assert!(
+        d.program
+            .apply(Input::Click {
+                code: code.clone(),
+                at: d.now
+            })
+            .refusal
+            .is_none()
+    );
 
     let out = d.signup("ben", Some("ana"));
     let rid = out.referral.expect("a referral");
@@ -29,8 +37,16 @@ fn a_referral_from_click_to_confirmation() {
     assert_eq!(d.confirmed("ana"), 0);
 
     let out = d.event("ben", "email_verified");
-    assert!(out.notices.iter().any(|n| matches!(n, Notice::ReferralConfirmed { .. })));
-    assert!(out.notices.iter().any(|n| matches!(n, Notice::MilestoneReached { milestone, .. } if milestone == "starter")));
+    assert!(
+        out.notices
+            .iter()
+            .any(|n| matches!(n, Notice::ReferralConfirmed { .. }))
+    );
+    assert!(
+        out.notices
+            .iter()
+            .any(|n| matches!(n, Notice::MilestoneReached { milestone, .. } if milestone == "starter"))
+    );
     assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Confirmed);
     assert_eq!(d.confirmed("ana"), 1);
     assert_eq!(d.score("ana"), 10 + 10);
@@ -64,7 +80,12 @@ fn the_fifth_referral_pays_the_bonus_once_and_tiers_follow() {
     }
     assert_eq!(d.confirmed("ana"), 6);
     assert_eq!(d.score("ana"), 10 + 6 * 10 + 50);
-    let bonus = d.program.ledger().entries_of(d.id("ana")).filter(|e| e.idempotency_key.contains("fifth-referral")).count();
+    let bonus = d
+        .program
+        .ledger()
+        .entries_of(d.id("ana"))
+        .filter(|e| e.idempotency_key.contains("fifth-referral"))
+        .count();
     assert_eq!(bonus, 1);
     assert_eq!(refloop_core::engine::rewards::tier(d.program.config(), 6), Some("PRO"));
     d.check();
@@ -75,19 +96,35 @@ fn refusals_come_with_reasons() {
     let mut d = Driver::new(WAITLIST);
     d.signup("ana", None);
     let now = d.now;
-    let unknown = d.send("ben", "signup", |e| e.touch = Some(Touch { code: Some("NOSUCH23".into()), invitation: None, at: now }));
+    let unknown = d.send("ben", "signup", |e| {
+        e.touch = Some(Touch {
+            code: Some("NOSUCH23".into()),
+            invitation: None,
+            at: now,
+        })
+    });
     assert_eq!(unknown.refusal, Some(RefusalReason::UnknownCode));
     assert!(unknown.referral.is_none());
     // Ana clicks her own link in her own browser.
     let code = d.code("ana");
-    let own = d.send("ana", "signup", |e| e.touch = Some(Touch { code: Some(code.clone()), invitation: None, at: now }));
+    let own = d.send("ana", "signup", |e| {
+        e.touch = Some(Touch {
+            code: Some(code.clone()),
+            invitation: None,
+            at: now,
+        })
+    });
     assert_eq!(own.refusal, Some(RefusalReason::SelfReferral));
     // Ben was not referred at his signup; a second signup with a code does not change that? It does:
     // he has no referral yet, so the later attributed signup creates one.
     d.signup("cat", Some("ana"));
     let twice = d.signup("cat", Some("ben"));
     assert_eq!(twice.refusal, Some(RefusalReason::AlreadyReferred));
-    assert_eq!(d.program.referral_of(d.id("cat")).unwrap().referrer, d.id("ana"), "one referrer, the first");
+    assert_eq!(
+        d.program.referral_of(d.id("cat")).unwrap().referrer,
+        d.id("ana"),
+        "one referrer, the first"
+    );
     d.check();
 }
 
@@ -99,7 +136,11 @@ fn a_flagged_referral_waits_for_review_and_stays_off_the_leaderboard() {
     let now = d.now;
     let out = d.send("sock", "signup", |e| {
         e.ip_hash = Some("same-ip".into());
-        e.touch = Some(Touch { code: Some(code), invitation: None, at: now });
+        e.touch = Some(Touch {
+            code: Some(code),
+            invitation: None,
+            at: now,
+        });
     });
     let rid = out.referral.unwrap();
     let r = d.program.referral(rid).unwrap();
@@ -112,11 +153,19 @@ fn a_flagged_referral_waits_for_review_and_stays_off_the_leaderboard() {
     let board = d.program.leaderboard().board(Period::All).unwrap();
     assert_eq!(board.score(d.id("ana")), Some(10));
 
-    let approved = d.program.apply(Input::Review { referral: rid, approve: true, at: d.now });
+    let approved = d.program.apply(Input::Review {
+        referral: rid,
+        approve: true,
+        at: d.now,
+    });
     assert!(approved.error.is_none());
     assert_eq!(d.confirmed("ana"), 1);
     assert_eq!(d.score("ana"), 20);
-    let again = d.program.apply(Input::Review { referral: rid, approve: true, at: d.now });
+    let again = d.program.apply(Input::Review {
+        referral: rid,
+        approve: true,
+        at: d.now,
+    });
     assert!(again.error.is_some(), "a review happens once");
     assert_eq!(d.score("ana"), 20);
     d.check();
@@ -131,12 +180,20 @@ fn a_rejected_review_pays_nothing() {
     let rid = d
         .send("sock", "signup", |e| {
             e.device_id = Some("phone".into());
-            e.touch = Some(Touch { code: Some(code), invitation: None, at: now });
+            e.touch = Some(Touch {
+                code: Some(code),
+                invitation: None,
+                at: now,
+            });
         })
         .referral
         .unwrap();
     d.event("sock", "email_verified");
-    d.program.apply(Input::Review { referral: rid, approve: false, at: d.now });
+    d.program.apply(Input::Review {
+        referral: rid,
+        approve: false,
+        at: d.now,
+    });
     assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Rejected);
     assert_eq!(d.confirmed("ana"), 0);
     assert_eq!(d.score("ana"), 10);
@@ -145,12 +202,25 @@ fn a_rejected_review_pays_nothing() {
 
 #[test]
 fn invitations_are_single_use() {
-    let mut d = Driver::new(r#"{"name":"invites","mode":"invite","quest":{"steps":[{"event":"signup"}]},
-        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":7}]}"#);
+    let mut d = Driver::new(
+        r#"{"name":"invites","mode":"invite","quest":{"steps":[{"event":"signup"}]},
+        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":7}]}"#,
+    );
     d.signup("ana", None);
-    let token = d.program.apply(Input::Invite { participant: d.id("ana"), at: d.now }).invitation.unwrap();
+    let token = d
+        .program
+        .apply(Input::Invite {
+            participant: d.id("ana"),
+            at: d.now,
+        })
+        .invitation
+        .unwrap();
     let now = d.now;
-    let touch = Touch { code: None, invitation: Some(token.clone()), at: now };
+    let touch = Touch {
+        code: None,
+        invitation: Some(token.clone()),
+        at: now,
+    };
     let t = touch.clone();
     let first = d.send("ben", "signup", |e| e.touch = Some(t));
     assert!(first.referral.is_some());
@@ -159,7 +229,13 @@ fn invitations_are_single_use() {
     assert_eq!(second.refusal, Some(RefusalReason::InvitationClaimed));
     // A code is no use in invite mode.
     let code = d.code("ana");
-    let wrong = d.send("dan", "signup", |e| e.touch = Some(Touch { code: Some(code), invitation: None, at: now }));
+    let wrong = d.send("dan", "signup", |e| {
+        e.touch = Some(Touch {
+            code: Some(code),
+            invitation: None,
+            at: now,
+        })
+    });
     assert_eq!(wrong.refusal, Some(RefusalReason::WrongMode));
     d.check();
 }
@@ -170,7 +246,11 @@ fn a_trusted_step_needs_a_server_event_and_late_steps_expire() {
     d.signup("ana", None);
     let rid = d.signup("ben", Some("ana")).referral.unwrap();
     d.event("ben", "purchase_completed");
-    assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Pending, "the browser cannot confirm a purchase");
+    assert_eq!(
+        d.program.referral(rid).unwrap().status,
+        ReferralStatus::Pending,
+        "the browser cannot confirm a purchase"
+    );
     d.trusted("ben", "purchase_completed");
     assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Confirmed);
     assert_eq!(d.rewards_of("ana"), ["twenty"]);
@@ -191,10 +271,12 @@ fn a_trusted_step_needs_a_server_event_and_late_steps_expire() {
 
 #[test]
 fn caps_stop_grants_with_a_reason_and_hold() {
-    let mut d = Driver::new(r#"{"name":"capped","quest":{"steps":[{"event":"signup"}]},
+    let mut d = Driver::new(
+        r#"{"name":"capped","quest":{"steps":[{"event":"signup"}]},
         "rewards":[{"id":"ten","name":"$10","kind":{"type":"credit","amount_minor":1000,"currency":"USD"}}],
         "milestones":[{"id":"each","every":1,"reward":"ten"}],
-        "caps":{"budget":{"amount_minor":2500,"currency":"USD"},"per_referrer_max_confirmed":4}}"#);
+        "caps":{"budget":{"amount_minor":2500,"currency":"USD"},"per_referrer_max_confirmed":4}}"#,
+    );
     d.signup("ana", None);
     let mut capped = Vec::new();
     for i in 0..6 {
@@ -213,17 +295,26 @@ fn caps_stop_grants_with_a_reason_and_hold() {
 
 #[test]
 fn referrals_stay_pinned_to_their_version() {
-    let mut d = Driver::new(r#"{"name":"v","quest":{"steps":[{"event":"signup"},{"event":"a"}]},
-        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":10}]}"#);
+    let mut d = Driver::new(
+        r#"{"name":"v","quest":{"steps":[{"event":"signup"},{"event":"a"}]},
+        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":10}]}"#,
+    );
     d.signup("ana", None);
     let old = d.signup("ben", Some("ana")).referral.unwrap();
-    let v2 = CampaignConfig::from_json(r#"{"name":"v","quest":{"steps":[{"event":"signup"},{"event":"b"}]},
-        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":99}]}"#).unwrap();
+    let v2 = CampaignConfig::from_json(
+        r#"{"name":"v","quest":{"steps":[{"event":"signup"},{"event":"b"}]},
+        "point_rules":[{"id":"r","event":"referral_confirmed","to":"referrer","points":99}]}"#,
+    )
+    .unwrap();
     assert!(d.program.apply(Input::Configure(Box::new(v2))).error.is_none());
     assert_eq!(d.program.version(), 2);
     let new = d.signup("cat", Some("ana")).referral.unwrap();
     d.event("ben", "b");
-    assert_eq!(d.program.referral(old).unwrap().status, ReferralStatus::Pending, "v1's quest needs a, not b");
+    assert_eq!(
+        d.program.referral(old).unwrap().status,
+        ReferralStatus::Pending,
+        "v1's quest needs a, not b"
+    );
     d.event("ben", "a");
     d.event("cat", "b");
     assert_eq!(d.program.referral(new).unwrap().status, ReferralStatus::Confirmed);
@@ -240,20 +331,40 @@ fn replay_corrects_without_editing_and_is_idempotent() {
         d.signup(f, Some("ana"));
         d.event(f, "email_verified");
     }
-    d.program.apply(Input::Adjust { participant: d.id("ana"), points: 3, note: "goodwill".into(), key: "k1".into(), at: d.now });
+    d.program.apply(Input::Adjust {
+        participant: d.id("ana"),
+        points: 3,
+        note: "goodwill".into(),
+        key: "k1".into(),
+        at: d.now,
+    });
     let before = d.program.ledger().len();
     assert_eq!(d.score("ana"), 10 + 20 + 3);
 
     let same = d.program.config().clone();
-    assert!(d.program.replay(same, "same", d.now).unwrap().is_empty(), "same rules, nothing to correct");
+    assert!(
+        d.program.replay(same, "same", d.now).unwrap().is_empty(),
+        "same rules, nothing to correct"
+    );
 
     let richer = CampaignConfig::from_json(&WAITLIST.replace(r#""points": 10}"#, r#""points": 25}"#)).unwrap();
     let fixes = d.program.replay(richer.clone(), "r1", d.now).unwrap();
     assert!(!fixes.is_empty());
-    assert_eq!(d.program.ledger().len(), before + fixes.len(), "appended, nothing edited");
-    assert_eq!(d.score("ana"), 25 + 2 * 25 + 3, "every 10-point rule now pays 25; the manual 3 stands");
+    assert_eq!(
+        d.program.ledger().len(),
+        before + fixes.len(),
+        "appended, nothing edited"
+    );
+    assert_eq!(
+        d.score("ana"),
+        25 + 2 * 25 + 3,
+        "every 10-point rule now pays 25; the manual 3 stands"
+    );
     assert_eq!(d.score("b"), 25 + 5);
-    assert!(d.program.replay(richer, "r2", d.now).unwrap().is_empty(), "a second replay adds nothing");
+    assert!(
+        d.program.replay(richer, "r2", d.now).unwrap().is_empty(),
+        "a second replay adds nothing"
+    );
     d.check();
 }
 
@@ -273,9 +384,16 @@ fn the_end_of_the_campaign_distributes_to_the_top() {
     assert_eq!(top[0].participant, d.id("ana"));
     let out = d.program.apply(Input::End { at: d.now, seed: 1 });
     assert_eq!(out.grants.len(), 3);
-    let winners: Vec<_> = out.grants.iter().map(|g| d.program.grants()[g.0 as usize].participant).collect();
+    let winners: Vec<_> = out
+        .grants
+        .iter()
+        .map(|g| d.program.grants()[g.0 as usize].participant)
+        .collect();
     assert_eq!(winners, [top[0].participant, top[1].participant, top[2].participant]);
-    assert!(d.program.apply(Input::End { at: d.now, seed: 1 }).error.is_some(), "ends once");
+    assert!(
+        d.program.apply(Input::End { at: d.now, seed: 1 }).error.is_some(),
+        "ends once"
+    );
     d.check();
 }
 
@@ -286,12 +404,26 @@ fn grant_transitions_follow_the_lifecycle() {
     d.signup("ben", Some("ana"));
     let g = d.program.grants().iter().find(|g| g.reward == "thanks").unwrap().id;
     assert_eq!(d.program.grants()[g.0 as usize].status, GrantStatus::Approved);
-    let bad = d.program.apply(Input::Transition { grant: g, to: GrantStatus::Redeemed, at: d.now, note: None });
+    let bad = d.program.apply(Input::Transition {
+        grant: g,
+        to: GrantStatus::Redeemed,
+        at: d.now,
+        note: None,
+    });
     assert!(bad.error.unwrap().contains("cannot go"));
     for to in [GrantStatus::Fulfilled, GrantStatus::Redeemed] {
-        let ok = d.program.apply(Input::Transition { grant: g, to, at: d.now, note: Some("paid".into()) });
+        let ok = d.program.apply(Input::Transition {
+            grant: g,
+            to,
+            at: d.now,
+            note: Some("paid".into()),
+        });
         assert!(ok.error.is_none());
-        assert!(ok.notices.iter().any(|n| matches!(n, Notice::RewardStatusChanged { .. })));
+        assert!(
+            ok.notices
+                .iter()
+                .any(|n| matches!(n, Notice::RewardStatusChanged { .. }))
+        );
     }
     assert_eq!(d.program.grants()[g.0 as usize].history.len(), 4);
 }
@@ -301,7 +433,10 @@ fn erasure_takes_a_participant_off_the_board_and_forgets_their_details() {
     let mut d = Driver::new(WAITLIST);
     d.send("ana", "signup", |e| e.ip_hash = Some("ip".into()));
     let id = d.id("ana");
-    d.program.apply(Input::Erase { participant: id, at: d.now });
+    d.program.apply(Input::Erase {
+        participant: id,
+        at: d.now,
+    });
     assert!(d.program.participant(id).is_none());
     assert_eq!(d.program.leaderboard().board(Period::All).unwrap().rank(id), None);
     d.check();
@@ -315,13 +450,26 @@ fn a_flagged_referral_holds_the_referees_reward_in_pending_review() {
     let now = d.now;
     let touch = |e: &mut refloop_core::engine::program::EngineEvent| {
         e.ip_hash = Some("ip".into());
-        e.touch = Some(Touch { code: Some(code.clone()), invitation: None, at: now });
+        e.touch = Some(Touch {
+            code: Some(code.clone()),
+            invitation: None,
+            at: now,
+        });
     };
     let rid = d.send("sock", "signup", touch).referral.unwrap();
-    let welcome = d.program.grants().iter().find(|g| g.reward == "welcome").expect("held, not dropped");
+    let welcome = d
+        .program
+        .grants()
+        .iter()
+        .find(|g| g.reward == "welcome")
+        .expect("held, not dropped");
     assert_eq!(welcome.status, GrantStatus::PendingReview);
     assert!(d.rewards_of("ana").is_empty(), "the referrer's side waits too");
-    d.program.apply(Input::Review { referral: rid, approve: true, at: d.now });
+    d.program.apply(Input::Review {
+        referral: rid,
+        approve: true,
+        at: d.now,
+    });
     let welcome = d.program.grants().iter().find(|g| g.reward == "welcome").unwrap();
     assert_eq!(welcome.status, GrantStatus::Approved);
     assert_eq!(d.rewards_of("ana"), ["thanks"]);
@@ -330,16 +478,28 @@ fn a_flagged_referral_holds_the_referees_reward_in_pending_review() {
 
 #[test]
 fn a_points_reward_is_paid_on_approval_and_taken_back_on_revocation() {
-    let mut d = Driver::new(r#"{"name":"p","quest":{"steps":[{"event":"signup"}]},
+    let mut d = Driver::new(
+        r#"{"name":"p","quest":{"steps":[{"event":"signup"}]},
         "rewards":[{"id":"pts","name":"50 points","kind":{"type":"points","points":50},"requires_review":true}],
-        "milestones":[{"id":"first","confirmed_referrals":1,"reward":"pts"}]}"#);
+        "milestones":[{"id":"first","confirmed_referrals":1,"reward":"pts"}]}"#,
+    );
     d.signup("ana", None);
     d.signup("ben", Some("ana"));
     assert_eq!(d.score("ana"), 0, "not while pending review");
     let g = d.program.grants()[0].id;
-    d.program.apply(Input::Transition { grant: g, to: GrantStatus::Approved, at: d.now, note: None });
+    d.program.apply(Input::Transition {
+        grant: g,
+        to: GrantStatus::Approved,
+        at: d.now,
+        note: None,
+    });
     assert_eq!(d.score("ana"), 50);
-    d.program.apply(Input::Transition { grant: g, to: GrantStatus::Revoked, at: d.now, note: Some("clawback".into()) });
+    d.program.apply(Input::Transition {
+        grant: g,
+        to: GrantStatus::Revoked,
+        at: d.now,
+        note: Some("clawback".into()),
+    });
     assert_eq!(d.score("ana"), 0, "a new entry takes it back; nothing is edited");
     assert_eq!(d.program.ledger().len(), 2);
     d.check();
@@ -356,6 +516,9 @@ fn the_daily_trend_counts_clicks_signups_and_confirmations() {
     d.event("ben", "email_verified");
     let days = d.program.trend(T0, d.now);
     let total = |f: fn(&refloop_core::engine::analytics::Day) -> u64| days.iter().map(f).sum::<u64>();
-    assert_eq!((total(|x| x.clicks), total(|x| x.signups), total(|x| x.confirmed)), (1, 1, 1));
+    assert_eq!(
+        (total(|x| x.clicks), total(|x| x.signups), total(|x| x.confirmed)),
+        (1, 1, 1)
+    );
     assert_eq!(days.last().unwrap().confirmed, 1);
 }

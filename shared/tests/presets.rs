@@ -59,7 +59,13 @@ fn signup_pulse_rewards_both_sides() {
     d.signup("ben", Some("ana"));
     assert_eq!(d.rewards_of("ana"), ["thanks"]);
     assert_eq!(d.rewards_of("ben"), ["welcome"]);
-    let credit: i64 = d.program.grants().iter().filter_map(|g| g.value.as_ref()).map(|v| v.amount_minor).sum();
+    let credit: i64 = d
+        .program
+        .grants()
+        .iter()
+        .filter_map(|g| g.value.as_ref())
+        .map(|v| v.amount_minor)
+        .sum();
     assert_eq!(credit, 1000);
     d.check();
 }
@@ -114,7 +120,12 @@ fn cross_sell_pulse_pays_the_upgrader_and_their_referrer() {
     });
     // Ben was not referred; Cat is, by Ana.
     d.signup("cat", Some("ana"));
-    d.send("cat", "identify", |e| e.traits.insert("plan".into(), json!("starter")).map(|_| ()).unwrap_or(()));
+    d.send("cat", "identify", |e| {
+        e.traits
+            .insert("plan".into(), json!("starter"))
+            .map(|_| ())
+            .unwrap_or(())
+    });
     d.trusted("ben", "feature_upgraded");
     d.trusted("cat", "feature_upgraded");
     assert_eq!(d.score("ben"), 30);
@@ -163,7 +174,11 @@ fn feedback_pulse_gift_cards_wait_for_review() {
 fn product_education_pulse_badges_and_a_reproducible_raffle() {
     let run = || {
         let mut d = driver("product_education");
-        for (who, events) in [("a", vec!["tutorial_completed"]), ("b", vec!["tutorial_completed", "feature_first_use", "power_user"]), ("c", vec!["feature_first_use"])] {
+        for (who, events) in [
+            ("a", vec!["tutorial_completed"]),
+            ("b", vec!["tutorial_completed", "feature_first_use", "power_user"]),
+            ("c", vec!["feature_first_use"]),
+        ] {
             d.send(who, "identify", |e| e.user_id = Some(format!("u-{who}")));
             for ev in events {
                 d.event(who, ev);
@@ -177,7 +192,14 @@ fn product_education_pulse_badges_and_a_reproducible_raffle() {
     assert_eq!(d.score("b"), 80);
     assert!(d.rewards_of("b").contains(&"expert-badge".to_string()));
     assert!(!d.rewards_of("a").contains(&"expert-badge".to_string()));
-    let prize = |d: &Driver| d.program.grants().iter().filter(|g| g.reward == "prize").map(|g| g.participant).collect::<Vec<_>>();
+    let prize = |d: &Driver| {
+        d.program
+            .grants()
+            .iter()
+            .filter(|g| g.reward == "prize")
+            .map(|g| g.participant)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(prize(&d).len(), 1);
     assert_eq!(prize(&d), prize(&run()), "the same seed draws the same winner");
 }
@@ -192,15 +214,26 @@ fn switch_up_pulse_confirms_on_team_migration_and_tiers_up() {
         let rid = d.signup(&f, Some("ana")).referral.unwrap();
         d.event(&f, "data_imported");
         d.event(&f, "team_migrated");
-        assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Pending, "needs the server's word");
+        assert_eq!(
+            d.program.referral(rid).unwrap().status,
+            ReferralStatus::Pending,
+            "needs the server's word"
+        );
         d.trusted(&f, "team_migrated");
         assert_eq!(d.program.referral(rid).unwrap().status, ReferralStatus::Confirmed);
     }
     assert_eq!(d.score("ana"), 500);
-    assert_eq!(refloop_core::engine::rewards::tier(d.program.config(), 5), Some("AMBASSADOR"));
+    assert_eq!(
+        refloop_core::engine::rewards::tier(d.program.config(), 5),
+        Some("AMBASSADOR")
+    );
     let amb = d.program.grants().iter().find(|g| g.reward == "ambassador").unwrap();
     assert_eq!(amb.status, GrantStatus::PendingReview);
-    assert_eq!(d.score("team0"), 25 + 75, "the browser's team_migrated counts for points, not for the quest");
+    assert_eq!(
+        d.score("team0"),
+        25 + 75,
+        "the browser's team_migrated counts for points, not for the quest"
+    );
     d.check();
 }
 

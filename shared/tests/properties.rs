@@ -9,7 +9,7 @@ mod common;
 use common::T0;
 use proptest::prelude::*;
 use refloop_core::engine::config::CampaignConfig;
-use refloop_core::engine::model::{ReferralId, HOUR_MS};
+use refloop_core::engine::model::{HOUR_MS, ReferralId};
 use refloop_core::engine::program::{EngineEvent, Input, Program, SIGNUP};
 use refloop_core::engine::referral::Touch;
 use std::collections::BTreeMap;
@@ -44,12 +44,26 @@ const CONFIG: &str = r#"{
 
 #[derive(Debug, Clone)]
 enum Action {
-    Signup { who: u8, by: Option<u8> },
-    Step { who: u8, step: u8, trusted: bool },
-    Review { referral: u8, approve: bool },
-    Wait { hours: u8 },
+    Signup {
+        who: u8,
+        by: Option<u8>,
+    },
+    Step {
+        who: u8,
+        step: u8,
+        trusted: bool,
+    },
+    Review {
+        referral: u8,
+        approve: bool,
+    },
+    Wait {
+        hours: u8,
+    },
     /// Send an earlier input again.
-    Resend { index: u8 },
+    Resend {
+        index: u8,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -79,11 +93,13 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
                 if who % 4 == 0 {
                     e.ip_hash = Some("shared-ip".into());
                 }
-                e.touch = by.and_then(|b| program.find(Some(&format!("a{b}")), None)).map(|p| Touch {
-                    code: Some(program.participant(p).map(|x| x.code.clone()).unwrap_or_default()),
-                    invitation: None,
-                    at: now,
-                });
+                e.touch = by
+                    .and_then(|b| program.find(Some(&format!("a{b}")), None))
+                    .map(|p| Touch {
+                        code: Some(program.participant(p).map(|x| x.code.clone()).unwrap_or_default()),
+                        invitation: None,
+                        at: now,
+                    });
                 Input::Event(Box::new(e))
             }
             Action::Step { who, step, trusted } => {
@@ -93,7 +109,11 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
                 e.trusted = *trusted;
                 Input::Event(Box::new(e))
             }
-            Action::Review { referral, approve } => Input::Review { referral: ReferralId(u64::from(*referral)), approve: *approve, at: now },
+            Action::Review { referral, approve } => Input::Review {
+                referral: ReferralId(u64::from(*referral)),
+                approve: *approve,
+                at: now,
+            },
             Action::Wait { hours } => {
                 now += i64::from(*hours) * HOUR_MS;
                 Input::Tick { now }
@@ -115,7 +135,11 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
 }
 
 fn ledger_by_key(p: &Program) -> BTreeMap<String, i64> {
-    p.ledger().entries().iter().map(|e| (e.idempotency_key.clone(), e.points)).collect()
+    p.ledger()
+        .entries()
+        .iter()
+        .map(|e| (e.idempotency_key.clone(), e.points))
+        .collect()
 }
 
 proptest! {
@@ -174,10 +198,26 @@ fn the_generator_reaches_the_interesting_states() {
         let actions = strategy.new_tree(&mut runner).unwrap().current();
         let config = CampaignConfig::from_json(CONFIG).unwrap();
         let (program, inputs) = run(&actions, true);
-        confirmed += program.referrals().iter().filter(|r| r.status == ReferralStatus::Confirmed).count();
-        expired += program.referrals().iter().filter(|r| r.status == ReferralStatus::Expired).count();
-        reviewed += program.referrals().iter().filter(|r| matches!(r.review, Review::Approved | Review::Rejected)).count();
-        milestones += program.grants().iter().filter(|g| matches!(g.source, refloop_core::engine::rewards::GrantSource::Milestone { .. })).count();
+        confirmed += program
+            .referrals()
+            .iter()
+            .filter(|r| r.status == ReferralStatus::Confirmed)
+            .count();
+        expired += program
+            .referrals()
+            .iter()
+            .filter(|r| r.status == ReferralStatus::Expired)
+            .count();
+        reviewed += program
+            .referrals()
+            .iter()
+            .filter(|r| matches!(r.review, Review::Approved | Review::Rejected))
+            .count();
+        milestones += program
+            .grants()
+            .iter()
+            .filter(|g| matches!(g.source, refloop_core::engine::rewards::GrantSource::Milestone { .. }))
+            .count();
         // Replaying the inputs once more: every event is a duplicate now.
         let mut again = Program::new(config, 11).unwrap();
         for i in &inputs {
@@ -186,8 +226,17 @@ fn the_generator_reaches_the_interesting_states() {
             duplicates += usize::from(first.duplicate);
         }
     }
-    eprintln!("confirmed {confirmed} reviewed {reviewed} milestones {milestones} capped {capped} expired {expired} duplicates {duplicates}");
-    for (what, n) in [("confirmed", confirmed), ("reviewed", reviewed), ("milestones", milestones), ("capped", capped), ("expired", expired), ("duplicates", duplicates)] {
+    eprintln!(
+        "confirmed {confirmed} reviewed {reviewed} milestones {milestones} capped {capped} expired {expired} duplicates {duplicates}"
+    );
+    for (what, n) in [
+        ("confirmed", confirmed),
+        ("reviewed", reviewed),
+        ("milestones", milestones),
+        ("capped", capped),
+        ("expired", expired),
+        ("duplicates", duplicates),
+    ] {
         assert!(n > 0, "the generator never produced {what}");
     }
 }

@@ -10,7 +10,8 @@ pub fn migrated_db() -> Connection {
     conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
     for path in migration_files() {
         let sql = std::fs::read_to_string(&path).expect("read migration");
-        conn.execute_batch(&sql).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        conn.execute_batch(&sql)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
     conn
 }

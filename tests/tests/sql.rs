@@ -25,7 +25,11 @@ fn insert(db: &Connection, event_id: &str) -> usize {
 fn the_seeded_secret_key_is_found_by_the_hash_the_edge_computes() {
     let db = seeded();
     let site: i64 = db
-        .query_row(sql::SITE_BY_SECRET_KEY_HASH, [hash_secret_key("sk_demo_refloop_secret")], |r| r.get(0))
+        .query_row(
+            sql::SITE_BY_SECRET_KEY_HASH,
+            [hash_secret_key("sk_demo_refloop_secret")],
+            |r| r.get(0),
+        )
         .expect("the seed's hash must be hash_secret_key of the documented key");
     assert_eq!(site, 1);
 }
@@ -39,8 +43,9 @@ fn the_site_lookup_returns_its_origins() {
     assert!(origins.split(' ').any(|o| o == "http://127.0.0.1:8080"), "{origins}");
     let none = db.query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_nope"], |r| r.get::<_, i64>(0));
     assert!(matches!(none, Err(rusqlite::Error::QueryReturnedNoRows)));
-    let allowed: i64 =
-        db.query_row(sql::ANY_SITE_ALLOWS_ORIGIN, ["http://localhost:8080"], |r| r.get(0)).unwrap();
+    let allowed: i64 = db
+        .query_row(sql::ANY_SITE_ALLOWS_ORIGIN, ["http://localhost:8080"], |r| r.get(0))
+        .unwrap();
     assert_eq!(allowed, 1);
 }
 
@@ -48,14 +53,27 @@ fn the_site_lookup_returns_its_origins() {
 fn an_event_id_is_stored_once_however_often_it_is_inserted() {
     let db = seeded();
     assert_eq!(insert(&db, "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60"), 1);
-    assert_eq!(insert(&db, "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60"), 0, "a resend changes nothing");
+    assert_eq!(
+        insert(&db, "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60"),
+        0,
+        "a resend changes nothing"
+    );
     assert_eq!(insert(&db, "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f61"), 1);
     let n: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2);
     let mut list = db.prepare(sql::LIST_EVENTS).unwrap();
-    let ids: Vec<String> =
-        list.query_map(params![1, 10], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    assert_eq!(ids, ["0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f61", "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60"]);
+    let ids: Vec<String> = list
+        .query_map(params![1, 10], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f61",
+            "0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60"
+        ]
+    );
 }
 
 #[test]
@@ -90,8 +108,10 @@ fn hot_queries_use_an_index() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let scans: Vec<&String> =
-            plan.iter().filter(|d| d.starts_with("SCAN") && !d.contains("USING")).collect();
+        let scans: Vec<&String> = plan
+            .iter()
+            .filter(|d| d.starts_with("SCAN") && !d.contains("USING"))
+            .collect();
         assert!(scans.is_empty(), "{query}\nplans a full scan: {plan:#?}");
     }
 }

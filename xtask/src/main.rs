@@ -61,16 +61,17 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn build_sdk() -> Result<(), String> {
     let root = root();
     let settings_path = root.join("wasm-pack.toml");
-    let text = std::fs::read_to_string(&settings_path)
-        .map_err(|e| format!("{}: {e}", settings_path.display()))?;
-    let s: WasmPackToml =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", settings_path.display()))?;
+    let text = std::fs::read_to_string(&settings_path).map_err(|e| format!("{}: {e}", settings_path.display()))?;
+    let s: WasmPackToml = toml::from_str(&text).map_err(|e| format!("{}: {e}", settings_path.display()))?;
 
     let out_dir = root.join(&s.build.out_dir);
     run(Command::new(tool("wasm-pack")?)
@@ -86,13 +87,24 @@ fn build_sdk() -> Result<(), String> {
     let bundle_dir = root.join(&s.bundle.out_dir);
     std::fs::create_dir_all(&bundle_dir).map_err(|e| e.to_string())?;
     let wasm_out = bundle_dir.join(&s.bundle.wasm);
-    run(Command::new(tool("wasm-opt")?).args(&s.wasm_opt.flags).arg(&raw_wasm).arg("-o").arg(&wasm_out))?;
+    run(Command::new(tool("wasm-opt")?)
+        .args(&s.wasm_opt.flags)
+        .arg(&raw_wasm)
+        .arg("-o")
+        .arg(&wasm_out))?;
 
     let script_out = bundle_dir.join(&s.bundle.script);
     run(Command::new(tool("esbuild")?)
         .current_dir(&root)
         .arg(&s.bundle.loader)
-        .args(["--bundle", "--format=iife", "--minify", "--target=es2019", "--log-level=warning", "--log-override:empty-import-meta=silent"])
+        .args([
+            "--bundle",
+            "--format=iife",
+            "--minify",
+            "--target=es2019",
+            "--log-level=warning",
+            "--log-override:empty-import-meta=silent",
+        ])
         .arg(format!("--define:REFLOOP_WASM_FILE={:?}", s.bundle.wasm))
         .arg(format!("--outfile={}", script_out.display())))?;
 
@@ -116,7 +128,9 @@ fn build_sdk() -> Result<(), String> {
     let report_path = root.join("build/sdk/size.json");
     std::fs::write(&report_path, report).map_err(|e| format!("{}: {e}", report_path.display()))?;
     if total > budget {
-        return Err(format!("the SDK is {total} gzip bytes, over its budget of {budget} (wasm-pack.toml)"));
+        return Err(format!(
+            "the SDK is {total} gzip bytes, over its budget of {budget} (wasm-pack.toml)"
+        ));
     }
     Ok(())
 }
@@ -147,11 +161,17 @@ fn tool(name: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(format!("`{name}` is not installed; run `make bootstrap` (scripts/bootstrap.sh)"))
+    Err(format!(
+        "`{name}` is not installed; run `make bootstrap` (scripts/bootstrap.sh)"
+    ))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{shown} failed with {status}")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
 }

@@ -49,7 +49,13 @@ pub fn daily_trend(clicks: &[Millis], signups: &[Millis], confirmed: &[Millis], 
     let mut days: BTreeMap<Millis, Day> = BTreeMap::new();
     let mut d = first;
     while d <= to {
-        days.insert(d, Day { day: d, ..Day::default() });
+        days.insert(
+            d,
+            Day {
+                day: d,
+                ..Day::default()
+            },
+        );
         d += DAY_MS;
     }
     let mut count = |times: &[Millis], field: fn(&mut Day) -> &mut u64| {

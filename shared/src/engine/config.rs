@@ -76,7 +76,10 @@ pub struct Quest {
 
 impl Default for Quest {
     fn default() -> Self {
-        Self { steps: Vec::new(), window_days: default_quest_days() }
+        Self {
+            steps: Vec::new(),
+            window_days: default_quest_days(),
+        }
     }
 }
 
@@ -209,13 +212,26 @@ pub struct RewardDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
 pub enum RewardKind {
-    Points { points: i64 },
-    Credit { amount_minor: i64, currency: String },
+    Points {
+        points: i64,
+    },
+    Credit {
+        amount_minor: i64,
+        currency: String,
+    },
     /// A coupon or exchange token: a unique code the participant redeems.
-    Coupon { prefix: String },
-    RaffleTicket { tickets: u32 },
-    Badge { badge: String },
-    Text { text: String },
+    Coupon {
+        prefix: String,
+    },
+    RaffleTicket {
+        tickets: u32,
+    },
+    Badge {
+        badge: String,
+    },
+    Text {
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,11 +244,19 @@ pub struct Distribution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
 pub enum DistributionRule {
-    TopN { n: u32 },
-    MinScore { score: i64 },
-    MinReferrals { count: u32 },
+    TopN {
+        n: u32,
+    },
+    MinScore {
+        score: i64,
+    },
+    MinReferrals {
+        count: u32,
+    },
     /// A seeded weighted draw among raffle-ticket holders.
-    Raffle { winners: u32 },
+    Raffle {
+        winners: u32,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -311,7 +335,11 @@ pub struct LeaderboardSettings {
 
 impl Default for LeaderboardSettings {
     fn default() -> Self {
-        Self { score_by: ScoreBy::default(), periods: default_periods(), top_n: default_top_n() }
+        Self {
+            score_by: ScoreBy::default(),
+            periods: default_periods(),
+            top_n: default_top_n(),
+        }
     }
 }
 
@@ -348,7 +376,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { path: path.into(), reason: reason.into() }
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -363,7 +394,10 @@ impl Versioned {
     /// The next version with `config`, validated.
     pub fn update(&self, config: CampaignConfig) -> Result<Versioned, Vec<ConfigError>> {
         config.validate()?;
-        Ok(Versioned { version: self.version + 1, config })
+        Ok(Versioned {
+            version: self.version + 1,
+            config,
+        })
     }
 }
 
@@ -417,13 +451,15 @@ impl CampaignConfig {
             err("name".into(), "must be 1 to 200 characters");
         }
         if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
-            && e <= s {
-                err("ends_at".into(), "must be after starts_at");
-            }
+            && e <= s
+        {
+            err("ends_at".into(), "must be after starts_at");
+        }
         if let Some(url) = &self.landing_url
-            && !(url.starts_with("https://") || url.starts_with("http://")) {
-                err("landing_url".into(), "must be an http(s) URL");
-            }
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            err("landing_url".into(), "must be an http(s) URL");
+        }
         if !(1..=365).contains(&self.attribution_window_days) {
             err("attribution_window_days".into(), "must be 1 to 365");
         }
@@ -436,16 +472,26 @@ impl CampaignConfig {
         let mut step_names = BTreeSet::new();
         for (i, step) in self.quest.steps.iter().enumerate() {
             if !valid_name(&step.event) {
-                err(format!("quest.steps[{i}].event"), "must be 1 to 128 characters, no control characters");
+                err(
+                    format!("quest.steps[{i}].event"),
+                    "must be 1 to 128 characters, no control characters",
+                );
             } else if step.event == REFERRAL_CONFIRMED {
-                err(format!("quest.steps[{i}].event"), "referral_confirmed is emitted by refloop, not a step");
+                err(
+                    format!("quest.steps[{i}].event"),
+                    "referral_confirmed is emitted by refloop, not a step",
+                );
             } else if !step_names.insert(step.event.as_str()) {
                 err(format!("quest.steps[{i}].event"), "appears twice in the quest");
             }
         }
 
         let reward_ids = unique_ids(self.rewards.iter().map(|r| r.id.as_str()), "rewards", &mut errors);
-        let _ = unique_ids(self.point_rules.iter().map(|r| r.id.as_str()), "point_rules", &mut errors);
+        let _ = unique_ids(
+            self.point_rules.iter().map(|r| r.id.as_str()),
+            "point_rules",
+            &mut errors,
+        );
         let _ = unique_ids(self.milestones.iter().map(|m| m.id.as_str()), "milestones", &mut errors);
         let mut err = |path: String, reason: &str| errors.push(ConfigError::new(path, reason));
 
@@ -468,7 +514,10 @@ impl CampaignConfig {
                 err(format!("{p}.when"), "first_referral_only already fixes referral_count");
             }
             for (j, t) in rule.when.traits.iter().enumerate() {
-                let given = [t.equals.is_some(), t.one_of.is_some(), t.gte.is_some()].iter().filter(|b| **b).count();
+                let given = [t.equals.is_some(), t.one_of.is_some(), t.gte.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
                 if t.key.trim().is_empty() {
                     err(format!("{p}.when.traits[{j}].key"), "must not be empty");
                 }
@@ -481,10 +530,16 @@ impl CampaignConfig {
             }
             let referral_only = rule.when.referral_count.is_some() || rule.when.first_referral_only;
             if referral_only && rule.event != REFERRAL_CONFIRMED {
-                err(format!("{p}.when"), "referral conditions apply only to referral_confirmed rules");
+                err(
+                    format!("{p}.when"),
+                    "referral conditions apply only to referral_confirmed rules",
+                );
             }
             if referral_only && rule.to != Recipient::Referrer {
-                err(format!("{p}.to"), "referral conditions count the referrer's referrals: use to = referrer");
+                err(
+                    format!("{p}.to"),
+                    "referral conditions count the referrer's referrals: use to = referrer",
+                );
             }
         }
 
@@ -500,14 +555,18 @@ impl CampaignConfig {
                 err(p.clone(), "grants nothing: give it a reward, a badge or a tier name");
             }
             if let Some(r) = &m.reward
-                && !reward_ids.contains(r.as_str()) {
-                    err(format!("{p}.reward"), "names no reward of this campaign");
-                }
+                && !reward_ids.contains(r.as_str())
+            {
+                err(format!("{p}.reward"), "names no reward of this campaign");
+            }
         }
         let mut thresholds = BTreeSet::new();
         for (i, m) in self.milestones.iter().enumerate() {
             if m.every.is_none() && !thresholds.insert(m.confirmed_referrals) {
-                err(format!("milestones[{i}].confirmed_referrals"), "another milestone has this threshold");
+                err(
+                    format!("milestones[{i}].confirmed_referrals"),
+                    "another milestone has this threshold",
+                );
             }
         }
 
@@ -520,16 +579,26 @@ impl CampaignConfig {
                 RewardKind::Points { points } if *points == 0 => err(format!("{p}.kind.points"), "must not be zero"),
                 RewardKind::Credit { amount_minor, currency } => {
                     if *amount_minor <= 0 {
-                        err(format!("{p}.kind.amount_minor"), "must be positive (minor units, e.g. cents)");
+                        err(
+                            format!("{p}.kind.amount_minor"),
+                            "must be positive (minor units, e.g. cents)",
+                        );
                     }
                     if !valid_currency(currency) {
                         err(format!("{p}.kind.currency"), "must be an ISO 4217 code such as USD");
                     }
                 }
-                RewardKind::Coupon { prefix } if prefix.len() > 16 || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-                    err(format!("{p}.kind.prefix"), "must be at most 16 letters, digits or dashes")
+                RewardKind::Coupon { prefix }
+                    if prefix.len() > 16 || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                {
+                    err(
+                        format!("{p}.kind.prefix"),
+                        "must be at most 16 letters, digits or dashes",
+                    )
                 }
-                RewardKind::RaffleTicket { tickets } if *tickets == 0 => err(format!("{p}.kind.tickets"), "must be at least 1"),
+                RewardKind::RaffleTicket { tickets } if *tickets == 0 => {
+                    err(format!("{p}.kind.tickets"), "must be at least 1")
+                }
                 _ => {}
             }
             if r.max_grants == Some(0) {
@@ -537,9 +606,10 @@ impl CampaignConfig {
             }
         }
         if let Some(r) = &self.referee_reward
-            && !reward_ids.contains(r.as_str()) {
-                err("referee_reward".into(), "names no reward of this campaign");
-            }
+            && !reward_ids.contains(r.as_str())
+        {
+            err("referee_reward".into(), "names no reward of this campaign");
+        }
         for (i, d) in self.end_distributions.iter().enumerate() {
             let p = format!("end_distributions[{i}]");
             if !reward_ids.contains(d.reward.as_str()) {
@@ -552,13 +622,22 @@ impl CampaignConfig {
                 _ => {}
             }
             if matches!(d.rule, DistributionRule::Raffle { .. })
-                && !self.rewards.iter().any(|r| matches!(r.kind, RewardKind::RaffleTicket { .. }))
+                && !self
+                    .rewards
+                    .iter()
+                    .any(|r| matches!(r.kind, RewardKind::RaffleTicket { .. }))
             {
-                err(format!("{p}.rule"), "a raffle needs a raffle_ticket reward to hand out tickets");
+                err(
+                    format!("{p}.rule"),
+                    "a raffle needs a raffle_ticket reward to hand out tickets",
+                );
             }
         }
         if !end_date_ok(self) {
-            err("end_distributions".into(), "need ends_at: they run when the campaign ends");
+            err(
+                "end_distributions".into(),
+                "need ends_at: they run when the campaign ends",
+            );
         }
         if let Some(b) = &self.caps.budget {
             if b.amount_minor <= 0 {
@@ -569,9 +648,13 @@ impl CampaignConfig {
             }
             for (i, r) in self.rewards.iter().enumerate() {
                 if let RewardKind::Credit { currency, .. } = &r.kind
-                    && currency != &b.currency {
-                        err(format!("rewards[{i}].kind.currency"), "differs from the budget's currency");
-                    }
+                    && currency != &b.currency
+                {
+                    err(
+                        format!("rewards[{i}].kind.currency"),
+                        "differs from the budget's currency",
+                    );
+                }
             }
         }
         if matches!(self.caps.max_winners, Some(0)) {
@@ -597,15 +680,14 @@ fn end_date_ok(c: &CampaignConfig) -> bool {
     c.end_distributions.is_empty() || c.ends_at.is_some()
 }
 
-fn unique_ids<'a>(
-    ids: impl Iterator<Item = &'a str>,
-    list: &str,
-    errors: &mut Vec<ConfigError>,
-) -> BTreeSet<&'a str> {
+fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, list: &str, errors: &mut Vec<ConfigError>) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     for (i, id) in ids.enumerate() {
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            errors.push(ConfigError::new(format!("{list}[{i}].id"), "must be 1 to 64 letters, digits, - _ ."));
+            errors.push(ConfigError::new(
+                format!("{list}[{i}].id"),
+                "must be 1 to 64 letters, digits, - _ .",
+            ));
         } else if !seen.insert(id) {
             errors.push(ConfigError::new(format!("{list}[{i}].id"), "is used twice"));
         }
@@ -704,7 +786,10 @@ mod tests {
 
     #[test]
     fn updates_make_new_versions_and_refuse_invalid_configs() {
-        let v1 = Versioned { version: 1, config: minimal() };
+        let v1 = Versioned {
+            version: 1,
+            config: minimal(),
+        };
         let mut next = minimal();
         next.name = "Launch 2".into();
         let v2 = v1.update(next).unwrap();

@@ -86,16 +86,59 @@ pub fn normalise_email(email: &str) -> Option<String> {
 /// A bundled list of disposable-mail domains (the most common ones; an
 /// operator's review catches the rest).
 const DISPOSABLE_DOMAINS: &[&str] = &[
-    "10minutemail.com", "20minutemail.com", "33mail.com", "anonbox.net", "burnermail.io",
-    "discard.email", "dispostable.com", "dropmail.me", "emailondeck.com", "fakeinbox.com",
-    "getairmail.com", "getnada.com", "guerrillamail.biz", "guerrillamail.com", "guerrillamail.de",
-    "guerrillamail.info", "guerrillamail.net", "guerrillamail.org", "guerrillamailblock.com",
-    "harakirimail.com", "inboxbear.com", "incognitomail.org", "jetable.org", "mail-temp.com",
-    "mail.tm", "mailcatch.com", "maildrop.cc", "mailinator.com", "mailinator.net", "mailnesia.com",
-    "mintemail.com", "moakt.com", "mohmal.com", "mytemp.email", "nada.email", "sharklasers.com",
-    "spam4.me", "spambox.us", "spamgourmet.com", "temp-mail.io", "temp-mail.org", "tempail.com",
-    "tempmail.com", "tempmail.net", "tempmailo.com", "tempr.email", "throwawaymail.com",
-    "trashmail.com", "trashmail.de", "trashmail.net", "yopmail.com", "yopmail.fr", "yopmail.net",
+    "10minutemail.com",
+    "20minutemail.com",
+    "33mail.com",
+    "anonbox.net",
+    "burnermail.io",
+    "discard.email",
+    "dispostable.com",
+    "dropmail.me",
+    "emailondeck.com",
+    "fakeinbox.com",
+    "getairmail.com",
+    "getnada.com",
+    "guerrillamail.biz",
+    "guerrillamail.com",
+    "guerrillamail.de",
+    "guerrillamail.info",
+    "guerrillamail.net",
+    "guerrillamail.org",
+    "guerrillamailblock.com",
+    "harakirimail.com",
+    "inboxbear.com",
+    "incognitomail.org",
+    "jetable.org",
+    "mail-temp.com",
+    "mail.tm",
+    "mailcatch.com",
+    "maildrop.cc",
+    "mailinator.com",
+    "mailinator.net",
+    "mailnesia.com",
+    "mintemail.com",
+    "moakt.com",
+    "mohmal.com",
+    "mytemp.email",
+    "nada.email",
+    "sharklasers.com",
+    "spam4.me",
+    "spambox.us",
+    "spamgourmet.com",
+    "temp-mail.io",
+    "temp-mail.org",
+    "tempail.com",
+    "tempmail.com",
+    "tempmail.net",
+    "tempmailo.com",
+    "tempr.email",
+    "throwawaymail.com",
+    "trashmail.com",
+    "trashmail.de",
+    "trashmail.net",
+    "yopmail.com",
+    "yopmail.fr",
+    "yopmail.net",
 ];
 
 pub fn is_disposable_domain(domain: &str) -> bool {
@@ -132,9 +175,18 @@ mod tests {
 
     #[test]
     fn gmail_aliases_collapse_and_others_keep_dots() {
-        assert_eq!(normalise_email(" J.Doe+promo@GMail.com ").as_deref(), Some("jdoe@gmail.com"));
-        assert_eq!(normalise_email("j.doe@googlemail.com").as_deref(), Some("jdoe@gmail.com"));
-        assert_eq!(normalise_email("j.doe+x@example.com").as_deref(), Some("j.doe@example.com"));
+        assert_eq!(
+            normalise_email(" J.Doe+promo@GMail.com ").as_deref(),
+            Some("jdoe@gmail.com")
+        );
+        assert_eq!(
+            normalise_email("j.doe@googlemail.com").as_deref(),
+            Some("jdoe@gmail.com")
+        );
+        assert_eq!(
+            normalise_email("j.doe+x@example.com").as_deref(),
+            Some("j.doe@example.com")
+        );
         assert_eq!(normalise_email("nope"), None);
         assert_eq!(normalise_email("+tag@gmail.com"), None);
     }
@@ -150,12 +202,34 @@ mod tests {
         a.device_id = Some("d".into());
         b.device_id = Some("d".into());
         b.email_domain = Some("yopmail.com".into());
-        let flags = signals(&s, &a, &b, ReferrerActivity { referrals_last_hour: 10, stale_pending: 20 });
+        let flags = signals(
+            &s,
+            &a,
+            &b,
+            ReferrerActivity {
+                referrals_last_hour: 10,
+                stale_pending: 20,
+            },
+        );
         assert_eq!(
             flags,
-            [FraudFlag::SharedIp, FraudFlag::SharedDevice, FraudFlag::Velocity, FraudFlag::DisposableEmail, FraudFlag::StalePending]
+            [
+                FraudFlag::SharedIp,
+                FraudFlag::SharedDevice,
+                FraudFlag::Velocity,
+                FraudFlag::DisposableEmail,
+                FraudFlag::StalePending
+            ]
         );
-        let under = signals(&s, &person(1), &person(2), ReferrerActivity { referrals_last_hour: 9, stale_pending: 19 });
+        let under = signals(
+            &s,
+            &person(1),
+            &person(2),
+            ReferrerActivity {
+                referrals_last_hour: 9,
+                stale_pending: 19,
+            },
+        );
         assert!(under.is_empty(), "the 10th referral in an hour is still fine");
     }
 }

@@ -75,25 +75,34 @@ impl Board {
         let me = rank as usize - 1;
         let from = me.saturating_sub(radius);
         let to = (me + radius).min(self.order.len().saturating_sub(1));
-        (from..=to).filter_map(|i| self.order.get_index(i).map(|k| row(i, k))).collect()
+        (from..=to)
+            .filter_map(|i| self.order.get_index(i).map(|k| row(i, k)))
+            .collect()
     }
 }
 
 fn row(index: usize, key: &Key) -> Row {
-    Row { rank: index as u64 + 1, participant: ParticipantId(key.2), score: key.0.0 }
+    Row {
+        rank: index as u64 + 1,
+        participant: ParticipantId(key.2),
+        score: key.0.0,
+    }
 }
 
 /// The start of the window of `period` that contains `at` (UTC; weeks start on
 /// Monday). `All` has one window, starting at the epoch.
 pub fn window_start(period: Period, at: Millis) -> Millis {
-    let Some(t) = DateTime::<Utc>::from_timestamp_millis(at) else { return 0 };
+    let Some(t) = DateTime::<Utc>::from_timestamp_millis(at) else {
+        return 0;
+    };
     let day = t.date_naive();
     let start = match period {
         Period::All => return 0,
         Period::Month => day.with_day(1).unwrap_or(day),
         Period::Week => day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())),
     };
-    Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).unwrap_or_default()).timestamp_millis()
+    Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .timestamp_millis()
 }
 
 /// The campaign's boards, one per configured period, each for its current window.
@@ -103,7 +112,9 @@ pub struct Leaderboard {
 
 impl Leaderboard {
     pub fn new(periods: &[Period]) -> Self {
-        Self { boards: periods.iter().map(|p| (*p, 0, Board::default())).collect() }
+        Self {
+            boards: periods.iter().map(|p| (*p, 0, Board::default())).collect(),
+        }
     }
 
     /// Adds points earned at `at`. A period's board rolls over to a new, empty
@@ -140,7 +151,12 @@ impl Leaderboard {
     /// An immutable copy of the top `n` of `period`.
     pub fn snapshot(&self, period: Period, n: usize, taken_at: Millis) -> Option<Snapshot> {
         let b = self.boards.iter().find(|b| b.0 == period)?;
-        Some(Snapshot { period, window_start: b.1, taken_at, rows: b.2.top(n) })
+        Some(Snapshot {
+            period,
+            window_start: b.1,
+            taken_at,
+            rows: b.2.top(n),
+        })
     }
 }
 
@@ -171,7 +187,13 @@ mod tests {
         let around: Vec<u64> = b.around(ParticipantId(1), 1).iter().map(|r| r.participant.0).collect();
         assert_eq!(around, [2, 1, 3]);
         b.add(ParticipantId(3), 10, 100);
-        assert_eq!(b.top(2).iter().map(|r| (r.rank, r.participant.0, r.score)).collect::<Vec<_>>(), [(1, 3, 105), (2, 4, 30)]);
+        assert_eq!(
+            b.top(2)
+                .iter()
+                .map(|r| (r.rank, r.participant.0, r.score))
+                .collect::<Vec<_>>(),
+            [(1, 3, 105), (2, 4, 30)]
+        );
         b.remove(ParticipantId(3));
         assert_eq!(b.rank(ParticipantId(3)), None);
         assert_eq!(b.len(), 3);
@@ -180,8 +202,14 @@ mod tests {
     #[test]
     fn windows_start_on_the_first_of_the_month_and_on_mondays() {
         let t = crate::time::parse_rfc3339_ms("2026-11-21T19:30:00Z").unwrap(); // a Saturday
-        assert_eq!(crate::time::format_rfc3339_ms(window_start(Period::Month, t)), "2026-11-01T00:00:00.000Z");
-        assert_eq!(crate::time::format_rfc3339_ms(window_start(Period::Week, t)), "2026-11-16T00:00:00.000Z");
+        assert_eq!(
+            crate::time::format_rfc3339_ms(window_start(Period::Month, t)),
+            "2026-11-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            crate::time::format_rfc3339_ms(window_start(Period::Week, t)),
+            "2026-11-16T00:00:00.000Z"
+        );
         assert_eq!(window_start(Period::All, t), 0);
     }
 

@@ -105,26 +105,33 @@ pub fn corrections(
         slot.0 += e.points;
     }
     let mut want: BTreeMap<&str, (i64, &LedgerEntry)> = BTreeMap::new();
-    for e in expected.iter().filter(|e| !matches!(e.reason, EntryReason::Manual { .. })) {
+    for e in expected
+        .iter()
+        .filter(|e| !matches!(e.reason, EntryReason::Manual { .. }))
+    {
         let slot = want.entry(e.idempotency_key.as_str()).or_insert((0, e));
         slot.0 += e.points;
     }
     let mut out = Vec::new();
-    let mut push = |key: &str, participant: ParticipantId, campaign: CampaignId, diff: i64, source: Option<&LedgerEntry>| {
-        if diff != 0 {
-            out.push(LedgerEntry {
-                campaign,
-                participant,
-                points: diff,
-                reason: EntryReason::Correction { replay: replay_id.to_owned(), corrects: key.to_owned() },
-                source_event: source.and_then(|s| s.source_event.clone()),
-                referral: source.and_then(|s| s.referral),
-                idempotency_key: format!("replay:{replay_id}:{key}"),
-                at,
-                config_version,
-            });
-        }
-    };
+    let mut push =
+        |key: &str, participant: ParticipantId, campaign: CampaignId, diff: i64, source: Option<&LedgerEntry>| {
+            if diff != 0 {
+                out.push(LedgerEntry {
+                    campaign,
+                    participant,
+                    points: diff,
+                    reason: EntryReason::Correction {
+                        replay: replay_id.to_owned(),
+                        corrects: key.to_owned(),
+                    },
+                    source_event: source.and_then(|s| s.source_event.clone()),
+                    referral: source.and_then(|s| s.referral),
+                    idempotency_key: format!("replay:{replay_id}:{key}"),
+                    at,
+                    config_version,
+                });
+            }
+        };
     for (key, (points, entry)) in &want {
         let had = have.get(key).map_or(0, |h| h.0);
         push(key, entry.participant, entry.campaign, points - had, Some(entry));

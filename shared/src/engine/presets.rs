@@ -19,7 +19,10 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 pub fn preset(name: &str) -> Option<CampaignConfig> {
-    PRESETS.iter().find(|(n, _)| *n == name).and_then(|(_, json)| CampaignConfig::from_json(json).ok())
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, json)| CampaignConfig::from_json(json).ok())
 }
 
 /// A launch waitlist: move up by referring; points for joining, verifying and

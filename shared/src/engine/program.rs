@@ -9,8 +9,8 @@
 
 use super::config::{CampaignConfig, Mode, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned};
 use super::fraud::{ReferrerActivity, VELOCITY_WINDOW_MS};
-use super::ledger::{Ledger, corrections, reward_key, rule_key};
 use super::leaderboard::Leaderboard;
+use super::ledger::{Ledger, corrections, reward_key, rule_key};
 use super::model::*;
 use super::quest::{self, StepOutcome};
 use super::referral::{Invitation, RefusalReason, SignupDecision, SignupFacts, Touch, decide_signup};
@@ -64,17 +64,46 @@ impl EngineEvent {
 #[derive(Debug, Clone)]
 pub enum Input {
     Event(Box<EngineEvent>),
-    Click { code: String, at: Millis },
-    Invite { participant: ParticipantId, at: Millis },
-    Review { referral: ReferralId, approve: bool, at: Millis },
-    Adjust { participant: ParticipantId, points: i64, note: String, key: String, at: Millis },
-    Transition { grant: GrantId, to: GrantStatus, at: Millis, note: Option<String> },
+    Click {
+        code: String,
+        at: Millis,
+    },
+    Invite {
+        participant: ParticipantId,
+        at: Millis,
+    },
+    Review {
+        referral: ReferralId,
+        approve: bool,
+        at: Millis,
+    },
+    Adjust {
+        participant: ParticipantId,
+        points: i64,
+        note: String,
+        key: String,
+        at: Millis,
+    },
+    Transition {
+        grant: GrantId,
+        to: GrantStatus,
+        at: Millis,
+        note: Option<String>,
+    },
     Configure(Box<CampaignConfig>),
     /// Expire overdue referrals and grants.
-    Tick { now: Millis },
+    Tick {
+        now: Millis,
+    },
     /// The campaign ended: run the end distributions with this raffle seed.
-    End { at: Millis, seed: u64 },
-    Erase { participant: ParticipantId, at: Millis },
+    End {
+        at: Millis,
+        seed: u64,
+    },
+    Erase {
+        participant: ParticipantId,
+        at: Millis,
+    },
 }
 
 /// What the webhook outbox carries.
@@ -82,13 +111,29 @@ pub enum Input {
 #[serde(tag = "type")]
 pub enum Notice {
     #[serde(rename = "referral.confirmed")]
-    ReferralConfirmed { referral: ReferralId, referrer: ParticipantId, referee: ParticipantId },
+    ReferralConfirmed {
+        referral: ReferralId,
+        referrer: ParticipantId,
+        referee: ParticipantId,
+    },
     #[serde(rename = "milestone.reached")]
-    MilestoneReached { participant: ParticipantId, milestone: String, nth: u32 },
+    MilestoneReached {
+        participant: ParticipantId,
+        milestone: String,
+        nth: u32,
+    },
     #[serde(rename = "reward.earned")]
-    RewardEarned { grant: GrantId, participant: ParticipantId, reward: String },
+    RewardEarned {
+        grant: GrantId,
+        participant: ParticipantId,
+        reward: String,
+    },
     #[serde(rename = "reward.status_changed")]
-    RewardStatusChanged { grant: GrantId, from: GrantStatus, to: GrantStatus },
+    RewardStatusChanged {
+        grant: GrantId,
+        from: GrantStatus,
+        to: GrantStatus,
+    },
     #[serde(rename = "leaderboard.top_n_changed")]
     TopNChanged { top: Vec<ParticipantId> },
 }
@@ -129,6 +174,8 @@ pub struct Program {
     ledger: Ledger,
     grants: Vec<Grant>,
     grant_keys: HashMap<String, GrantId>,
+    /// Exchange tokens handed out, unique in the campaign.
+    tokens: HashSet<String>,
     winners: HashSet<ParticipantId>,
     leaderboard: Leaderboard,
     seen: HashSet<String>,
@@ -163,6 +210,7 @@ impl Program {
             ledger: Ledger::default(),
             grants: Vec::new(),
             grant_keys: HashMap::new(),
+            tokens: HashSet::new(),
             winners: HashSet::new(),
             leaderboard,
             seen: HashSet::new(),
@@ -203,7 +251,9 @@ impl Program {
     }
 
     pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
-        self.participants.get(id.0 as usize).filter(|_| !self.erased.contains(&id))
+        self.participants
+            .get(id.0 as usize)
+            .filter(|_| !self.erased.contains(&id))
     }
 
     pub fn participants(&self) -> impl Iterator<Item = &Participant> {
@@ -211,7 +261,10 @@ impl Program {
     }
 
     pub fn find(&self, anonymous_id: Option<&str>, user_id: Option<&str>) -> Option<ParticipantId> {
-        user_id.and_then(|u| self.by_user.get(u)).or_else(|| anonymous_id.and_then(|a| self.by_anonymous.get(a))).copied()
+        user_id
+            .and_then(|u| self.by_user.get(u))
+            .or_else(|| anonymous_id.and_then(|a| self.by_anonymous.get(a)))
+            .copied()
     }
 
     pub fn by_code(&self, code: &str) -> Option<ParticipantId> {
@@ -261,14 +314,24 @@ impl Program {
     /// The analytics funnel of the campaign.
     pub fn funnel(&self) -> super::analytics::Funnel {
         let confirmed = self.referrals.iter().filter(|r| r.counts()).count() as u64;
-        super::analytics::funnel(self.clicks.len() as u64, self.referrals.len() as u64, confirmed, self.participants().count() as u64)
+        super::analytics::funnel(
+            self.clicks.len() as u64,
+            self.referrals.len() as u64,
+            confirmed,
+            self.participants().count() as u64,
+        )
     }
 
     /// Clicks, referred signups and confirmations per UTC day.
     pub fn trend(&self, from: Millis, to: Millis) -> Vec<super::analytics::Day> {
         let clicks: Vec<Millis> = self.clicks.iter().map(|c| c.1).collect();
         let signups: Vec<Millis> = self.referrals.iter().map(|r| r.created_at).collect();
-        let confirmed: Vec<Millis> = self.referrals.iter().filter(|r| r.counts()).filter_map(|r| r.confirmed_at).collect();
+        let confirmed: Vec<Millis> = self
+            .referrals
+            .iter()
+            .filter(|r| r.counts())
+            .filter_map(|r| r.confirmed_at)
+            .collect();
         super::analytics::daily_trend(&clicks, &signups, &confirmed, from, to)
     }
 
@@ -289,7 +352,13 @@ impl Program {
             }
             Input::Invite { participant, at } => self.invite(participant, at, &mut out),
             Input::Review { referral, approve, at } => self.review(referral, approve, at, &mut out),
-            Input::Adjust { participant, points, note, key, at } => {
+            Input::Adjust {
+                participant,
+                points,
+                note,
+                key,
+                at,
+            } => {
                 if self.participant(participant).is_none() {
                     out.error = Some("no such participant".into());
                 } else {
@@ -302,7 +371,7 @@ impl Program {
                         idempotency_key: format!("manual:{key}"),
                         at,
                         config_version: self.version(),
-                campaign: self.campaign,
+                        campaign: self.campaign,
                     };
                     self.write(entry, &mut out);
                 }
@@ -336,9 +405,10 @@ impl Program {
         self.update_identity(pid, e);
 
         if e.name == SIGNUP
-            && let Some(touch) = &e.touch {
-                self.signup(pid, touch, e.at, out);
-            }
+            && let Some(touch) = &e.touch
+        {
+            self.signup(pid, touch, e.at, out);
+        }
         // Quest progress of the actor's referral.
         if let Some(rid) = self.referral_of.get(&pid).copied() {
             self.quest_step(rid, e, out);
@@ -348,13 +418,7 @@ impl Program {
 
     fn join(&mut self, e: &EngineEvent) -> ParticipantId {
         let id = ParticipantId(self.participants.len() as u64);
-        let code = loop {
-            let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-            if let Some(c) = rewards::code_from_random(&bytes)
-                && !self.by_code.contains_key(&c) {
-                    break c;
-                }
-        };
+        let code = fresh_code(&mut self.rng, "", |c| self.by_code.contains_key(c));
         self.by_code.insert(code.clone(), id);
         self.participants.push(Participant {
             id,
@@ -428,17 +492,30 @@ impl Program {
             }
             SignupDecision::CreateRejected { referrer, reason } => {
                 out.refusal = Some(reason);
-                (referrer, ReferralStatus::Rejected, Vec::new(), Some(reason.as_str().to_owned()))
+                (
+                    referrer,
+                    ReferralStatus::Rejected,
+                    Vec::new(),
+                    Some(reason.as_str().to_owned()),
+                )
             }
             SignupDecision::Create { referrer, flags } => (referrer, ReferralStatus::Pending, flags, None),
         };
         let id = ReferralId(self.referrals.len() as u64);
-        let review = if flags.is_empty() { Review::Clear } else { Review::Pending };
+        let review = if flags.is_empty() {
+            Review::Clear
+        } else {
+            Review::Pending
+        };
         self.referrals.push(Referral {
             id,
             referrer,
             referee: pid,
-            via: touch.code.clone().or_else(|| touch.invitation.clone()).unwrap_or_default(),
+            via: touch
+                .code
+                .clone()
+                .or_else(|| touch.invitation.clone())
+                .unwrap_or_default(),
             status,
             config_version: self.version(),
             created_at: now,
@@ -451,9 +528,10 @@ impl Program {
         self.referral_of.insert(pid, id);
         self.referrals_by.entry(referrer).or_default().push(id);
         if let Some(token) = &touch.invitation
-            && let Some(inv) = self.invitations.get_mut(token) {
-                inv.claimed_by = Some(pid);
-            }
+            && let Some(inv) = self.invitations.get_mut(token)
+        {
+            inv.claimed_by = Some(pid);
+        }
         out.referral = Some(id);
         // A quest without steps: the signup itself confirms.
         if status == ReferralStatus::Pending && self.config_at(self.version()).quest.steps.is_empty() {
@@ -465,7 +543,13 @@ impl Program {
         let settings = &self.config().fraud;
         let stale_after = Millis::from(settings.stale_pending_days) * DAY_MS;
         let mut a = ReferrerActivity::default();
-        for r in self.referrals_by.get(&referrer).into_iter().flatten().filter_map(|r| self.referral(*r)) {
+        for r in self
+            .referrals_by
+            .get(&referrer)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| self.referral(*r))
+        {
             if now - r.created_at < VELOCITY_WINDOW_MS {
                 a.referrals_last_hour += 1;
             }
@@ -513,36 +597,73 @@ impl Program {
     fn count_confirmation(&mut self, rid: ReferralId, at: Millis, out: &mut Outcome) {
         let r = self.referrals[rid.0 as usize].clone();
         if let Some(max) = self.config().caps.per_referrer_max_confirmed
-            && self.confirmed_referrals(r.referrer) >= max {
-                let r = &mut self.referrals[rid.0 as usize];
-                r.status = ReferralStatus::Rejected;
-                r.reason = Some(RefusalReason::ReferrerCapReached.as_str().into());
-                out.refusal = Some(RefusalReason::ReferrerCapReached);
-                return;
-            }
+            && self.confirmed_referrals(r.referrer) >= max
+        {
+            let r = &mut self.referrals[rid.0 as usize];
+            r.status = ReferralStatus::Rejected;
+            r.reason = Some(RefusalReason::ReferrerCapReached.as_str().into());
+            out.refusal = Some(RefusalReason::ReferrerCapReached);
+            return;
+        }
         let before = self.confirmed_referrals(r.referrer);
         let after = before + 1;
         self.confirmed.insert(r.referrer, after);
-        out.notices.push(Notice::ReferralConfirmed { referral: rid, referrer: r.referrer, referee: r.referee });
+        out.notices.push(Notice::ReferralConfirmed {
+            referral: rid,
+            referrer: r.referrer,
+            referee: r.referee,
+        });
         if self.config().leaderboard.score_by == ScoreBy::ConfirmedReferrals {
             let joined = self.participants[r.referrer.0 as usize].joined_at;
             self.leaderboard.add(r.referrer, joined, 1, at);
         }
 
         // Rules on the emitted event, under the referral's pinned version.
-        let synthetic = EngineEvent { id: format!("referral:{}:confirmed", rid.0), name: REFERRAL_CONFIRMED.into(), ..EngineEvent::new("", "", "", at) };
+        let synthetic = EngineEvent {
+            id: format!("referral:{}:confirmed", rid.0),
+            name: REFERRAL_CONFIRMED.into(),
+            ..EngineEvent::new("", "", "", at)
+        };
         let config = self.config_at(r.config_version).clone();
-        self.award(&config, config.rules_for(REFERRAL_CONFIRMED), &synthetic, r.referee, Some(&r), out);
+        self.award(
+            &config,
+            config.rules_for(REFERRAL_CONFIRMED),
+            &synthetic,
+            r.referee,
+            Some(&r),
+            out,
+        );
 
         let config = self.config().clone();
         for (m, nth) in rewards::milestones_crossed(&config, before, after) {
-            out.notices.push(Notice::MilestoneReached { participant: r.referrer, milestone: m.id.clone(), nth });
+            out.notices.push(Notice::MilestoneReached {
+                participant: r.referrer,
+                milestone: m.id.clone(),
+                nth,
+            });
             if let Some(reward) = &m.reward {
-                self.grant(r.referrer, reward, GrantSource::Milestone { milestone: m.id.clone(), nth }, false, at, out);
+                self.grant(
+                    r.referrer,
+                    reward,
+                    GrantSource::Milestone {
+                        milestone: m.id.clone(),
+                        nth,
+                    },
+                    false,
+                    at,
+                    out,
+                );
             }
         }
         if let Some(reward) = self.config_at(r.config_version).referee_reward.clone() {
-            self.grant(r.referee, &reward, GrantSource::Referee { referral: rid }, false, at, out);
+            self.grant(
+                r.referee,
+                &reward,
+                GrantSource::Referee { referral: rid },
+                false,
+                at,
+                out,
+            );
         }
     }
 
@@ -551,15 +672,23 @@ impl Program {
         // Referral-side effects of a referral under review wait for its review.
         let held = referral.as_ref().is_some_and(|r| r.review == Review::Pending);
         if held {
-            self.held.entry(referral.as_ref().map_or(ReferralId(0), |r| r.id)).or_default().push(e.clone());
+            self.held
+                .entry(referral.as_ref().map_or(ReferralId(0), |r| r.id))
+                .or_default()
+                .push(e.clone());
         }
         let current = self.config().clone();
-        let own: Vec<&PointRule> = current.rules_for(&e.name).filter(|r| r.to == Recipient::Actor && (e.trusted || !r.trusted)).collect();
+        let own: Vec<&PointRule> = current
+            .rules_for(&e.name)
+            .filter(|r| r.to == Recipient::Actor && (e.trusted || !r.trusted))
+            .collect();
         self.award(&current, own.into_iter(), e, pid, None, out);
         if let (Some(r), false) = (&referral, held) {
             let pinned = self.config_at(r.config_version).clone();
-            let side: Vec<&PointRule> =
-                pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted)).collect();
+            let side: Vec<&PointRule> = pinned
+                .rules_for(&e.name)
+                .filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted))
+                .collect();
             self.award(&pinned, side.into_iter(), e, pid, Some(r), out);
         }
     }
@@ -595,19 +724,22 @@ impl Program {
             let Some(p) = recipient(a.to) else { continue };
             let mut points = a.points;
             if a.to == Recipient::Referrer
-                && let Some(cap) = config.caps.per_referrer_max_points {
-                    let earned = self.referral_points.get(&p).copied().unwrap_or(0);
-                    if points > 0 {
-                        points = points.min(cap - earned).max(0);
-                    }
-                    if points == 0 {
-                        continue;
-                    }
+                && let Some(cap) = config.caps.per_referrer_max_points
+            {
+                let earned = self.referral_points.get(&p).copied().unwrap_or(0);
+                if points > 0 {
+                    points = points.min(cap - earned).max(0);
                 }
+                if points == 0 {
+                    continue;
+                }
+            }
             let entry = LedgerEntry {
                 participant: p,
                 points,
-                reason: EntryReason::Rule { rule: a.rule.id.clone() },
+                reason: EntryReason::Rule {
+                    rule: a.rule.id.clone(),
+                },
                 source_event: Some(e.id.clone()),
                 referral: live.map(|r| r.id),
                 idempotency_key: rule_key(&e.id, &a.rule.id, p),
@@ -635,7 +767,15 @@ impl Program {
         true
     }
 
-    fn grant(&mut self, p: ParticipantId, reward_id: &str, source: GrantSource, needs_review: bool, at: Millis, out: &mut Outcome) {
+    fn grant(
+        &mut self,
+        p: ParticipantId,
+        reward_id: &str,
+        source: GrantSource,
+        needs_review: bool,
+        at: Millis,
+        out: &mut Outcome,
+    ) {
         let config = self.config().clone();
         let Some(reward) = config.reward(reward_id) else { return };
         let key = source.key(p, reward_id);
@@ -654,20 +794,22 @@ impl Program {
                 .filter(|v| Some(&v.currency) == budget_currency.as_ref())
                 .map(|v| v.amount_minor)
                 .sum(),
-            grants_of_reward: self.grants.iter().filter(|g| g.reward == reward.id && g.status.is_live()).count() as u32,
+            grants_of_reward: self
+                .grants
+                .iter()
+                .filter(|g| g.reward == reward.id && g.status.is_live())
+                .count() as u32,
         };
         if let Err(reason) = rewards::check_caps(&config, reward, &usage) {
             out.capped.push(reason);
             return;
         }
         let token = match &reward.kind {
-            RewardKind::Coupon { prefix } => loop {
-                let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-                if let Some(t) = rewards::token_from_random(prefix, &bytes)
-                    && !self.grants.iter().any(|g| g.token.as_deref() == Some(t.as_str())) {
-                        break Some(t);
-                    }
-            },
+            RewardKind::Coupon { prefix } => {
+                let token = fresh_code(&mut self.rng, prefix, |t| self.tokens.contains(t));
+                self.tokens.insert(token.clone());
+                Some(token)
+            }
             _ => None,
         };
         let id = GrantId(self.grants.len() as u64);
@@ -675,7 +817,11 @@ impl Program {
         self.grant_keys.insert(g.idempotency_key.clone(), id);
         self.winners.insert(p);
         let approved = g.status == GrantStatus::Approved;
-        out.notices.push(Notice::RewardEarned { grant: id, participant: p, reward: reward.id.clone() });
+        out.notices.push(Notice::RewardEarned {
+            grant: id,
+            participant: p,
+            reward: reward.id.clone(),
+        });
         out.grants.push(id);
         self.grants.push(g);
         if approved {
@@ -687,12 +833,20 @@ impl Program {
     /// `sign` 1 pays it on approval, -1 takes it back on revocation.
     fn pay_points(&mut self, id: GrantId, sign: i64, at: Millis, out: &mut Outcome) {
         let g = &self.grants[id.0 as usize];
-        let Some(RewardKind::Points { points }) = self.config().reward(&g.reward).map(|r| r.kind.clone()) else { return };
-        let key = if sign > 0 { reward_key(&g.idempotency_key) } else { format!("revoke:{}", reward_key(&g.idempotency_key)) };
+        let Some(RewardKind::Points { points }) = self.config().reward(&g.reward).map(|r| r.kind.clone()) else {
+            return;
+        };
+        let key = if sign > 0 {
+            reward_key(&g.idempotency_key)
+        } else {
+            format!("revoke:{}", reward_key(&g.idempotency_key))
+        };
         let entry = LedgerEntry {
             participant: g.participant,
             points: sign * points,
-            reason: EntryReason::Reward { reward: g.reward.clone() },
+            reason: EntryReason::Reward {
+                reward: g.reward.clone(),
+            },
             source_event: None,
             referral: None,
             idempotency_key: key,
@@ -712,15 +866,18 @@ impl Program {
             out.error = Some("no such participant".into());
             return;
         }
-        let token = loop {
-            let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-            if let Some(t) = rewards::code_from_random(&bytes)
-                && !self.invitations.contains_key(&t) {
-                    break t;
-                }
-        };
+        let token = fresh_code(&mut self.rng, "", |t| self.invitations.contains_key(t));
         let expires_at = at + self.config().attribution_window_ms();
-        self.invitations.insert(token.clone(), Invitation { token: token.clone(), inviter: p, created_at: at, expires_at, claimed_by: None });
+        self.invitations.insert(
+            token.clone(),
+            Invitation {
+                token: token.clone(),
+                inviter: p,
+                created_at: at,
+                expires_at,
+                claimed_by: None,
+            },
+        );
         out.invitation = Some(token);
     }
 
@@ -741,9 +898,20 @@ impl Program {
             .filter(|g| self.config().reward(&g.reward).is_none_or(|r| !r.requires_review) || !approve)
             .map(|g| g.id)
             .collect();
-        let note = Some(if approve { "referral approved" } else { "referral rejected" }.to_owned());
+        let note = Some(
+            if approve {
+                "referral approved"
+            } else {
+                "referral rejected"
+            }
+            .to_owned(),
+        );
         for g in waiting {
-            let to = if approve { GrantStatus::Approved } else { GrantStatus::Rejected };
+            let to = if approve {
+                GrantStatus::Approved
+            } else {
+                GrantStatus::Rejected
+            };
             self.transition(g, to, at, note.clone(), out);
         }
         if !approve {
@@ -757,8 +925,10 @@ impl Program {
         let r = self.referrals[rid.0 as usize].clone();
         let pinned = self.config_at(r.config_version).clone();
         for e in &held {
-            let side: Vec<&PointRule> =
-                pinned.rules_for(&e.name).filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted)).collect();
+            let side: Vec<&PointRule> = pinned
+                .rules_for(&e.name)
+                .filter(|rule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted))
+                .collect();
             self.award(&pinned, side.into_iter(), e, r.referee, Some(&r), out);
         }
         if r.status == ReferralStatus::Confirmed {
@@ -795,7 +965,11 @@ impl Program {
         for g in &mut self.grants {
             let from = g.status;
             if g.expire_if_due(now) {
-                out.notices.push(Notice::RewardStatusChanged { grant: g.id, from, to: GrantStatus::Expired });
+                out.notices.push(Notice::RewardStatusChanged {
+                    grant: g.id,
+                    from,
+                    to: GrantStatus::Expired,
+                });
             }
         }
     }
@@ -819,13 +993,20 @@ impl Program {
 
     /// Everyone on the all-time board, in rank order, as distributions see them.
     fn standings(&self) -> Vec<Standing> {
-        let tickets: HashMap<ParticipantId, u32> = self.grants.iter().filter(|g| g.status.is_live()).fold(HashMap::new(), |mut m, g| {
-            if let Some(RewardKind::RaffleTicket { tickets }) = self.config().reward(&g.reward).map(|r| &r.kind) {
-                *m.entry(g.participant).or_default() += tickets;
-            }
-            m
-        });
-        let Some(board) = self.leaderboard.board(super::config::Period::All) else { return Vec::new() };
+        let tickets: HashMap<ParticipantId, u32> =
+            self.grants
+                .iter()
+                .filter(|g| g.status.is_live())
+                .fold(HashMap::new(), |mut m, g| {
+                    if let Some(RewardKind::RaffleTicket { tickets }) = self.config().reward(&g.reward).map(|r| &r.kind)
+                    {
+                        *m.entry(g.participant).or_default() += tickets;
+                    }
+                    m
+                });
+        let Some(board) = self.leaderboard.board(super::config::Period::All) else {
+            return Vec::new();
+        };
         board
             .top(board.len())
             .into_iter()
@@ -856,7 +1037,13 @@ impl Program {
         let top: Vec<ParticipantId> = self
             .leaderboard
             .board(super::config::Period::All)
-            .map(|b| b.top(n).into_iter().filter(|r| r.score > 0).map(|r| r.participant).collect())
+            .map(|b| {
+                b.top(n)
+                    .into_iter()
+                    .filter(|r| r.score > 0)
+                    .map(|r| r.participant)
+                    .collect()
+            })
             .unwrap_or_default();
         if top != self.top_before {
             out.notices.push(Notice::TopNChanged { top: top.clone() });
@@ -870,7 +1057,12 @@ impl Program {
     /// written for the same inputs, appended and returned. The inputs are
     /// replayed from the log into a fresh program seeded the same way (so ids
     /// and codes match); manual adjustments are kept as they are.
-    pub fn replay(&mut self, config: CampaignConfig, replay_id: &str, at: Millis) -> Result<Vec<LedgerEntry>, Vec<super::config::ConfigError>> {
+    pub fn replay(
+        &mut self,
+        config: CampaignConfig,
+        replay_id: &str,
+        at: Millis,
+    ) -> Result<Vec<LedgerEntry>, Vec<super::config::ConfigError>> {
         let mut fresh = Program::new(config.clone(), self.seed)?.with_campaign(self.campaign);
         for input in self.log.iter().filter(|i| !matches!(i, Input::Configure(_))) {
             fresh.apply(input.clone());
@@ -894,14 +1086,19 @@ impl Program {
         self.ledger.check()?;
         let config = self.config();
         if config.leaderboard.score_by == ScoreBy::Points
-            && let Some(board) = self.leaderboard.board(super::config::Period::All) {
-                for p in self.participants() {
-                    let on_board = board.score(p.id).unwrap_or(0);
-                    if on_board != self.score(p.id) {
-                        return Err(format!("{:?}: leaderboard {on_board}, ledger {}", p.id, self.score(p.id)));
-                    }
+            && let Some(board) = self.leaderboard.board(super::config::Period::All)
+        {
+            for p in self.participants() {
+                let on_board = board.score(p.id).unwrap_or(0);
+                if on_board != self.score(p.id) {
+                    return Err(format!(
+                        "{:?}: leaderboard {on_board}, ledger {}",
+                        p.id,
+                        self.score(p.id)
+                    ));
                 }
             }
+        }
         let mut referees = HashSet::new();
         for r in &self.referrals {
             if !referees.insert(r.referee) {
@@ -917,7 +1114,10 @@ impl Program {
         }
         for (p, n) in &self.confirmed {
             if counted.get(p).copied().unwrap_or(0) != *n {
-                return Err(format!("{p:?}: confirmed count {n}, counting referrals {:?}", counted.get(p)));
+                return Err(format!(
+                    "{p:?}: confirmed count {n}, counting referrals {:?}",
+                    counted.get(p)
+                ));
             }
             if config.caps.per_referrer_max_confirmed.is_some_and(|max| *n > max) {
                 return Err(format!("{p:?} passed the per-referrer cap"));
@@ -933,9 +1133,13 @@ impl Program {
                     .milestones
                     .iter()
                     .find(|m| &m.id == milestone)
-                    .map_or(u32::MAX, |m| rewards::times_reached(m, self.confirmed_referrals(g.participant)));
+                    .map_or(u32::MAX, |m| {
+                        rewards::times_reached(m, self.confirmed_referrals(g.participant))
+                    });
                 if *nth > reached {
-                    return Err(format!("milestone {milestone} granted a {nth}th time, reached {reached}"));
+                    return Err(format!(
+                        "milestone {milestone} granted a {nth}th time, reached {reached}"
+                    ));
                 }
             }
         }
@@ -947,7 +1151,12 @@ impl Program {
             }
         }
         if let Some(b) = &config.caps.budget {
-            let spent: i64 = live.iter().filter_map(|g| g.value.as_ref()).filter(|v| v.currency == b.currency).map(|v| v.amount_minor).sum();
+            let spent: i64 = live
+                .iter()
+                .filter_map(|g| g.value.as_ref())
+                .filter(|v| v.currency == b.currency)
+                .map(|v| v.amount_minor)
+                .sum();
             if spent > b.amount_minor {
                 return Err(format!("spent {spent}, budget {}", b.amount_minor));
             }
@@ -961,5 +1170,18 @@ impl Program {
             }
         }
         Ok(())
+    }
+}
+
+/// A code (with `prefix`, if any) from the program's seeded randomness that
+/// `taken` does not already know. 31^8 codes: a clash is rare and just draws again.
+fn fresh_code(rng: &mut SplitMix64, prefix: &str, taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let bytes: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+        if let Some(code) = rewards::token_from_random(prefix, &bytes)
+            && !taken(&code)
+        {
+            return code;
+        }
     }
 }

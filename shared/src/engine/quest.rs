@@ -19,7 +19,10 @@ pub enum StepOutcome {
     /// The window closed before this step: the referral expires.
     Expired,
     /// Recorded; `confirmed` when it was the last missing step.
-    Done { step: usize, confirmed: bool },
+    Done {
+        step: usize,
+        confirmed: bool,
+    },
 }
 
 /// Bits of the steps done.
@@ -34,12 +37,21 @@ pub fn progress(done_mask: u32, steps: usize) -> usize {
 
 /// What an event does to a referral's quest under the referral's (pinned)
 /// configuration. Pure: the caller records the outcome.
-pub fn advance(config: &CampaignConfig, referral: &Referral, done_mask: u32, event: &str, trusted: bool, now: Millis) -> StepOutcome {
+pub fn advance(
+    config: &CampaignConfig,
+    referral: &Referral,
+    done_mask: u32,
+    event: &str,
+    trusted: bool,
+    now: Millis,
+) -> StepOutcome {
     if referral.status != ReferralStatus::Pending {
         return StepOutcome::NotAStep;
     }
     let steps = &config.quest.steps;
-    let Some(step) = steps.iter().position(|s| s.event == event) else { return StepOutcome::NotAStep };
+    let Some(step) = steps.iter().position(|s| s.event == event) else {
+        return StepOutcome::NotAStep;
+    };
     if now > referral.created_at + config.quest_window_ms() {
         return StepOutcome::Expired;
     }
@@ -50,7 +62,10 @@ pub fn advance(config: &CampaignConfig, referral: &Referral, done_mask: u32, eve
         return StepOutcome::AlreadyDone;
     }
     let mask = done_mask | (1 << step);
-    StepOutcome::Done { step, confirmed: mask == all_done(steps.len()) }
+    StepOutcome::Done {
+        step,
+        confirmed: mask == all_done(steps.len()),
+    }
 }
 
 /// Whether a pending referral's window has closed at `now`.
@@ -89,15 +104,39 @@ mod tests {
         let r = referral();
         assert_eq!(advance(&c, &r, 0, "page", false, 1), StepOutcome::NotAStep);
         assert_eq!(advance(&c, &r, 0, "purchase", false, 1), StepOutcome::NeedsTrusted);
-        assert_eq!(advance(&c, &r, 0, "purchase", true, 1), StepOutcome::Done { step: 2, confirmed: false });
-        assert_eq!(advance(&c, &r, 0b100, "signup", false, 1), StepOutcome::Done { step: 0, confirmed: false });
+        assert_eq!(
+            advance(&c, &r, 0, "purchase", true, 1),
+            StepOutcome::Done {
+                step: 2,
+                confirmed: false
+            }
+        );
+        assert_eq!(
+            advance(&c, &r, 0b100, "signup", false, 1),
+            StepOutcome::Done {
+                step: 0,
+                confirmed: false
+            }
+        );
         assert_eq!(advance(&c, &r, 0b101, "signup", false, 1), StepOutcome::AlreadyDone);
-        assert_eq!(advance(&c, &r, 0b101, "email_verified", false, 1), StepOutcome::Done { step: 1, confirmed: true });
+        assert_eq!(
+            advance(&c, &r, 0b101, "email_verified", false, 1),
+            StepOutcome::Done {
+                step: 1,
+                confirmed: true
+            }
+        );
         assert_eq!(progress(0b101, 3), 1);
         assert_eq!(progress(0b111, 3), 3);
-        assert_eq!(advance(&c, &r, 0b101, "email_verified", false, 31 * DAY_MS), StepOutcome::Expired);
+        assert_eq!(
+            advance(&c, &r, 0b101, "email_verified", false, 31 * DAY_MS),
+            StepOutcome::Expired
+        );
         assert!(is_overdue(&c, &r, 31 * DAY_MS));
-        let settled = Referral { status: ReferralStatus::Confirmed, ..r };
+        let settled = Referral {
+            status: ReferralStatus::Confirmed,
+            ..r
+        };
         assert_eq!(advance(&c, &settled, 0, "signup", false, 1), StepOutcome::NotAStep);
     }
 }

@@ -83,9 +83,15 @@ pub struct SignupFacts<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignupDecision {
     /// Create a pending referral; flags put it under review.
-    Create { referrer: ParticipantId, flags: Vec<FraudFlag> },
+    Create {
+        referrer: ParticipantId,
+        flags: Vec<FraudFlag>,
+    },
     /// Store the referral as rejected (an operator sees it), with the reason.
-    CreateRejected { referrer: ParticipantId, reason: RefusalReason },
+    CreateRejected {
+        referrer: ParticipantId,
+        reason: RefusalReason,
+    },
     /// No referral at all.
     Refuse(RefusalReason),
 }
@@ -104,7 +110,9 @@ pub fn decide_signup(f: &SignupFacts<'_>) -> SignupDecision {
         (Mode::Code, None, Some(_)) | (Mode::Invite, Some(_), None) => return Refuse(WrongMode),
         (_, None, None) => return Refuse(UnknownCode),
     }
-    let Some(referrer) = f.referrer else { return Refuse(UnknownCode) };
+    let Some(referrer) = f.referrer else {
+        return Refuse(UnknownCode);
+    };
     if f.config.mode == Mode::Invite {
         match f.invitation {
             None => return Refuse(UnknownCode),
@@ -119,19 +127,31 @@ pub fn decide_signup(f: &SignupFacts<'_>) -> SignupDecision {
     if f.now - f.touch.at > f.config.attribution_window_ms() || f.touch.at > f.now {
         return Refuse(OutsideWindow);
     }
-    if referrer.id == f.referee.id
-        || referrer.anonymous_id.is_some() && referrer.anonymous_id == f.referee.anonymous_id
+    if referrer.id == f.referee.id || referrer.anonymous_id.is_some() && referrer.anonymous_id == f.referee.anonymous_id
     {
         return Refuse(SelfReferral);
     }
     // Two accounts, one mailbox: the same person. Kept, as rejected, for review.
     if referrer.email_hash.is_some() && referrer.email_hash == f.referee.email_hash {
-        return CreateRejected { referrer: referrer.id, reason: SelfReferral };
+        return CreateRejected {
+            referrer: referrer.id,
+            reason: SelfReferral,
+        };
     }
-    if f.config.caps.per_referrer_max_confirmed.is_some_and(|max| f.referrer_confirmed >= max) {
-        return CreateRejected { referrer: referrer.id, reason: ReferrerCapReached };
+    if f.config
+        .caps
+        .per_referrer_max_confirmed
+        .is_some_and(|max| f.referrer_confirmed >= max)
+    {
+        return CreateRejected {
+            referrer: referrer.id,
+            reason: ReferrerCapReached,
+        };
     }
-    Create { referrer: referrer.id, flags: signals(&f.config.fraud, referrer, f.referee, f.activity) }
+    Create {
+        referrer: referrer.id,
+        flags: signals(&f.config.fraud, referrer, f.referee, f.activity),
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +192,11 @@ mod tests {
                 config: CampaignConfig::from_json(json).unwrap(),
                 referrer: Some(person(1)),
                 referee: person(2),
-                touch: Touch { code: Some("CODE1".into()), invitation: None, at: 10 * DAY_MS },
+                touch: Touch {
+                    code: Some("CODE1".into()),
+                    invitation: None,
+                    at: 10 * DAY_MS,
+                },
                 already: false,
                 active: true,
                 invitation: None,
@@ -207,7 +231,13 @@ mod tests {
     #[test]
     fn a_good_signup_creates_a_referral() {
         let c = Case::new(r#"{"name":"t"}"#);
-        assert_eq!(c.decide(), SignupDecision::Create { referrer: ParticipantId(1), flags: vec![] });
+        assert_eq!(
+            c.decide(),
+            SignupDecision::Create {
+                referrer: ParticipantId(1),
+                flags: vec![]
+            }
+        );
     }
 
     #[test]
@@ -234,7 +264,11 @@ mod tests {
         let mut c = Case::new(r#"{"name":"t","ends_at":"1970-01-05T00:00:00Z"}"#);
         assert_eq!(refused(&c), RefusalReason::CampaignInactive);
         c.config.ends_at = None;
-        c.touch = Touch { code: None, invitation: Some("tok".into()), at: c.touch.at };
+        c.touch = Touch {
+            code: None,
+            invitation: Some("tok".into()),
+            at: c.touch.at,
+        };
         assert_eq!(refused(&c), RefusalReason::WrongMode);
     }
 
@@ -242,22 +276,50 @@ mod tests {
     fn same_mailbox_and_caps_are_kept_as_rejected() {
         let mut c = Case::new(r#"{"name":"t","caps":{"per_referrer_max_confirmed":3}}"#);
         c.referee.email_hash = Some("mail1".into());
-        assert_eq!(c.decide(), SignupDecision::CreateRejected { referrer: ParticipantId(1), reason: RefusalReason::SelfReferral });
+        assert_eq!(
+            c.decide(),
+            SignupDecision::CreateRejected {
+                referrer: ParticipantId(1),
+                reason: RefusalReason::SelfReferral
+            }
+        );
         let mut c = Case::new(r#"{"name":"t","caps":{"per_referrer_max_confirmed":3}}"#);
         c.confirmed = 3;
-        assert_eq!(c.decide(), SignupDecision::CreateRejected { referrer: ParticipantId(1), reason: RefusalReason::ReferrerCapReached });
+        assert_eq!(
+            c.decide(),
+            SignupDecision::CreateRejected {
+                referrer: ParticipantId(1),
+                reason: RefusalReason::ReferrerCapReached
+            }
+        );
     }
 
     #[test]
     fn invitations_are_claimed_once_and_expire() {
         let mut c = Case::new(r#"{"name":"t","mode":"invite"}"#);
-        c.touch = Touch { code: None, invitation: Some("tok".into()), at: c.touch.at };
-        let inv = Invitation { token: "tok".into(), inviter: ParticipantId(1), created_at: 0, expires_at: 30 * DAY_MS, claimed_by: None };
+        c.touch = Touch {
+            code: None,
+            invitation: Some("tok".into()),
+            at: c.touch.at,
+        };
+        let inv = Invitation {
+            token: "tok".into(),
+            inviter: ParticipantId(1),
+            created_at: 0,
+            expires_at: 30 * DAY_MS,
+            claimed_by: None,
+        };
         c.invitation = Some(inv.clone());
         assert!(matches!(c.decide(), SignupDecision::Create { .. }));
-        c.invitation = Some(Invitation { claimed_by: Some(ParticipantId(9)), ..inv.clone() });
+        c.invitation = Some(Invitation {
+            claimed_by: Some(ParticipantId(9)),
+            ..inv.clone()
+        });
         assert_eq!(refused(&c), RefusalReason::InvitationClaimed);
-        c.invitation = Some(Invitation { expires_at: c.now, ..inv });
+        c.invitation = Some(Invitation {
+            expires_at: c.now,
+            ..inv
+        });
         assert_eq!(refused(&c), RefusalReason::ExpiredCode);
         c.invitation = None;
         assert_eq!(refused(&c), RefusalReason::UnknownCode);

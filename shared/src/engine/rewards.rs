@@ -36,7 +36,10 @@ impl GrantStatus {
 
     /// Still worth something (counts toward caps and budgets).
     pub fn is_live(self) -> bool {
-        !matches!(self, GrantStatus::Rejected | GrantStatus::Expired | GrantStatus::Revoked)
+        !matches!(
+            self,
+            GrantStatus::Rejected | GrantStatus::Expired | GrantStatus::Revoked
+        )
     }
 }
 
@@ -45,12 +48,21 @@ impl GrantStatus {
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum GrantSource {
     /// The `nth` time a milestone was reached (always 1 unless it repeats with `every`).
-    Milestone { milestone: String, nth: u32 },
+    Milestone {
+        milestone: String,
+        nth: u32,
+    },
     /// The flat reward of the referee of a confirmed referral (double-sided).
-    Referee { referral: ReferralId },
+    Referee {
+        referral: ReferralId,
+    },
     /// End of campaign distributions.
-    Distribution { index: usize },
-    Manual { note: String },
+    Distribution {
+        index: usize,
+    },
+    Manual {
+        note: String,
+    },
 }
 
 impl GrantSource {
@@ -109,9 +121,10 @@ impl Grant {
         at: Millis,
     ) -> Grant {
         let value = match &reward.kind {
-            RewardKind::Credit { amount_minor, currency } => {
-                Some(Money { amount_minor: *amount_minor, currency: currency.clone() })
-            }
+            RewardKind::Credit { amount_minor, currency } => Some(Money {
+                amount_minor: *amount_minor,
+                currency: currency.clone(),
+            }),
             _ => None,
         };
         let mut g = Grant {
@@ -125,9 +138,18 @@ impl Grant {
             value,
             earned_at: at,
             expires_at: reward.expires_after_days.map(|d| at + Millis::from(d) * DAY_MS),
-            history: vec![Transition { from: None, to: GrantStatus::Earned, at, note: None }],
+            history: vec![Transition {
+                from: None,
+                to: GrantStatus::Earned,
+                at,
+                note: None,
+            }],
         };
-        let next = if needs_review || reward.requires_review { GrantStatus::PendingReview } else { GrantStatus::Approved };
+        let next = if needs_review || reward.requires_review {
+            GrantStatus::PendingReview
+        } else {
+            GrantStatus::Approved
+        };
         let _ = g.transition(next, at, None);
         g
     }
@@ -137,7 +159,12 @@ impl Grant {
         if !self.status.can_become(to) {
             return Err(IllegalTransition { from: self.status, to });
         }
-        self.history.push(Transition { from: Some(self.status), to, at, note });
+        self.history.push(Transition {
+            from: Some(self.status),
+            to,
+            at,
+            note,
+        });
         self.status = to;
         Ok(())
     }
@@ -145,9 +172,9 @@ impl Grant {
     /// Expires it when its time has come and it was not redeemed.
     pub fn expire_if_due(&mut self, now: Millis) -> bool {
         match self.expires_at {
-            Some(t) if now >= t && self.status.can_become(GrantStatus::Expired) => {
-                self.transition(GrantStatus::Expired, now, Some("expired".into())).is_ok()
-            }
+            Some(t) if now >= t && self.status.can_become(GrantStatus::Expired) => self
+                .transition(GrantStatus::Expired, now, Some("expired".into()))
+                .is_ok(),
             _ => false,
         }
     }
@@ -174,7 +201,11 @@ pub fn code_from_random(random: &[u8]) -> Option<String> {
 /// An exchange token: the reward's prefix and a code, e.g. `WELCOME-7KQ2MXPA`.
 pub fn token_from_random(prefix: &str, random: &[u8]) -> Option<String> {
     let code = code_from_random(random)?;
-    Some(if prefix.is_empty() { code } else { format!("{prefix}-{code}") })
+    Some(if prefix.is_empty() {
+        code
+    } else {
+        format!("{prefix}-{code}")
+    })
 }
 
 /// How many times a milestone has been reached at `confirmed` referrals.
@@ -184,7 +215,11 @@ pub fn times_reached(m: &Milestone, confirmed: u32) -> u32 {
         (Some(every), 0) if every > 0 => confirmed / every,
         // From a start: at start, start + every, start + 2·every …
         (Some(every), start) if every > 0 => {
-            if confirmed < start { 0 } else { (confirmed - start) / every + 1 }
+            if confirmed < start {
+                0
+            } else {
+                (confirmed - start) / every + 1
+            }
         }
         (_, threshold) => u32::from(threshold > 0 && confirmed >= threshold),
     }
@@ -231,20 +266,24 @@ pub struct CapUsage {
 /// Whether one more grant of `reward` fits the caps; the reason when not.
 pub fn check_caps(config: &CampaignConfig, reward: &RewardDef, usage: &CapUsage) -> Result<(), String> {
     if let Some(max) = reward.max_grants
-        && usage.grants_of_reward >= max {
-            return Err(format!("reward {} reached its {max} grants", reward.id));
-        }
+        && usage.grants_of_reward >= max
+    {
+        return Err(format!("reward {} reached its {max} grants", reward.id));
+    }
     if let Some(max) = config.caps.max_winners
-        && !usage.is_winner && usage.winners >= max {
-            return Err(format!("the campaign reached its {max} winners"));
-        }
+        && !usage.is_winner
+        && usage.winners >= max
+    {
+        return Err(format!("the campaign reached its {max} winners"));
+    }
     if let (Some(budget), RewardKind::Credit { amount_minor, .. }) = (&config.caps.budget, &reward.kind)
-        && usage.spent_minor + amount_minor > budget.amount_minor {
-            return Err(format!(
-                "the budget of {} {} would be exceeded",
-                budget.amount_minor, budget.currency
-            ));
-        }
+        && usage.spent_minor + amount_minor > budget.amount_minor
+    {
+        return Err(format!(
+            "the budget of {} {} would be exceeded",
+            budget.amount_minor, budget.currency
+        ));
+    }
     Ok(())
 }
 
@@ -281,8 +320,11 @@ impl SplitMix64 {
 /// over the tickets left. Entrants are sorted by id first, so the same seed and
 /// the same entrants give the same winners anywhere.
 pub fn raffle(entrants: &[(ParticipantId, u32)], winners: u32, seed: u64) -> Vec<ParticipantId> {
-    let mut pool: Vec<(ParticipantId, u64)> =
-        entrants.iter().filter(|(_, t)| *t > 0).map(|(p, t)| (*p, u64::from(*t))).collect();
+    let mut pool: Vec<(ParticipantId, u64)> = entrants
+        .iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(p, t)| (*p, u64::from(*t)))
+        .collect();
     pool.sort();
     pool.dedup_by(|a, b| {
         if a.0 == b.0 {
@@ -328,13 +370,24 @@ pub struct Standing {
 /// seed is published with its result so anyone can redraw it.
 pub fn winners(rule: &DistributionRule, standings: &[Standing], seed: u64) -> Vec<ParticipantId> {
     match *rule {
-        DistributionRule::TopN { n } => standings.iter().filter(|s| s.rank <= u64::from(n)).map(|s| s.participant).collect(),
-        DistributionRule::MinScore { score } => standings.iter().filter(|s| s.score >= score).map(|s| s.participant).collect(),
-        DistributionRule::MinReferrals { count } => {
-            standings.iter().filter(|s| s.confirmed_referrals >= count).map(|s| s.participant).collect()
-        }
+        DistributionRule::TopN { n } => standings
+            .iter()
+            .filter(|s| s.rank <= u64::from(n))
+            .map(|s| s.participant)
+            .collect(),
+        DistributionRule::MinScore { score } => standings
+            .iter()
+            .filter(|s| s.score >= score)
+            .map(|s| s.participant)
+            .collect(),
+        DistributionRule::MinReferrals { count } => standings
+            .iter()
+            .filter(|s| s.confirmed_referrals >= count)
+            .map(|s| s.participant)
+            .collect(),
         DistributionRule::Raffle { winners } => {
-            let entrants: Vec<(ParticipantId, u32)> = standings.iter().map(|s| (s.participant, s.raffle_tickets)).collect();
+            let entrants: Vec<(ParticipantId, u32)> =
+                standings.iter().map(|s| (s.participant, s.raffle_tickets)).collect();
             raffle(&entrants, winners, seed)
         }
     }
@@ -352,26 +405,67 @@ mod tests {
 
     #[test]
     fn only_legal_transitions_and_all_are_recorded() {
-        let mut g = Grant::new(GrantId(1), ParticipantId(1), &reward(json!({"type":"text","text":"hi"})), GrantSource::Manual { note: "n".into() }, false, None, 5);
+        let mut g = Grant::new(
+            GrantId(1),
+            ParticipantId(1),
+            &reward(json!({"type":"text","text":"hi"})),
+            GrantSource::Manual { note: "n".into() },
+            false,
+            None,
+            5,
+        );
         assert_eq!(g.status, GrantStatus::Approved);
-        assert!(g.transition(GrantStatus::Redeemed, 6, None).is_err(), "must be fulfilled first");
+        assert!(
+            g.transition(GrantStatus::Redeemed, 6, None).is_err(),
+            "must be fulfilled first"
+        );
         g.transition(GrantStatus::Fulfilled, 6, None).unwrap();
         g.transition(GrantStatus::Redeemed, 7, None).unwrap();
         assert!(g.transition(GrantStatus::Expired, 8, None).is_err());
         let path: Vec<GrantStatus> = g.history.iter().map(|t| t.to).collect();
-        assert_eq!(path, [GrantStatus::Earned, GrantStatus::Approved, GrantStatus::Fulfilled, GrantStatus::Redeemed]);
-        let mut reviewed = Grant::new(GrantId(2), ParticipantId(1), &reward(json!({"type":"text","text":"hi"})), GrantSource::Manual { note: "m".into() }, true, None, 5);
+        assert_eq!(
+            path,
+            [
+                GrantStatus::Earned,
+                GrantStatus::Approved,
+                GrantStatus::Fulfilled,
+                GrantStatus::Redeemed
+            ]
+        );
+        let mut reviewed = Grant::new(
+            GrantId(2),
+            ParticipantId(1),
+            &reward(json!({"type":"text","text":"hi"})),
+            GrantSource::Manual { note: "m".into() },
+            true,
+            None,
+            5,
+        );
         assert_eq!(reviewed.status, GrantStatus::PendingReview);
         assert!(reviewed.transition(GrantStatus::Fulfilled, 6, None).is_err());
-        reviewed.transition(GrantStatus::Rejected, 6, Some("fraud".into())).unwrap();
+        reviewed
+            .transition(GrantStatus::Rejected, 6, Some("fraud".into()))
+            .unwrap();
         assert!(!reviewed.status.is_live());
     }
 
     #[test]
     fn every_pair_of_statuses_is_either_allowed_or_refused_as_documented() {
         use GrantStatus::*;
-        let all = [Earned, PendingReview, Approved, Fulfilled, Redeemed, Rejected, Expired, Revoked];
-        let allowed: usize = all.iter().map(|a| all.iter().filter(|b| a.can_become(**b)).count()).sum();
+        let all = [
+            Earned,
+            PendingReview,
+            Approved,
+            Fulfilled,
+            Redeemed,
+            Rejected,
+            Expired,
+            Revoked,
+        ];
+        let allowed: usize = all
+            .iter()
+            .map(|a| all.iter().filter(|b| a.can_become(**b)).count())
+            .sum();
         assert_eq!(allowed, 4 + 3 + 3 + 3 + 1);
         for terminal in [Rejected, Expired, Revoked] {
             assert!(all.iter().all(|b| !terminal.can_become(*b)));
@@ -382,7 +476,15 @@ mod tests {
     fn expiry() {
         let mut r = reward(json!({"type":"coupon","prefix":"W"}));
         r.expires_after_days = Some(1);
-        let mut g = Grant::new(GrantId(1), ParticipantId(1), &r, GrantSource::Manual { note: "x".into() }, false, Some("W-X".into()), 0);
+        let mut g = Grant::new(
+            GrantId(1),
+            ParticipantId(1),
+            &r,
+            GrantSource::Manual { note: "x".into() },
+            false,
+            Some("W-X".into()),
+            0,
+        );
         assert!(!g.expire_if_due(DAY_MS - 1));
         assert!(g.expire_if_due(DAY_MS));
         assert_eq!(g.status, GrantStatus::Expired);
@@ -408,18 +510,30 @@ mod tests {
         let (min, max) = (counts.values().min().unwrap(), counts.values().max().unwrap());
         assert!(f64::from(*max) / f64::from(*min) < 1.15, "{min}..{max}");
         assert_eq!(code_from_random(&[255; 32]), None, "bytes that are all rejected");
-        assert_eq!(token_from_random("WELCOME", &[0; 8]).as_deref(), Some("WELCOME-AAAAAAAA"));
+        assert_eq!(
+            token_from_random("WELCOME", &[0; 8]).as_deref(),
+            Some("WELCOME-AAAAAAAA")
+        );
     }
 
     #[test]
     fn milestones_thresholds_and_linear_schedules() {
-        let c = crate::engine::config::CampaignConfig::from_json(&json!({"name":"t",
+        let c = crate::engine::config::CampaignConfig::from_json(
+            &json!({"name":"t",
             "rewards":[{"id":"ten","name":"$10","kind":{"type":"credit","amount_minor":1000,"currency":"USD"}}],
             "milestones":[
                 {"id":"starter","name":"STARTER","confirmed_referrals":1},
                 {"id":"pro","name":"PRO","confirmed_referrals":3},
-                {"id":"each","every":1,"reward":"ten"}]}).to_string()).unwrap();
-        let crossed = |a, b| milestones_crossed(&c, a, b).into_iter().map(|(m, n)| format!("{}#{n}", m.id)).collect::<Vec<_>>();
+                {"id":"each","every":1,"reward":"ten"}]})
+            .to_string(),
+        )
+        .unwrap();
+        let crossed = |a, b| {
+            milestones_crossed(&c, a, b)
+                .into_iter()
+                .map(|(m, n)| format!("{}#{n}", m.id))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(crossed(0, 1), ["starter#1", "each#1"]);
         assert_eq!(crossed(1, 3), ["pro#1", "each#2", "each#3"]);
         assert!(crossed(3, 3).is_empty());
@@ -434,23 +548,90 @@ mod tests {
             "caps":{"max_winners":2,"budget":{"amount_minor":2500,"currency":"USD"}},
             "rewards":[{"id":"ten","name":"$10","kind":{"type":"credit","amount_minor":1000,"currency":"USD"},"max_grants":5}]}).to_string()).unwrap();
         let r = c.reward("ten").unwrap();
-        assert!(check_caps(&c, r, &CapUsage { winners: 1, is_winner: false, spent_minor: 1000, grants_of_reward: 1 }).is_ok());
-        assert!(check_caps(&c, r, &CapUsage { winners: 2, is_winner: false, spent_minor: 0, grants_of_reward: 0 }).unwrap_err().contains("winners"));
-        assert!(check_caps(&c, r, &CapUsage { winners: 2, is_winner: true, spent_minor: 0, grants_of_reward: 0 }).is_ok());
-        assert!(check_caps(&c, r, &CapUsage { winners: 1, is_winner: true, spent_minor: 2000, grants_of_reward: 2 }).unwrap_err().contains("budget"));
-        assert!(check_caps(&c, r, &CapUsage { winners: 0, is_winner: false, spent_minor: 0, grants_of_reward: 5 }).unwrap_err().contains("grants"));
+        assert!(
+            check_caps(
+                &c,
+                r,
+                &CapUsage {
+                    winners: 1,
+                    is_winner: false,
+                    spent_minor: 1000,
+                    grants_of_reward: 1
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check_caps(
+                &c,
+                r,
+                &CapUsage {
+                    winners: 2,
+                    is_winner: false,
+                    spent_minor: 0,
+                    grants_of_reward: 0
+                }
+            )
+            .unwrap_err()
+            .contains("winners")
+        );
+        assert!(
+            check_caps(
+                &c,
+                r,
+                &CapUsage {
+                    winners: 2,
+                    is_winner: true,
+                    spent_minor: 0,
+                    grants_of_reward: 0
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check_caps(
+                &c,
+                r,
+                &CapUsage {
+                    winners: 1,
+                    is_winner: true,
+                    spent_minor: 2000,
+                    grants_of_reward: 2
+                }
+            )
+            .unwrap_err()
+            .contains("budget")
+        );
+        assert!(
+            check_caps(
+                &c,
+                r,
+                &CapUsage {
+                    winners: 0,
+                    is_winner: false,
+                    spent_minor: 0,
+                    grants_of_reward: 5
+                }
+            )
+            .unwrap_err()
+            .contains("grants")
+        );
     }
 
     #[test]
     fn raffles_are_reproducible_and_weighted() {
-        let entrants: Vec<(ParticipantId, u32)> = (1..=50).map(|i| (ParticipantId(i), if i == 7 { 50 } else { 1 })).collect();
+        let entrants: Vec<(ParticipantId, u32)> = (1..=50)
+            .map(|i| (ParticipantId(i), if i == 7 { 50 } else { 1 }))
+            .collect();
         let a = raffle(&entrants, 5, 42);
         let mut reversed = entrants.clone();
         reversed.reverse();
         assert_eq!(a, raffle(&reversed, 5, 42), "order of entry does not matter");
         assert_eq!(a.len(), 5);
         assert_eq!(a.iter().collect::<HashSet<_>>().len(), 5, "no one wins twice");
-        let wins_of_7 = (0..400).filter(|s| raffle(&entrants, 1, *s).first() == Some(&ParticipantId(7))).count();
+        let wins_of_7 = (0..400)
+            .filter(|s| raffle(&entrants, 1, *s).first() == Some(&ParticipantId(7)))
+            .count();
         // 50 of 99 tickets: about half of the draws.
         assert!((150..250).contains(&wins_of_7), "{wins_of_7}");
         assert!(raffle(&[(ParticipantId(1), 0)], 1, 1).is_empty());

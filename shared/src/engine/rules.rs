@@ -15,9 +15,11 @@ pub struct RecipientFacts<'a> {
 
 pub fn conditions_hold(when: &Conditions, facts: &RecipientFacts<'_>) -> bool {
     if let Some(c) = &when.referral_count
-        && (c.equals.is_some_and(|n| facts.confirmed_referrals != n) || c.gte.is_some_and(|n| facts.confirmed_referrals < n)) {
-            return false;
-        }
+        && (c.equals.is_some_and(|n| facts.confirmed_referrals != n)
+            || c.gte.is_some_and(|n| facts.confirmed_referrals < n))
+    {
+        return false;
+    }
     if when.first_referral_only && facts.confirmed_referrals != 1 {
         return false;
     }
@@ -28,7 +30,9 @@ pub fn conditions_hold(when: &Conditions, facts: &RecipientFacts<'_>) -> bool {
 }
 
 fn trait_holds(cond: &TraitCondition, traits: &Traits) -> bool {
-    let Some(value) = traits.get(&cond.key) else { return false };
+    let Some(value) = traits.get(&cond.key) else {
+        return false;
+    };
     if let Some(expected) = &cond.equals {
         return value == expected;
     }
@@ -60,11 +64,21 @@ pub fn evaluate<'a, 't>(
 ) -> Vec<Award<'a>> {
     let mut awards: Vec<Award<'a>> = Vec::new();
     for rule in rules {
-        let Some((confirmed, score, traits)) = facts_for(rule.to) else { continue };
+        let Some((confirmed, score, traits)) = facts_for(rule.to) else {
+            continue;
+        };
         let earned: i64 = awards.iter().filter(|a| a.to == rule.to).map(|a| a.points).sum();
-        let facts = RecipientFacts { confirmed_referrals: confirmed, score: score + earned, traits };
+        let facts = RecipientFacts {
+            confirmed_referrals: confirmed,
+            score: score + earned,
+            traits,
+        };
         if conditions_hold(&rule.when, &facts) {
-            awards.push(Award { rule, to: rule.to, points: rule.points });
+            awards.push(Award {
+                rule,
+                to: rule.to,
+                points: rule.points,
+            });
         }
     }
     awards
@@ -113,7 +127,10 @@ mod tests {
             {"id":"veteran","event":"purchase","to":"self","points":1,"when":{"traits":[{"key":"tenure_days","gte":180}]}}
         ]));
         let mut t = Traits::new();
-        assert!(fired(&c, "purchase", 0, 0, &t).is_empty(), "a missing trait never matches");
+        assert!(
+            fired(&c, "purchase", 0, 0, &t).is_empty(),
+            "a missing trait never matches"
+        );
         t.insert("plan".into(), json!("team"));
         t.insert("tenure_days".into(), json!(200));
         assert_eq!(fired(&c, "purchase", 0, 0, &t), ["paid", "veteran"]);

@@ -21,7 +21,11 @@ impl Driver {
     }
 
     pub fn with(config: CampaignConfig) -> Self {
-        Driver { program: Program::new(config, 7).unwrap(), next_event: 0, now: T0 + DAY }
+        Driver {
+            program: Program::new(config, 7).unwrap(),
+            next_event: 0,
+            now: T0 + DAY,
+        }
     }
 
     pub fn tick(&mut self, ms: Millis) {
@@ -48,13 +52,19 @@ impl Driver {
         let code = by.map(|b| self.code(b));
         let now = self.now;
         self.send(who, SIGNUP, |e| {
-            e.touch = code.map(|c| Touch { code: Some(c), invitation: None, at: now - 1000 });
+            e.touch = code.map(|c| Touch {
+                code: Some(c),
+                invitation: None,
+                at: now - 1000,
+            });
             e.email_hash = Some(format!("mail-{who}"));
         })
     }
 
     pub fn id(&self, who: &str) -> ParticipantId {
-        self.program.find(Some(&format!("anon-{who}")), None).unwrap_or_else(|| panic!("{who} has not joined"))
+        self.program
+            .find(Some(&format!("anon-{who}")), None)
+            .unwrap_or_else(|| panic!("{who} has not joined"))
     }
 
     pub fn code(&self, who: &str) -> String {
@@ -71,7 +81,12 @@ impl Driver {
 
     pub fn rewards_of(&self, who: &str) -> Vec<String> {
         let id = self.id(who);
-        self.program.grants().iter().filter(|g| g.participant == id).map(|g| g.reward.clone()).collect()
+        self.program
+            .grants()
+            .iter()
+            .filter(|g| g.participant == id)
+            .map(|g| g.reward.clone())
+            .collect()
     }
 
     pub fn check(&self) {
