@@ -670,13 +670,11 @@ impl Program {
     fn apply_rules(&mut self, pid: ParticipantId, e: &EngineEvent, out: &mut Outcome) {
         let referral = self.referral_of(pid).cloned();
         // Referral-side effects of a referral under review wait for its review.
-        let held = referral.as_ref().is_some_and(|r| r.review == Review::Pending);
-        if held {
-            self.held
-                .entry(referral.as_ref().map_or(ReferralId(0), |r| r.id))
-                .or_default()
-                .push(e.clone());
+        let under_review = referral.as_ref().filter(|r| r.review == Review::Pending);
+        if let Some(r) = under_review {
+            self.held.entry(r.id).or_default().push(e.clone());
         }
+        let held = under_review.is_some();
         let current = self.config().clone();
         let own: Vec<&PointRule> = current
             .rules_for(&e.name)
