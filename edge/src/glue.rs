@@ -52,8 +52,6 @@ async fn handle(req: &mut Request, env: &Env, origin: Option<&str>) -> Reply {
 #[derive(Deserialize)]
 struct SiteRow {
     site_id: i64,
-    #[allow(dead_code)]
-    tenant_id: i64,
     origins: Option<String>,
 }
 
