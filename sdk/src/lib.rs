@@ -8,6 +8,7 @@ mod queue;
 mod transport;
 
 use queue::{EventFields, Queue, event_json};
+use refloop_core::keys::{KeyKind, key_kind};
 use refloop_core::limits::BEACON_CHUNK_BYTES;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -30,7 +31,7 @@ impl Config {
         let get = |name: &str| js_sys::Reflect::get(value, &JsValue::from_str(name)).ok();
         let key = get("key")
             .and_then(|v| v.as_string())
-            .filter(|k| k.starts_with("pk_"))
+            .filter(|k| key_kind(k) == Some(KeyKind::Publishable))
             .ok_or_else(|| JsValue::from_str("data-key must be a publishable key (pk_…)"))?;
         let api = get("api")
             .and_then(|v| v.as_string())
