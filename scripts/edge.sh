@@ -16,5 +16,9 @@ export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 wrangler d1 migrations apply refloop --local --persist-to "$state" >/dev/null
 wrangler d1 execute refloop --local --persist-to "$state" --file seed/demo.sql >/dev/null
+# --test-scheduled: GET /__scheduled runs the cron (the tests use it).
+# REFLOOP_EDGE_VARS: extra `--var NAME:VALUE` flags (the tests lower limits).
+# shellcheck disable=SC2086
 exec wrangler dev --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \
-  --local --persist-to "$state" --show-interactive-dev-session=false --log-level "${REFLOOP_EDGE_LOG:-warn}"
+  --local --persist-to "$state" --show-interactive-dev-session=false --test-scheduled \
+  --log-level "${REFLOOP_EDGE_LOG:-warn}" ${REFLOOP_EDGE_VARS:-}

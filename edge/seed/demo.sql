@@ -12,3 +12,34 @@ INSERT OR IGNORE INTO site_origins (site_id, origin) VALUES
   (1, 'http://127.0.0.1:8788'), (1, 'http://localhost:8788');
 INSERT OR IGNORE INTO campaigns (id, tenant_id, slug, name, created_at)
 VALUES (1, 1, 'launch', 'Launch waitlist', 1767225600000);
+-- Version 1 of the demo campaign: code mode, a two-step quest whose second
+-- step is a trusted purchase (sent by the demo's server with the secret key),
+-- points for joining and for every confirmed referral, milestone rewards with
+-- the full grant lifecycle. Everyone on a laptop shares 127.0.0.1, so the
+-- shared-IP fraud signal is off here.
+INSERT OR IGNORE INTO campaign_versions (campaign_id, version, config, created_at) VALUES (1, 1, '{
+  "name": "Launch waitlist",
+  "mode": "code",
+  "landing_url": "http://127.0.0.1:8080/",
+  "attribution_window_days": 90,
+  "quest": {"steps": [{"event": "signup"}, {"event": "purchase", "trusted": true}], "window_days": 30},
+  "point_rules": [
+    {"id": "joined", "event": "signup", "to": "self", "points": 10},
+    {"id": "per-referral", "event": "referral_confirmed", "to": "referrer", "points": 50},
+    {"id": "welcome", "event": "referral_confirmed", "to": "referee", "points": 20}
+  ],
+  "milestones": [
+    {"id": "starter", "name": "STARTER", "confirmed_referrals": 1, "reward": "bonus"},
+    {"id": "pro", "name": "PRO", "confirmed_referrals": 3, "reward": "credit"},
+    {"id": "elite", "name": "ELITE", "confirmed_referrals": 5, "reward": "swag"}
+  ],
+  "rewards": [
+    {"id": "bonus", "name": "100 bonus points", "kind": {"type": "points", "points": 100}},
+    {"id": "credit", "name": "$10 credit", "kind": {"type": "credit", "amount_minor": 1000, "currency": "USD"}, "requires_review": true},
+    {"id": "swag", "name": "Launch hoodie", "kind": {"type": "coupon", "prefix": "HOODIE"}, "requires_review": true, "expires_after_days": 60}
+  ],
+  "fraud": {"flag_shared_ip": false, "velocity_per_hour": 100},
+  "leaderboard": {"score_by": "points", "periods": ["all", "month", "week"], "top_n": 10},
+  "share_text": "I joined the launch waitlist. Skip the queue with my link:"
+}', 1767225600000);
+UPDATE campaigns SET current_version = 1 WHERE id = 1 AND current_version = 0;

@@ -13,7 +13,7 @@ pub fn allow_origin_headers(origin: &str) -> [(&'static str, String); 3] {
 
 /// The extra headers of a successful preflight.
 pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
-    ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
     ("Access-Control-Allow-Headers", "Content-Type"),
     ("Access-Control-Max-Age", "86400"),
 ];

@@ -1,12 +1,20 @@
 //! refloop's edge: a Cloudflare Worker. It authenticates, loads state from D1,
 //! asks `refloop-core` what to do and writes the answer.
 //!
-//! Everything that is not Worker glue (routing, CORS, SQL) is plain Rust that
-//! compiles natively, so the tests crate runs the SQL on real SQLite.
+//! Everything but the Worker glue is plain Rust over two small traits
+//! (`db::Db`, `db::Kv`), so the native tests run the very same handlers on
+//! real SQLite with the same migrations.
 
+pub mod admin;
+pub mod app;
 pub mod cors;
+pub mod cron;
+pub mod ingest;
+pub mod public;
+pub mod db;
 pub mod routes;
 pub mod sql;
+pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

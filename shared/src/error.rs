@@ -27,6 +27,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Too many requests; `Retry-After` says when to come back.
     RateLimited,
+    /// The key is valid but may not do this (a publishable key on an admin route).
+    Forbidden,
+    /// The request contradicts the current state (an illegal grant transition, a taken slug).
+    Conflict,
+    /// A campaign configuration failed validation; the message lists every problem.
+    InvalidConfig,
+    /// Contention: the state changed under the request too often; retry.
+    Busy,
     /// The edge failed; nothing was half-written and the request may be retried.
     Internal,
 }
@@ -45,6 +53,10 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited => "rate_limited",
+            Self::Forbidden => "forbidden",
+            Self::Conflict => "conflict",
+            Self::InvalidConfig => "invalid_config",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }
@@ -58,6 +70,10 @@ impl ErrorCode {
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge | Self::TooManyEvents => 413,
             Self::RateLimited => 429,
+            Self::Forbidden => 403,
+            Self::Conflict => 409,
+            Self::InvalidConfig => 422,
+            Self::Busy => 503,
             Self::Internal => 500,
         }
     }

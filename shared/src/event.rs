@@ -102,6 +102,15 @@ pub fn validate_event(value: &Value, clock_offset_ms: i64, received_at_ms: i64) 
         }
     };
 
+    if name == crate::engine::config::REFERRAL_CONFIRMED {
+        // The engine emits it when a quest completes; a client saying so would
+        // be awarding itself the referrer's points.
+        return Err(EventRejection::new(
+            "reserved_event",
+            format!("`{name}` is emitted by refloop itself and cannot be sent"),
+        ));
+    }
+
     let anonymous_id = optional_id(obj, "anonymous_id")?;
     let user_id = optional_id(obj, "user_id")?;
     if anonymous_id.is_none() && user_id.is_none() {

@@ -6,6 +6,7 @@
 //! - `leaderboard`: order-statistics rankings per period, snapshots.
 //! - `analytics`: funnel, K-factor, daily trend.
 //! - `program`: all of it composed over one campaign's state in memory.
+//! - `step`: the same composition over the slice of stored state one input touches (the edge).
 //! - `presets`: ready-made programs (the waitlist and the nine pulses).
 
 pub mod analytics;
@@ -20,3 +21,4 @@ pub mod quest;
 pub mod referral;
 pub mod rewards;
 pub mod rules;
+pub mod step;

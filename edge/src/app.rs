@@ -1,0 +1,400 @@
+//! The edge as a function from a request to a response, over `Db` and `Kv`.
+//! The Worker glue builds a `Request` and a `Ctx` and sends back the
+//! `Response`; the native tests do the same with rusqlite.
+
+use crate::cors::{PREFLIGHT_HEADERS, allow_origin_headers, origin_allowed};
+use crate::db::{Db, DbError, Kv, Row, RowExt};
+use crate::routes::{Matched, Route, route};
+use crate::sql;
+use crate::stmt;
+use refloop_core::engine::model::Millis;
+use refloop_core::engine::rewards::SplitMix64;
+use refloop_core::keys::{KeyKind, bearer_secret_key, hash_secret_key, key_kind};
+use refloop_core::{ApiError, ErrorCode};
+use sha2::{Digest, Sha256};
+
+pub type Reply = Result<Response, ApiError>;
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        self.header("origin")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type".into(), "application/json; charset=utf-8".into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: body.into(),
+        }
+    }
+
+    pub fn value(status: u16, v: &serde_json::Value) -> Self {
+        Self::json(status, v.to_string())
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn error(e: &ApiError) -> Self {
+        let r = Self::json(e.status(), e.to_json());
+        match e.code {
+            ErrorCode::RateLimited => r.with_header("Retry-After", retry_after(e)),
+            ErrorCode::Busy | ErrorCode::Internal => r.with_header("Retry-After", "1"),
+            _ => r,
+        }
+    }
+}
+
+/// Rate-limit errors carry their wait in the message's last word.
+fn retry_after(e: &ApiError) -> String {
+    e.message
+        .rsplit(' ')
+        .next()
+        .and_then(|w| w.trim_end_matches('s').parse::<u32>().ok())
+        .unwrap_or(60)
+        .to_string()
+}
+
+/// Requests per minute before 429.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_key_per_minute: i64,
+    pub per_ip_per_minute: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_key_per_minute: 1200,
+            per_ip_per_minute: 240,
+        }
+    }
+}
+
+/// What a request may use besides its own bytes.
+pub struct Ctx<'a, D: Db, K: Kv> {
+    pub db: &'a D,
+    pub kv: &'a K,
+    pub now: Millis,
+    /// Fresh randomness for this request (ids, codes, tokens).
+    pub seed: u64,
+    /// Fresh CSPRNG bytes for secrets (API keys, webhook secrets).
+    pub entropy: [u8; 48],
+    /// Salt of the IP and email hashes (a Worker secret).
+    pub salt: &'a str,
+    /// SHA-256 of the root key that may create tenants (a Worker secret).
+    pub root_key_hash: Option<&'a str>,
+    pub limits: Limits,
+    /// Seconds a cached leaderboard top stays fresh (0: no cache).
+    pub top_cache_seconds: i64,
+}
+
+impl<D: Db, K: Kv> Ctx<'_, D, K> {
+    pub fn rng(&self) -> SplitMix64 {
+        SplitMix64::new(self.seed)
+    }
+
+    /// Salted SHA-256 hex: how IPs and emails are kept.
+    pub fn salted(&self, value: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.salt.as_bytes());
+        h.update(b":");
+        h.update(value.as_bytes());
+        hex(&h.finalize())
+    }
+
+    pub fn ip_hash(&self, req: &Request) -> Option<String> {
+        req.header("cf-connecting-ip")
+            .or_else(|| req.header("x-real-ip"))
+            .map(|ip| self.salted(ip.trim()))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Logs the cause and answers with a retryable error that leaks nothing.
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    log(&format!("internal error: {e}"));
+    ApiError::new(ErrorCode::Internal, "the edge failed; nothing was stored, retry later")
+}
+
+/// A database failure: contention is `busy` (retry), anything else internal.
+pub fn db_error(e: DbError) -> ApiError {
+    if e.retryable {
+        ApiError::new(ErrorCode::Busy, "the data changed under this request; retry")
+    } else {
+        internal(e)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn log(s: &str) {
+    worker::console_error!("{s}");
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn log(s: &str) {
+    eprintln!("{s}");
+}
+
+pub fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::MalformedRequest, message)
+}
+pub fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidParameter, message)
+}
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, message)
+}
+
+/// The site a publishable key names.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub origins: Vec<String>,
+}
+
+pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<Site, ApiError> {
+    let key = key.ok_or_else(|| ApiError::new(ErrorCode::MissingKey, "send the site's publishable key (`key=pk_…`)"))?;
+    match key_kind(key) {
+        Some(KeyKind::Publishable) => {}
+        Some(KeyKind::Secret) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a secret key never belongs in a browser; use the publishable key",
+            ));
+        }
+        None => return Err(unknown_key()),
+    }
+    let row = db
+        .query(stmt!(sql::SITE_BY_PUBLISHABLE_KEY, key))
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(unknown_key)?;
+    Ok(Site {
+        id: row.int("site_id"),
+        tenant_id: row.int("tenant_id"),
+        origins: row
+            .text("origins")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+pub fn unknown_key() -> ApiError {
+    ApiError::new(ErrorCode::UnknownKey, "no site has this publishable key")
+}
+
+/// The site whose secret key the `Authorization` header carries. A
+/// publishable key there is refused as such: it can never read admin data.
+pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, ApiError> {
+    let header = req.header("authorization");
+    if header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).and_then(key_kind) == Some(KeyKind::Publishable) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a publishable key cannot use this route; send the secret key",
+        ));
+    }
+    let key = bearer_secret_key(header)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer sk_…`"))?;
+    let row = db
+        .query(stmt!(sql::SITE_BY_SECRET_KEY_HASH, hash_secret_key(key)))
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this secret key is not known"))?;
+    Ok(Site {
+        id: row.int("site_id"),
+        tenant_id: row.int("tenant_id"),
+        origins: Vec::new(),
+    })
+}
+
+pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
+    if origin_allowed(req.origin(), &site.origins) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            format!("origin {} is not allowed for this key", req.origin().unwrap_or_default()),
+        ))
+    }
+}
+
+/// Fixed one-minute windows per bucket (a key, an IP hash). D1 keeps the
+/// counters so every isolate sees the same count; on Cloudflare the Rate
+/// Limiting binding would do it without a write (ARCHITECTURE.md).
+pub async fn rate_limit<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
+    let window = ctx.now / 60_000;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::COUNT_REQUEST, bucket, window))
+        .await
+        .map_err(db_error)?;
+    let n = rows.first().map_or(0, |r| r.int("n"));
+    if n > per_minute {
+        let wait = 60 - (ctx.now / 1000) % 60;
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many requests; retry after {wait}s"),
+        ));
+    }
+    Ok(())
+}
+
+/// Browser-facing routes answer with CORS headers for the calling page.
+fn is_browser_route(r: Route) -> bool {
+    matches!(
+        r,
+        Route::Batch | Route::Leaderboard | Route::PublicParticipant | Route::Me | Route::Invitations
+    )
+}
+
+pub async fn handle<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Response {
+    let matched = route(&req.method, &req.path);
+    let browser = matches!(&matched, Matched::Route(r, _) if is_browser_route(*r));
+    let result = dispatch(ctx, req, matched).await;
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => Response::error(&e),
+    };
+    // The calling page may read every answer of a browser route, errors too,
+    // so the SDK can tell a refusal (drop) from a failure (retry).
+    if let (Some(o), true) = (req.origin(), browser) {
+        for (name, value) in allow_origin_headers(o) {
+            response = response.with_header(name, value);
+        }
+    }
+    if req.method == "HEAD" {
+        response.body.clear();
+    }
+    response
+}
+
+async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, matched: Matched) -> Reply {
+    let (r, params) = match matched {
+        Matched::Route(r, p) => (r, p),
+        Matched::Preflight => return preflight(ctx, req).await,
+        Matched::MethodNotAllowed => {
+            return Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not take that method",
+            ));
+        }
+        Matched::NotFound => return Err(not_found("no such route")),
+    };
+    let p = Params(params);
+    match r {
+        Route::Health => Ok(Response::json(200, r#"{"ok":true}"#)),
+        Route::Batch => crate::ingest::batch(ctx, req).await,
+        Route::ServerEvents => crate::ingest::server_events(ctx, req).await,
+        Route::Click => crate::public::click(ctx, req, p.get("code")).await,
+        Route::Leaderboard => crate::public::leaderboard(ctx, req, p.get("campaign")).await,
+        Route::PublicParticipant => crate::public::participant(ctx, req, p.get("campaign"), p.get("code")).await,
+        Route::Me => crate::public::me(ctx, req, p.get("campaign")).await,
+        Route::Invitations => crate::public::invitation(ctx, req).await,
+        Route::Tenants => crate::admin::create_tenant(ctx, req).await,
+        Route::ListTenants => crate::admin::list_tenants(ctx, req).await,
+        other => crate::admin::dispatch(ctx, req, other, &p).await,
+    }
+}
+
+/// Path parameters by name.
+pub struct Params(pub Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// A preflight names no key, so it is answered for any origin some site allows;
+/// the request itself is then checked against its own site's list.
+async fn preflight<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+    let origin = req.origin().ok_or_else(|| bad("a preflight needs an Origin"))?;
+    let allowed = ctx
+        .db
+        .query(stmt!(sql::ANY_SITE_ALLOWS_ORIGIN, origin))
+        .await
+        .map_err(db_error)?;
+    if allowed.is_empty() {
+        return Err(ApiError::new(ErrorCode::OriginNotAllowed, "no site allows this origin"));
+    }
+    let mut r = Response {
+        status: 204,
+        headers: Vec::new(),
+        body: String::new(),
+    };
+    for (name, value) in PREFLIGHT_HEADERS {
+        r = r.with_header(name, value);
+    }
+    for (name, value) in allow_origin_headers(origin) {
+        r = r.with_header(name, value);
+    }
+    Ok(r)
+}
+
+/// A JSON body as an object, or a 400 that says why.
+pub fn json_body(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if req.body.len() > refloop_core::limits::MAX_BATCH_BYTES {
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the body is over 64 KiB"));
+    }
+    match serde_json::from_slice(&req.body) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("the body must be a JSON object")),
+        Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+pub fn row_value(r: &Row, col: &str) -> serde_json::Value {
+    r.get(col).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+pub fn iso(ms: Option<i64>) -> serde_json::Value {
+    ms.map_or(serde_json::Value::Null, |m| {
+        serde_json::Value::String(refloop_core::time::format_rfc3339_ms(m))
+    })
+}

@@ -1,0 +1,155 @@
+//! The two things the edge asks of a database, so the same handlers run on
+//! D1 in the Worker and on rusqlite in the native tests: a query that returns
+//! rows as JSON objects, and a batch of statements that is one transaction.
+
+use serde_json::{Map, Value};
+
+/// A bound parameter. Integers travel to D1 as JavaScript numbers, so every
+/// integer the edge stores stays within 2^53 (ids are drawn that way).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<u64> for Arg {
+    fn from(v: u64) -> Self {
+        Arg::Int(v as i64)
+    }
+}
+impl From<u32> for Arg {
+    fn from(v: u32) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Arg::Null, Into::into)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+}
+
+/// `stmt(SQL, [a, b])` with anything that converts into an `Arg`.
+#[macro_export]
+macro_rules! stmt {
+    ($sql:expr) => { $crate::db::Stmt { sql: $sql, args: Vec::new() } };
+    ($sql:expr, $($arg:expr),+ $(,)?) => {
+        $crate::db::Stmt { sql: $sql, args: vec![$($crate::db::Arg::from($arg)),+] }
+    };
+}
+
+pub type Row = Map<String, Value>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbError {
+    /// A constraint refused the batch (a guard saw a stale read, or a unique
+    /// index a concurrent insert): decide again from fresh rows. Also "busy"
+    /// and "overloaded" answers, which a retry outlives.
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl DbError {
+    /// Classifies a database's error text.
+    pub fn from_message(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let m = message.to_ascii_lowercase();
+        let retryable = ["stale_read", "unique constraint failed", "busy", "overloaded", "locked", "reset because", "try again"]
+            .iter()
+            .any(|s| m.contains(s));
+        DbError { retryable, message }
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Db {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, DbError>;
+    /// Runs every statement in one transaction; the rows each one changed.
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError>;
+}
+
+/// Typed reads of a row, whatever number type the driver produced.
+pub trait RowExt {
+    fn int(&self, col: &str) -> i64;
+    fn opt_int(&self, col: &str) -> Option<i64>;
+    fn text(&self, col: &str) -> String;
+    fn opt_text(&self, col: &str) -> Option<String>;
+}
+
+impl RowExt for Row {
+    fn int(&self, col: &str) -> i64 {
+        self.opt_int(col).unwrap_or(0)
+    }
+    fn opt_int(&self, col: &str) -> Option<i64> {
+        match self.get(col)? {
+            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Value::String(s) => s.parse().ok(),
+            Value::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+    fn text(&self, col: &str) -> String {
+        self.opt_text(col).unwrap_or_default()
+    }
+    fn opt_text(&self, col: &str) -> Option<String> {
+        match self.get(col)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A small key-value cache (Workers KV in the Worker, a map in tests). D1
+/// stays the source of truth: a miss or a failure only costs a query.
+#[allow(async_fn_in_trait)]
+pub trait Kv {
+    async fn get(&self, key: &str) -> Option<String>;
+    async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_and_busy_errors_are_retryable() {
+        assert!(DbError::from_message("D1_ERROR: CHECK constraint failed: stale_read").retryable);
+        assert!(DbError::from_message("UNIQUE constraint failed: events.site_id, events.event_id").retryable);
+        assert!(DbError::from_message("SQLITE_BUSY: database is locked").retryable);
+        assert!(DbError::from_message("D1 DB is overloaded. Requests queued for too long.").retryable);
+        assert!(!DbError::from_message("no such table: nope").retryable);
+    }
+}

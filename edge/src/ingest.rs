@@ -1,0 +1,209 @@
+//! `POST /v1/batch` (publishable key, from browsers) and `POST /v1/server/events`
+//! (secret key, trusted). Each event is stored and decided by every active
+//! campaign of the tenant in one transaction; a guard that saw a stale read
+//! rolls it back and the event is decided again from fresh rows.
+
+use crate::app::{Ctx, Reply, Request, Response, Site, check_origin, db_error, rate_limit, site_by_publishable_key, site_by_secret_key};
+use crate::db::{Db, Kv, Stmt};
+use crate::sql;
+use crate::stmt;
+use crate::store::{CampaignRow, effect_statements, load_event_slice};
+use refloop_core::engine::fraud::normalise_email;
+use refloop_core::engine::model::Traits;
+use refloop_core::engine::program::EngineEvent;
+use refloop_core::engine::referral::Touch;
+use refloop_core::engine::step::decide_event;
+use refloop_core::event::Event;
+use refloop_core::ingest::{BatchOutcome, parse_batch, plan_inserts, too_large};
+use refloop_core::limits::MAX_BATCH_BYTES;
+use refloop_core::time::parse_rfc3339_ms;
+use refloop_core::ApiError;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Attempts at one event before answering `busy`.
+const ATTEMPTS: u32 = 8;
+
+pub async fn batch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+    check_size(req)?;
+    let parsed = parse_batch(&req.body, ctx.now)?;
+    let site = site_by_publishable_key(ctx.db, parsed.key.as_deref()).await?;
+    check_origin(&site, req)?;
+    limits(ctx, req, &site).await?;
+    ingest(ctx, req, &site, parsed.events, false).await
+}
+
+pub async fn server_events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+    check_size(req)?;
+    let site = site_by_secret_key(ctx.db, req).await?;
+    let parsed = parse_batch(&req.body, ctx.now)?;
+    rate_limit(ctx, &format!("site:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    ingest(ctx, req, &site, parsed.events, true).await
+}
+
+fn check_size(req: &Request) -> Result<(), ApiError> {
+    let declared = req.header("content-length").and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > MAX_BATCH_BYTES) || req.body.len() > MAX_BATCH_BYTES {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+async fn limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Result<(), ApiError> {
+    rate_limit(ctx, &format!("site:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    if let Some(ip) = ctx.ip_hash(req) {
+        rate_limit(ctx, &format!("ip:{ip}"), ctx.limits.per_ip_per_minute).await?;
+    }
+    Ok(())
+}
+
+async fn ingest<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    req: &Request,
+    site: &Site,
+    events: Vec<Result<Event, refloop_core::event::EventRejection>>,
+    trusted: bool,
+) -> Reply {
+    let campaigns: Vec<CampaignRow> = ctx
+        .db
+        .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(CampaignRow::from_row)
+        .collect();
+    let ip_hash = ctx.ip_hash(req);
+    let plan = plan_inserts(events);
+    let mut inserted = Vec::with_capacity(plan.inserts.len());
+    for (i, e) in plan.inserts.iter().enumerate() {
+        // Each event gets its own randomness, so a retried batch draws the same ids.
+        let seed = ctx.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        inserted.push(one_event(ctx, site, &campaigns, e, trusted, ip_hash.clone(), seed).await?);
+    }
+    let outcome = BatchOutcome::new(plan, &inserted);
+    Ok(Response::json(202, outcome.to_json()))
+}
+
+/// Stores and decides one event; false when the site had it already.
+async fn one_event<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    site: &Site,
+    campaigns: &[CampaignRow],
+    e: &Event,
+    trusted: bool,
+    ip_hash: Option<String>,
+    seed: u64,
+) -> Result<bool, ApiError> {
+    let engine_event = engine_event(ctx, e, trusted, ip_hash);
+    let payload = stored_payload(e);
+    let mut last = None;
+    for attempt in 0..ATTEMPTS {
+        let known = ctx
+            .db
+            .query(stmt!(sql::EVENT_EXISTS, site.id, e.id.as_str()))
+            .await
+            .map_err(db_error)?;
+        if !known.is_empty() {
+            return Ok(false);
+        }
+        let mut stmts: Vec<Stmt> = vec![stmt!(
+            sql::INSERT_EVENT_STRICT,
+            site.id,
+            e.id.as_str(),
+            e.event_type.as_str(),
+            e.name.as_str(),
+            e.anonymous_id.clone(),
+            e.user_id.clone(),
+            e.occurred_at_ms,
+            ctx.now,
+            trusted,
+            payload.clone()
+        )];
+        let mut rng = refloop_core::engine::rewards::SplitMix64::new(seed.wrapping_add(u64::from(attempt)));
+        for campaign in campaigns {
+            let slice = load_event_slice(ctx.db, ctx.kv, campaign, &engine_event)
+                .await
+                .map_err(db_error)?;
+            let effects = decide_event(&slice, &engine_event, &mut rng);
+            let pinned = slice.pinned.as_ref().unwrap_or(&slice.current);
+            effect_statements(campaign, &effects, pinned, &mut stmts);
+        }
+        match ctx.db.batch(stmts).await {
+            Ok(_) => return Ok(true),
+            Err(err) if err.retryable => last = Some(err),
+            Err(err) => return Err(db_error(err)),
+        }
+    }
+    Err(db_error(last.unwrap_or_else(|| crate::db::DbError::from_message("busy"))))
+}
+
+/// The event as the engine sees it: attribution as a touch, the email only as
+/// a salted hash of its normalised form, the IP only as a salted hash.
+pub fn engine_event<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, e: &Event, trusted: bool, ip_hash: Option<String>) -> EngineEvent {
+    let attribution = e.payload.get("attribution").and_then(Value::as_object);
+    let text = |k: &str| {
+        attribution
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 64)
+            .map(str::to_owned)
+    };
+    let (code, invitation) = (text("ref"), text("invite"));
+    let touch = (code.is_some() || invitation.is_some()).then(|| Touch {
+        code: code.map(|c| c.to_ascii_uppercase()),
+        invitation: invitation.map(|c| c.to_ascii_uppercase()),
+        at: text("at").and_then(|t| parse_rfc3339_ms(&t)).unwrap_or(e.occurred_at_ms).min(e.occurred_at_ms),
+    });
+    let mut traits: Traits = e
+        .payload
+        .get("traits")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let (email_hash, email_domain) = email_identity(ctx, &mut traits);
+    EngineEvent {
+        id: e.id.clone(),
+        name: e.name.clone(),
+        anonymous_id: e.anonymous_id.clone(),
+        user_id: e.user_id.clone(),
+        at: e.occurred_at_ms,
+        trusted,
+        touch,
+        traits,
+        email_hash,
+        email_domain,
+        ip_hash,
+        device_id: None,
+    }
+}
+
+/// Takes `email` (plain, when the site opted in) or `email_sha256` (what the
+/// SDK sends by default) out of the traits and returns the salted hash and
+/// the domain (for the disposable-domain signal).
+fn email_identity<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, traits: &mut Traits) -> (Option<String>, Option<String>) {
+    let plain = traits.remove("email");
+    let hashed = traits.remove("email_sha256");
+    let domain = traits.remove("email_domain").and_then(|d| d.as_str().map(str::to_ascii_lowercase));
+    if let Some(normal) = plain.as_ref().and_then(Value::as_str).and_then(normalise_email) {
+        let digest = crate::app::hex(&Sha256::digest(normal.as_bytes()));
+        let domain = normal.rsplit('@').next().map(str::to_owned);
+        return (Some(ctx.salted(&digest)), domain);
+    }
+    match hashed.as_ref().and_then(Value::as_str) {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (Some(ctx.salted(&h.to_ascii_lowercase())), domain)
+        }
+        _ => (None, domain),
+    }
+}
+
+/// What the events table keeps: the event without any email in its traits.
+fn stored_payload(e: &Event) -> String {
+    let mut payload = e.payload.clone();
+    if let Some(Value::Object(traits)) = payload.get_mut("traits") {
+        for k in ["email", "email_sha256"] {
+            traits.remove(k);
+        }
+    }
+    Value::Object(payload).to_string()
+}
