@@ -572,7 +572,7 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         .ok_or_else(|| bad("send `approve`: true or false"))?;
     let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let rid = id_param(rid, "referral")?;
-    for attempt in 0..6u64 {
+    for attempt in 0..20u64 {
         let row = ctx
             .db
             .query(stmt!(sql::REFERRAL_BY_ID, rid, c.id))
@@ -649,7 +649,7 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
                     &json!({"referral": rid, "approved": approve, "grants": effects.grants_moved.len() + effects.grants.len()}),
                 ));
             }
-            Err(e) if e.retryable => continue,
+            Err(e) if e.retryable => ctx.db.pause(crate::db::backoff(attempt as u32, rng.next_u64())).await,
             Err(e) => return Err(internal(e)),
         }
     }

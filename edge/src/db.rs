@@ -98,6 +98,14 @@ pub trait Db {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, DbError>;
     /// Runs every statement in one transaction; the rows each one changed.
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError>;
+    /// Waits before a retry, so contending requests spread out.
+    async fn pause(&self, _ms: u64) {}
+}
+
+/// Full-jitter exponential backoff: a wait in [0, min(cap, base·2^attempt)).
+pub fn backoff(attempt: u32, random: u64) -> u64 {
+    let ceiling = (5u64 << attempt.min(10)).min(400);
+    random % ceiling.max(1)
 }
 
 /// Typed reads of a row, whatever number type the driver produced.

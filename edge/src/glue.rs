@@ -64,6 +64,10 @@ impl Db for D1 {
             .map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64)
             .collect())
     }
+
+    async fn pause(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 struct WorkersKv(Option<KvStore>);

@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Attempts at one event before answering `busy`.
-const ATTEMPTS: u32 = 8;
+const ATTEMPTS: u32 = 40;
 
 pub async fn batch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
     check_size(req)?;
@@ -130,7 +130,10 @@ async fn one_event<D: Db, K: Kv>(
         }
         match ctx.db.batch(stmts).await {
             Ok(_) => return Ok(true),
-            Err(err) if err.retryable => last = Some(err),
+            Err(err) if err.retryable => {
+                last = Some(err);
+                ctx.db.pause(crate::db::backoff(attempt, rng.next_u64())).await;
+            }
             Err(err) => return Err(db_error(err)),
         }
     }
