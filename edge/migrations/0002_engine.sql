@@ -4,6 +4,9 @@
 -- bits, so JavaScript reads them exactly). Every row the engine reads before a
 -- decision has a `rev` the write is guarded by (see edge/src/store.rs).
 
+-- A site's own request limit per minute (NULL: the edge's default).
+ALTER TABLE sites ADD COLUMN rate_limit_per_minute INTEGER CHECK (rate_limit_per_minute > 0);
+
 ALTER TABLE campaigns ADD COLUMN current_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'ended'));
 -- Bumped by every grant and grant transition of the campaign: the guard of

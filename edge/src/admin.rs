@@ -70,6 +70,14 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     if let Some(o) = origins.iter().find(|o| !valid_origin(o)) {
         return Err(invalid(format!("{o:?} is not an origin like https://shop.example")));
     }
+    let per_minute = match site.get("rate_limit_per_minute") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| invalid("`site.rate_limit_per_minute` is an integer from 1 to 1,000,000"))?,
+        ),
+    };
     let publishable = format!("pk_{}", hex(&ctx.entropy[..16]));
     let secret = format!("sk_{}", hex(&ctx.entropy[16..48]));
     let tenant = ctx
@@ -86,7 +94,8 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
         site_name.as_str(),
         publishable.as_str(),
         hash_secret_key(&secret),
-        ctx.now
+        ctx.now,
+        per_minute
     )];
     for o in &origins {
         stmts.push(stmt!(sql::INSERT_SITE_ORIGIN, publishable.as_str(), o.as_str()));
@@ -116,7 +125,7 @@ pub async fn list_tenants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> R
 
 pub async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, route: Route, p: &Params) -> Reply {
     let site = site_by_secret_key(ctx.db, req).await?;
-    crate::app::rate_limit(ctx, &format!("admin:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    crate::app::rate_limit(ctx, &format!("admin:{}", site.id), site.limit(ctx)).await?;
     let c = p.get("campaign");
     match route {
         Route::AdminEvents => events(ctx, req, &site).await,

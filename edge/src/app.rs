@@ -190,6 +190,14 @@ pub struct Site {
     pub id: i64,
     pub tenant_id: i64,
     pub origins: Vec<String>,
+    /// The site's own request limit per minute, if it has one.
+    pub per_minute: Option<i64>,
+}
+
+impl Site {
+    pub fn limit<D: Db, K: Kv>(&self, ctx: &Ctx<'_, D, K>) -> i64 {
+        self.per_minute.unwrap_or(ctx.limits.per_key_per_minute)
+    }
 }
 
 pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<Site, ApiError> {
@@ -214,6 +222,7 @@ pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<
     Ok(Site {
         id: row.int("site_id"),
         tenant_id: row.int("tenant_id"),
+        per_minute: row.opt_int("per_minute"),
         origins: row
             .text("origins")
             .split(' ')
@@ -250,6 +259,7 @@ pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, Api
         id: row.int("site_id"),
         tenant_id: row.int("tenant_id"),
         origins: Vec::new(),
+        per_minute: row.opt_int("per_minute"),
     })
 }
 

@@ -37,7 +37,7 @@ pub async fn server_events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     check_size(req)?;
     let site = site_by_secret_key(ctx.db, req).await?;
     let parsed = parse_batch(&req.body, ctx.now)?;
-    rate_limit(ctx, &format!("site:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     ingest(ctx, req, &site, parsed.events, true).await
 }
 
@@ -50,7 +50,7 @@ fn check_size(req: &Request) -> Result<(), ApiError> {
 }
 
 async fn limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Result<(), ApiError> {
-    rate_limit(ctx, &format!("site:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     if let Some(ip) = ctx.ip_hash(req) {
         rate_limit(ctx, &format!("ip:{ip}"), ctx.limits.per_ip_per_minute).await?;
     }

@@ -97,6 +97,7 @@ pub async fn campaign_of<D: Db, K: Kv>(
 async fn public_site<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Result<Site, ApiError> {
     let site = site_by_publishable_key(ctx.db, req.param("key")).await?;
     check_origin(&site, req)?;
+    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     Ok(site)
 }
 
@@ -396,7 +397,7 @@ pub async fn invitation<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Rep
     let s = |k: &str| body.get(k).and_then(Value::as_str);
     let site = site_by_publishable_key(ctx.db, s("key")).await?;
     check_origin(&site, req)?;
-    rate_limit(ctx, &format!("site:{}", site.id), ctx.limits.per_key_per_minute).await?;
+    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     let name = s("campaign").ok_or_else(|| bad("name the `campaign`"))?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let inviter = caller(ctx, &campaign, s("anonymous_id"), s("user_id")).await?;

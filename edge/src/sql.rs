@@ -3,13 +3,13 @@
 
 /// `?1` publishable key → the site and its allowed origins (comma-joined).
 pub const SITE_BY_PUBLISHABLE_KEY: &str = "\
-SELECT s.id AS site_id, s.tenant_id AS tenant_id,
+SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute,
        (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
 FROM sites s WHERE s.publishable_key = ?1";
 
 /// `?1` SHA-256 hex of a secret key → its site.
 pub const SITE_BY_SECRET_KEY_HASH: &str = "\
-SELECT s.id AS site_id, s.tenant_id AS tenant_id FROM sites s WHERE s.secret_key_hash = ?1";
+SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute FROM sites s WHERE s.secret_key_hash = ?1";
 
 /// `?1` origin → whether any site allows it (for preflights, which carry no key).
 pub const ANY_SITE_ALLOWS_ORIGIN: &str = "\
@@ -42,9 +42,10 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 // ---- tenants and sites ---------------------------------------------------
 
 pub const INSERT_TENANT: &str = "INSERT INTO tenants (name, created_at) VALUES (?1, ?2) RETURNING id";
-/// `?1` tenant, `?2` name, `?3` publishable key, `?4` secret key hash, `?5` now.
+/// `?1` tenant, `?2` name, `?3` publishable key, `?4` secret key hash, `?5` now, `?6` limit per minute.
 pub const INSERT_SITE: &str = "\
-INSERT INTO sites (tenant_id, name, publishable_key, secret_key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+INSERT INTO sites (tenant_id, name, publishable_key, secret_key_hash, created_at, rate_limit_per_minute)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// `?1` publishable key of the site just inserted, `?2` origin.
 pub const INSERT_SITE_ORIGIN: &str = "\
 INSERT INTO site_origins (site_id, origin) SELECT id, ?2 FROM sites WHERE publishable_key = ?1";

@@ -40,3 +40,77 @@ export async function waitForEvents(request, predicate, timeoutMs = 10_000) {
 export function uuid() {
   return crypto.randomUUID();
 }
+
+export const ROOT = 'rk_demo_refloop_root';
+
+/** Rows of a query, asked of the test edge's local D1 database itself. */
+export function d1(sql) {
+  const out = execFileSync('wrangler', [
+    'd1', 'execute', 'refloop', '--local', '--persist-to', '../.wrangler/test-state', '--json', '--command', sql,
+  ], { cwd: new URL('../../edge', import.meta.url).pathname, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+  return JSON.parse(out.toString())[0].results;
+}
+
+/** Row counts of every table an input could write (rate windows aside). */
+export function rowCounts() {
+  const tables = ['tenants', 'sites', 'site_origins', 'campaigns', 'campaign_versions', 'events', 'participants',
+    'participant_aliases', 'referrals', 'invitations', 'clicks', 'ledger', 'scores', 'score_buckets', 'grants',
+    'grant_transitions', 'snapshots', 'webhooks', 'outbox', 'audit_log'];
+  const sql = 'SELECT ' + tables.map((t) => `(SELECT count(*) FROM ${t}) AS ${t}`).join(', ');
+  return d1(sql)[0];
+}
+
+/** The ledger invariants over the whole database: each score is its ledger's
+ * sum, each confirmed count its counting referrals, each bucket its scores. */
+export function invariantViolations() {
+  return d1(`
+    SELECT 'score' AS what, p.id AS id FROM participants p
+      WHERE p.score <> (SELECT coalesce(sum(points), 0) FROM ledger l WHERE l.participant_id = p.id)
+    UNION ALL
+    SELECT 'confirmed', p.id FROM participants p
+      WHERE p.confirmed <> (SELECT count(*) FROM referrals r WHERE r.referrer_id = p.id
+                            AND r.status = 'confirmed' AND r.review IN ('clear', 'approved'))
+    UNION ALL
+    SELECT 'bucket', b.score FROM score_buckets b
+      WHERE b.n <> (SELECT count(*) FROM scores s WHERE s.campaign_id = b.campaign_id AND s.period = b.period AND s.score = b.score)
+    UNION ALL
+    SELECT 'board', s.participant_id FROM scores s JOIN participants p ON p.id = s.participant_id
+      WHERE s.period = 'all' AND s.score <> p.score`);
+}
+
+/** A tenant of its own (created with the root key), so a test sees only its data. */
+export async function freshTenant(request, site = {}) {
+  const res = await request.post(`${EDGE}/v1/admin/tenants`, {
+    headers: { Authorization: `Bearer ${ROOT}` },
+    data: { name: `t-${uuid().slice(0, 8)}`, site: { name: 'site', origins: ['http://127.0.0.1:8081'], ...site } },
+  });
+  if (res.status() !== 201) throw new Error(`tenant: ${res.status()} ${await res.text()}`);
+  const body = await res.json();
+  const { publishable_key: pk, secret_key: sk } = body.site;
+  const api = (method, path, data) => request.fetch(`${EDGE}${path}`, {
+    method, data, headers: { Authorization: `Bearer ${sk}` },
+  });
+  const json = async (method, path, data, status = 200) => {
+    const res = await api(method, path, data);
+    if (res.status() !== status) throw new Error(`${method} ${path}: ${res.status()} ${await res.text()}`);
+    return res.json();
+  };
+  const send = async (events, extra = {}) => {
+    const res = await request.post(`${EDGE}/v1/batch`, { data: { key: pk, events }, ...extra });
+    return { status: res.status(), body: await res.json().catch(() => null), headers: res.headers() };
+  };
+  const server = async (events) => {
+    const res = await request.post(`${EDGE}/v1/server/events`, { data: { events }, headers: { Authorization: `Bearer ${sk}` } });
+    return { status: res.status(), body: await res.json().catch(() => null) };
+  };
+  const me = async (campaign, anonymousId) => {
+    const res = await request.get(`${EDGE}/v1/campaigns/${campaign}/me?key=${pk}&anonymous_id=${encodeURIComponent(anonymousId)}`);
+    return res.status() === 200 ? res.json() : null;
+  };
+  return { pk, sk, api, json, send, server, me, tenant: body.tenant };
+}
+
+/** One event of the contract's shape. */
+export function ev(event, anonymousId, extra = {}) {
+  return { id: uuid(), type: 'track', event, anonymous_id: anonymousId, ...extra };
+}
