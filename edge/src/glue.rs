@@ -201,7 +201,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         return;
     };
     match cron::run(&D1(db), &WorkerFetch, worker::Date::now().as_millis() as i64).await {
-        Ok(report) => app::log(&format!("cron: {report:?}")),
+        Ok(report) => worker::console_log!("cron: {report:?}"),
         Err(e) => app::log(&format!("cron failed: {e}")),
     }
 }

@@ -1,0 +1,117 @@
+// Hostile and broken input against `wrangler dev`: each answered with the
+// documented status and error code, and nothing written (row counts of every
+// table compared before and after).
+import { test, expect } from '@playwright/test';
+import { EDGE, PK, SK, ev, freshTenant, rowCounts, uuid } from './helpers.mjs';
+
+const batch = (events, key = PK) => JSON.stringify({ key, events });
+
+test('bad input gets a clear error and changes nothing', async ({ request }) => {
+  test.setTimeout(120_000);
+  const t = await freshTenant(request);
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'c', config: { name: 'C', point_rules: [{ id: 'p', event: 'signup', to: 'self', points: 10 }] } }, 201);
+  await t.send([ev('signup', 'victim')]);
+  const victim = await t.me('c', 'victim');
+  const known = ev('signup', 'someone');
+  expect((await t.send([known])).body.accepted).toBe(1);
+
+  const post = (path, body, headers = {}) => request.post(`${EDGE}${path}`, { data: body, headers });
+  const cases = [
+    ['malformed JSON', () => post('/v1/batch', '{"key": "pk_demo_refloop_public", "events": ['), 400, 'malformed_request'],
+    ['a JSON array', () => post('/v1/batch', '[]'), 400, 'malformed_request'],
+    ['events of the wrong type', () => post('/v1/batch', JSON.stringify({ key: PK, events: {} })), 400, 'malformed_request'],
+    ['a numeric key', () => post('/v1/batch', JSON.stringify({ key: 42, events: [] })), 400, 'malformed_request'],
+    ['no key', () => post('/v1/batch', JSON.stringify({ events: [] })), 400, 'missing_key'],
+    ['an unknown key', () => post('/v1/batch', batch([ev('signup', 'x')], 'pk_unknown_key_123456')), 401, 'unknown_key'],
+    ['a key of no plausible form', () => post('/v1/batch', batch([ev('signup', 'x')], "pk_' OR 1=1 --")), 401, 'unknown_key'],
+    ['a secret key in a browser batch', () => post('/v1/batch', batch([ev('signup', 'x')], SK)), 403, 'forbidden'],
+    ['a foreign origin', () => post('/v1/batch', batch([ev('signup', 'x')]), { Origin: 'https://evil.example' }), 403, 'origin_not_allowed'],
+    ['a body over 64 KiB', () => post('/v1/batch', batch([ev('signup', 'x', { properties: { pad: 'x'.repeat(70_000) } })])), 413, 'payload_too_large'],
+    ['101 events', () => post('/v1/batch', batch(Array.from({ length: 101 }, () => ev('page', 'x')))), 413, 'too_many_events'],
+    ['invalid UTF-8', () => post('/v1/batch', Buffer.from([0x7b, 0x22, 0x6b, 0xff, 0xfe, 0x22, 0x7d])), 400, 'malformed_request'],
+    ['deep nesting', () => post('/v1/batch', '{"key":"' + PK + '","events":[' + '['.repeat(5000) + ']'.repeat(5000) + ']}'), 400, 'malformed_request'],
+    ['server events without a key', () => post('/v1/server/events', batch([ev('purchase', 'x')])), 401, 'unauthorized'],
+    ['server events with a publishable key', () => post('/v1/server/events', batch([ev('purchase', 'x')]), { Authorization: `Bearer ${PK}` }), 403, 'forbidden'],
+    ['server events with a forged secret key', () => post('/v1/server/events', batch([ev('purchase', 'x')]), { Authorization: 'Bearer sk_forged_key_1234567890' }), 401, 'unauthorized'],
+    ['admin with a publishable key', () => request.get(`${EDGE}/v1/admin/campaigns`, { headers: { Authorization: `Bearer ${PK}` } }), 403, 'forbidden'],
+    ['admin without a key', () => request.get(`${EDGE}/v1/admin/events`), 401, 'unauthorized'],
+    ['an adjustment with a publishable key', () => post(`/v1/admin/campaigns/c/participants/1/adjustments`, { points: 1000, note: 'x' }, { Authorization: `Bearer ${t.pk}` }), 403, 'forbidden'],
+    ['an adjustment of zero', () => post(`/v1/admin/campaigns/c/participants/1/adjustments`, { points: 0, note: 'x' }, { Authorization: `Bearer ${t.sk}` }), 400, 'invalid_parameter'],
+    ['an adjustment of fractional points', () => post(`/v1/admin/campaigns/c/participants/1/adjustments`, { points: 1.5, note: 'x' }, { Authorization: `Bearer ${t.sk}` }), 400, 'invalid_parameter'],
+    ['a leaderboard limit of 10^6', () => request.get(`${EDGE}/v1/campaigns/c/leaderboard?key=${t.pk}&limit=1000000`), 400, 'invalid_parameter'],
+    ['a leaderboard with a secret key', () => request.get(`${EDGE}/v1/campaigns/c/leaderboard?key=${t.sk}`), 403, 'forbidden'],
+    ['an injection string as a campaign', () => request.get(`${EDGE}/v1/campaigns/${encodeURIComponent("c' OR '1'='1")}/leaderboard?key=${t.pk}`), 404, 'not_found'],
+    ['an injection string as a code', () => request.get(`${EDGE}/r/${encodeURIComponent("x' UNION SELECT * FROM sites --")}`, { maxRedirects: 0 }), 404, 'not_found'],
+    ['a participant id that is not a number', () => request.get(`${EDGE}/v1/admin/campaigns/c/participants/1%20OR%201=1/ledger`, { headers: { Authorization: `Bearer ${t.sk}` } }), 400, 'invalid_parameter'],
+    ['an unknown route', () => request.get(`${EDGE}/v1/nope`), 404, 'not_found'],
+    ['a wrong method', () => request.delete(`${EDGE}/v1/batch`), 405, 'method_not_allowed'],
+    ['a campaign config with unknown fields', () => post('/v1/admin/campaigns', { slug: 'x', config: { name: 'x', bogus: 1 } }, { Authorization: `Bearer ${t.sk}` }), 422, 'invalid_config'],
+    ['a campaign slug with a path in it', () => post('/v1/admin/campaigns', { slug: '../x', config: { name: 'x' } }, { Authorization: `Bearer ${t.sk}` }), 400, 'invalid_parameter'],
+    ['a tenant without the root key', () => post('/v1/admin/tenants', { name: 'x' }, { Authorization: `Bearer ${t.sk}` }), 401, 'unauthorized'],
+    ['a webhook to a plain-http host', () => post('/v1/admin/webhooks', { url: 'http://10.0.0.1/x' }, { Authorization: `Bearer ${t.sk}` }), 400, 'invalid_parameter'],
+  ];
+  const before = rowCounts();
+  for (const [name, call, status, code] of cases) {
+    const res = await call();
+    const body = await res.json().catch(() => null);
+    expect.soft(res.status(), name).toBe(status);
+    expect.soft(body?.error?.code, name).toBe(code);
+    expect.soft(typeof body?.error?.message, name).toBe('string');
+  }
+  expect(rowCounts()).toEqual(before);
+
+  // Per-event refusals inside an accepted batch: nothing of them is stored.
+  const perEvent = [
+    { ...ev('signup', 'x'), id: 'not-a-uuid' },
+    { ...ev('signup', 'x'), type: 'alias' },
+    { id: uuid(), type: 'track', anonymous_id: 'x' },
+    { ...ev('referral_confirmed', 'victim') },
+    { ...ev('signup', 'x'), anonymous_id: 42 },
+    { ...ev('signup', 'x'), timestamp: 'yesterday' },
+    { ...ev('x'.repeat(500), 'x') },
+    { id: uuid(), type: 'track', event: 'signup' },
+  ];
+  const r = await t.send(perEvent);
+  expect(r.status).toBe(202);
+  expect(r.body.accepted).toBe(0);
+  expect(r.body.rejected.map((x) => x.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  expect(r.body.rejected.map((x) => x.error)).toEqual(expect.arrayContaining(['reserved_event', 'invalid_id', 'invalid_type']));
+  expect(rowCounts()).toEqual(before);
+
+  // Replayed and altered event ids: duplicates, nothing changes.
+  const replay = await t.send([known, { ...known, event: 'purchase', properties: { amount: 1e9 } }]);
+  expect(replay.body).toMatchObject({ accepted: 0, duplicates: 2 });
+  expect(rowCounts()).toEqual(before);
+
+  // Forged points in a browser event's properties award nothing; the event is stored.
+  const forged = await t.send([ev('profile_viewed', 'victim', { properties: { points: 1e6, score: 1e6 }, traits: { score: 1e6 } })]);
+  expect(forged.body.accepted).toBe(1);
+  expect((await t.me('c', 'victim')).points).toBe(victim.points);
+  const after = rowCounts();
+  expect(after.events).toBe(before.events + 1);
+  expect(after.ledger).toBe(before.ledger);
+});
+
+test('over its limit a site gets 429 with Retry-After, and nothing is stored', async ({ request }) => {
+  const t = await freshTenant(request, { rate_limit_per_minute: 3 });
+  const codes = [];
+  for (let i = 0; i < 5; i++) codes.push((await t.send([ev('page', 'v')])));
+  expect(codes.map((c) => c.status)).toEqual([202, 202, 202, 429, 429]);
+  expect(codes[3].body.error.code).toBe('rate_limited');
+  expect(Number(codes[3].headers['retry-after'])).toBeGreaterThan(0);
+  expect(Number(codes[3].headers['retry-after'])).toBeLessThanOrEqual(60);
+});
+
+test('over its limit an IP gets 429 whatever key it uses', async ({ request }) => {
+  test.setTimeout(60_000);
+  const ip = `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.9`;
+  const statuses = [];
+  for (let i = 0; i < 610; i += 10) {
+    const burst = await Promise.all(Array.from({ length: 10 }, () => request.post(`${EDGE}/v1/batch`, {
+      data: { key: PK, events: [] }, headers: { 'CF-Connecting-IP': ip },
+    })));
+    statuses.push(...burst.map((r) => r.status()));
+  }
+  expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(600);
+  expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+});
