@@ -206,6 +206,33 @@ mod tests {
         }
     }
 
+    /// `docs/openapi.yaml` documents exactly the routes the router serves
+    /// (plus the CORS preflight of `/v1/batch`).
+    #[test]
+    fn the_openapi_spec_and_the_router_list_the_same_routes() {
+        let spec = include_str!("../../docs/openapi.yaml");
+        let mut documented = std::collections::BTreeSet::new();
+        let mut path = None;
+        for line in spec.lines() {
+            if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
+                path = Some(format!("/{p}"));
+            } else if !line.starts_with("  ") || line.starts_with("  ") && !line.starts_with("   ") {
+                path = None;
+            }
+            if let (Some(p), Some(m)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
+                if ["get", "post", "put", "delete", "options"].contains(&m) {
+                    documented.insert((m.to_ascii_uppercase(), p.clone()));
+                }
+            }
+        }
+        let mut served: std::collections::BTreeSet<(String, String)> =
+            ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+        served.insert(("OPTIONS".into(), "/v1/batch".into()));
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "undocumented: {missing:?}\ndocumented but not served: {extra:?}");
+    }
+
     #[test]
     fn limits() {
         assert_eq!(parse_limit(None, 50, 1000), Ok(50));
