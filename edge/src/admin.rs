@@ -39,7 +39,8 @@ fn check_root<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Result<(), Ap
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer <root key>`"))?;
     let hash = hex(&Sha256::digest(given.as_bytes()));
     // Both are fixed-length hex digests; compare without an early exit.
-    let same = hash.len() == expected.len() && hash.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    let same =
+        hash.len() == expected.len() && hash.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
     if !same {
         return Err(ApiError::new(ErrorCode::Unauthorized, "this is not the root key"));
     }
@@ -100,7 +101,13 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     for o in &origins {
         stmts.push(stmt!(sql::INSERT_SITE_ORIGIN, publishable.as_str(), o.as_str()));
     }
-    stmts.push(audit(tenant, "tenant.create", &format!("tenant:{tenant}"), json!({"name": name}), ctx.now));
+    stmts.push(audit(
+        tenant,
+        "tenant.create",
+        &format!("tenant:{tenant}"),
+        json!({"name": name}),
+        ctx.now,
+    ));
     ctx.db.batch(stmts).await.map_err(db_error)?;
     Ok(Response::value(
         201,
@@ -113,11 +120,7 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
 
 pub async fn list_tenants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
     check_root(ctx, req)?;
-    let rows = ctx
-        .db
-        .query(stmt!("SELECT id, name, created_at FROM tenants ORDER BY id LIMIT 1000"))
-        .await
-        .map_err(db_error)?;
+    let rows = ctx.db.query(stmt!(sql::LIST_TENANTS)).await.map_err(db_error)?;
     Ok(Response::value(200, &json!({ "tenants": rows })))
 }
 
@@ -165,7 +168,9 @@ pub fn audit(tenant: i64, action: &str, target: &str, detail: Value, at: i64) ->
 
 fn text_field(body: &serde_json::Map<String, Value>, key: &str, max: usize) -> Result<String, ApiError> {
     match body.get(key) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control) => {
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control) =>
+        {
             Ok(s.clone())
         }
         Some(_) => Err(invalid(format!("`{key}` must be text of 1 to {max} characters"))),
@@ -251,13 +256,20 @@ async fn list_campaigns<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply
 async fn create_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
     let body = json_body(req)?;
     let slug = text_field(&body, "slug", 64)?;
-    if !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || slug.parse::<i64>().is_ok() {
-        return Err(invalid("`slug` is lower-case letters, digits and dashes (and not a number)"));
+    if !slug
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || slug.parse::<i64>().is_ok()
+    {
+        return Err(invalid(
+            "`slug` is lower-case letters, digits and dashes (and not a number)",
+        ));
     }
     let config = match (body.get("config"), body.get("preset").and_then(Value::as_str)) {
         (Some(c), _) => parse_config(c)?,
-        (None, Some(name)) => refloop_core::engine::presets::preset(name)
-            .ok_or_else(|| invalid(format!("no preset {name:?}")))?,
+        (None, Some(name)) => {
+            refloop_core::engine::presets::preset(name).ok_or_else(|| invalid(format!("no preset {name:?}")))?
+        }
         (None, None) => return Err(bad("send a `config` (or the name of a `preset`)")),
     };
     let text = config.to_json();
@@ -267,12 +279,27 @@ async fn create_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site:
         .await
         .map_err(db_error)?;
     if !exists.is_empty() {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("a campaign {slug:?} exists")));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("a campaign {slug:?} exists"),
+        ));
     }
     let stmts = vec![
-        stmt!(sql::INSERT_CAMPAIGN, site.tenant_id, slug.as_str(), config.name.as_str(), ctx.now),
+        stmt!(
+            sql::INSERT_CAMPAIGN,
+            site.tenant_id,
+            slug.as_str(),
+            config.name.as_str(),
+            ctx.now
+        ),
         stmt!(sql::INSERT_FIRST_VERSION, site.tenant_id, slug.as_str(), text, ctx.now),
-        audit(site.tenant_id, "campaign.create", &format!("campaign:{slug}"), json!({"version": 1}), ctx.now),
+        audit(
+            site.tenant_id,
+            "campaign.create",
+            &format!("campaign:{slug}"),
+            json!({"version": 1}),
+            ctx.now,
+        ),
     ];
     ctx.db.batch(stmts).await.map_err(|e| {
         if e.retryable {
@@ -297,7 +324,13 @@ enum Part {
 }
 
 /// An update is a new version: referrals keep the version they started under.
-async fn update_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str, part: Part) -> Reply {
+async fn update_campaign<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    part: Part,
+) -> Reply {
     let body = json_body(req)?;
     let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let mut next = current.config.clone();
@@ -320,12 +353,27 @@ async fn update_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site:
     {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("the campaign is at version {}, not {expected}; reload and edit again", current.version),
+            format!(
+                "the campaign is at version {}, not {expected}; reload and edit again",
+                current.version
+            ),
         ));
     }
     let stmts = vec![
-        stmt!(sql::INSERT_NEXT_VERSION, c.id, current.version, versioned.config.to_json(), ctx.now),
-        stmt!(sql::SET_CAMPAIGN_VERSION, c.id, versioned.version, versioned.config.name.as_str(), ctx.now),
+        stmt!(
+            sql::INSERT_NEXT_VERSION,
+            c.id,
+            current.version,
+            versioned.config.to_json(),
+            ctx.now
+        ),
+        stmt!(
+            sql::SET_CAMPAIGN_VERSION,
+            c.id,
+            versioned.version,
+            versioned.config.name.as_str(),
+            ctx.now
+        ),
         audit(
             site.tenant_id,
             "campaign.update",
@@ -336,7 +384,10 @@ async fn update_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site:
     ];
     ctx.db.batch(stmts).await.map_err(|e| {
         if e.retryable {
-            ApiError::new(ErrorCode::Conflict, "someone else updated the campaign at the same time; reload")
+            ApiError::new(
+                ErrorCode::Conflict,
+                "someone else updated the campaign at the same time; reload",
+            )
         } else {
             internal(e)
         }
@@ -355,7 +406,13 @@ async fn set_status<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
     ctx.db
         .batch(vec![
             stmt!(sql::SET_CAMPAIGN_STATUS, c.id, status.as_str(), ctx.now),
-            audit(site.tenant_id, "campaign.status", &format!("campaign:{}", c.slug), json!({"status": status}), ctx.now),
+            audit(
+                site.tenant_id,
+                "campaign.status",
+                &format!("campaign:{}", c.slug),
+                json!({"status": status}),
+                ctx.now,
+            ),
         ])
         .await
         .map_err(db_error)?;
@@ -398,14 +455,23 @@ async fn search<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let q = req.param("q").unwrap_or("").trim();
-    let q_code = if q.len() == 8 { q.to_ascii_uppercase() } else { q.to_owned() };
+    let q_code = if q.len() == 8 {
+        q.to_ascii_uppercase()
+    } else {
+        q.to_owned()
+    };
     let mut rows = ctx
         .db
         .query(stmt!(sql::SEARCH_PERSONS, c.id, q_code.as_str(), limit))
         .await
         .map_err(db_error)?;
     if q_code != q {
-        rows.extend(ctx.db.query(stmt!(sql::SEARCH_PERSONS, c.id, q, limit)).await.map_err(db_error)?);
+        rows.extend(
+            ctx.db
+                .query(stmt!(sql::SEARCH_PERSONS, c.id, q, limit))
+                .await
+                .map_err(db_error)?,
+        );
     }
     let people: Vec<Value> = rows.iter().map(participant_json).collect();
     Ok(Response::value(200, &json!({ "participants": people })))
@@ -438,7 +504,10 @@ async fn ledger<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         .first()
         .map_or(0, |r| r.int("total"));
     if sum != row.int("score") {
-        return Err(internal(format!("participant {id}: score {} but ledger sum {sum}", row.int("score"))));
+        return Err(internal(format!(
+            "participant {id}: score {} but ledger sum {sum}",
+            row.int("score")
+        )));
     }
     let stats = stats_of(ctx, &c, &current, &person_from_row(&row)).await?;
     let entries: Vec<Value> = entries
@@ -482,14 +551,18 @@ async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         return Err(ApiError::new(ErrorCode::Conflict, "this participant was erased"));
     }
     let p = ParticipantId(row.int("id") as u64);
-    let entry = adjustment(&current, CampaignId(c.id as u64), p, points, note.clone(), &key, ctx.now);
+    let entry = adjustment(
+        &current,
+        CampaignId(c.id as u64),
+        p,
+        points,
+        note.clone(),
+        &key,
+        ctx.now,
+    );
     let exists = ctx
         .db
-        .query(stmt!(
-            "SELECT id FROM ledger WHERE campaign_id = ?1 AND idempotency_key = ?2",
-            c.id,
-            entry.idempotency_key.as_str()
-        ))
+        .query(stmt!(sql::ENTRY_WITH_KEY, c.id, entry.idempotency_key.as_str()))
         .await
         .map_err(db_error)?;
     if exists.is_empty() {
@@ -526,13 +599,24 @@ async fn erase<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str, pid: 
     let row = person_row(ctx, &c, pid).await?;
     let id = row.int("id");
     let stmts = vec![
-        stmt!(sql::ERASE_EVENTS, site.id, row.opt_text("user_id"), row.opt_text("anonymous_id")),
+        stmt!(
+            sql::ERASE_EVENTS,
+            site.id,
+            row.opt_text("user_id"),
+            row.opt_text("anonymous_id")
+        ),
         stmt!(sql::ERASE_PERSON, id, ctx.now),
         stmt!(sql::ERASE_ALIASES, id),
         stmt!(sql::ERASE_CLICK_IPS, id),
         stmt!(sql::LEAVE_ALL_BUCKETS, c.id, id),
         stmt!(sql::DELETE_SCORES, c.id, id),
-        audit(site.tenant_id, "participant.erase", &format!("participant:{id}"), json!({}), ctx.now),
+        audit(
+            site.tenant_id,
+            "participant.erase",
+            &format!("participant:{id}"),
+            json!({}),
+            ctx.now,
+        ),
     ];
     ctx.db.batch(stmts).await.map_err(db_error)?;
     Ok(Response::value(200, &json!({"participant": id, "erased": true})))
@@ -601,11 +685,17 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         let actor = load(referral.referee.0).await?;
         let referrer = load(referral.referrer.0).await?;
         let pinned = if referral.config_version != current.version {
-            Some(config_version(ctx.db, ctx.kv, c.id, referral.config_version).await.map_err(db_error)?)
+            Some(
+                config_version(ctx.db, ctx.kv, c.id, referral.config_version)
+                    .await
+                    .map_err(db_error)?,
+            )
         } else {
             None
         };
-        let usage = crate::store::load_usage(ctx.db, &c, &current.config).await.map_err(db_error)?;
+        let usage = crate::store::load_usage(ctx.db, &c, &current.config)
+            .await
+            .map_err(db_error)?;
         let ids = serde_json::to_string(&[referral.referee.0, referral.referrer.0]).unwrap_or_default();
         let grant_keys = ctx
             .db
@@ -682,7 +772,9 @@ async fn grants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let status = req.param("status").unwrap_or("");
     if !status.is_empty() && GrantStatus::parse(status).is_none() {
-        return Err(invalid("status is one of earned, pending_review, approved, fulfilled, redeemed, rejected, expired, revoked"));
+        return Err(invalid(
+            "status is one of earned, pending_review, approved, fulfilled, redeemed, rejected, expired, revoked",
+        ));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let rows = ctx
@@ -770,16 +862,29 @@ fn period_of(v: Option<&str>) -> Result<Period, ApiError> {
 }
 
 async fn take_snapshot<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
-    let body = if req.body.is_empty() { Default::default() } else { json_body(req)? };
+    let body = if req.body.is_empty() {
+        Default::default()
+    } else {
+        json_body(req)?
+    };
     let period_name = body.get("period").and_then(Value::as_str).unwrap_or("all").to_owned();
     let period = period_of(Some(&period_name))?;
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let id = snapshot(ctx.db, c.id, period, &period_name, ctx.now).await?;
     ctx.db
-        .batch(vec![audit(site.tenant_id, "snapshot.take", &format!("campaign:{}", c.slug), json!({"id": id}), ctx.now)])
+        .batch(vec![audit(
+            site.tenant_id,
+            "snapshot.take",
+            &format!("campaign:{}", c.slug),
+            json!({"id": id}),
+            ctx.now,
+        )])
         .await
         .map_err(db_error)?;
-    Ok(Response::value(201, &json!({"id": id, "period": period_name, "taken_at": iso(Some(ctx.now))})))
+    Ok(Response::value(
+        201,
+        &json!({"id": id, "period": period_name, "taken_at": iso(Some(ctx.now))}),
+    ))
 }
 
 /// An immutable copy of the top 100 of a board, now.
@@ -793,18 +898,28 @@ pub async fn snapshot(db: &impl Db, campaign: i64, period: Period, name: &str, n
         .enumerate()
         .map(|(i, r)| json!({"rank": i + 1, "participant": r.int("participant_id"), "code": r.text("code"), "score": r.int("score")}))
         .collect();
-    db.query(stmt!(sql::INSERT_SNAPSHOT, campaign, name, now, Value::Array(rows).to_string()))
-        .await
-        .map_err(db_error)?
-        .first()
-        .map(|r| r.int("id"))
-        .ok_or_else(|| internal("snapshot insert returned no id"))
+    db.query(stmt!(
+        sql::INSERT_SNAPSHOT,
+        campaign,
+        name,
+        now,
+        Value::Array(rows).to_string()
+    ))
+    .await
+    .map_err(db_error)?
+    .first()
+    .map(|r| r.int("id"))
+    .ok_or_else(|| internal("snapshot insert returned no id"))
 }
 
 async fn snapshots<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 20, 100).map_err(invalid)?;
-    let rows = ctx.db.query(stmt!(sql::LIST_SNAPSHOTS, c.id, limit)).await.map_err(db_error)?;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::LIST_SNAPSHOTS, c.id, limit))
+        .await
+        .map_err(db_error)?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -833,7 +948,10 @@ async fn stats_funnel<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str
         r.int("confirmed") as u64,
         r.int("participants") as u64,
     );
-    Ok(Response::value(200, &json!({"funnel": f, "participants": r.int("participants")})))
+    Ok(Response::value(
+        200,
+        &json!({"funnel": f, "participants": r.int("participants")}),
+    ))
 }
 
 async fn stats_trend<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
@@ -904,7 +1022,10 @@ async fn export<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> R
             .await
             .map_err(db_error)?;
         for r in &rows {
-            let rank = rank_of(ctx.db, c.id, "all", r.int("id")).await?.map(|x| x.0.to_string()).unwrap_or_default();
+            let rank = rank_of(ctx.db, c.id, "all", r.int("id"))
+                .await?
+                .map(|x| x.0.to_string())
+                .unwrap_or_default();
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{}\n",
                 r.int("id"),
@@ -926,7 +1047,10 @@ async fn export<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> R
         status: 200,
         headers: vec![
             ("Content-Type".into(), "text/csv; charset=utf-8".into()),
-            ("Content-Disposition".into(), format!("attachment; filename=\"{}.csv\"", c.slug)),
+            (
+                "Content-Disposition".into(),
+                format!("attachment; filename=\"{}.csv\"", c.slug),
+            ),
             ("Cache-Control".into(), "no-store".into()),
         ],
         body: out,
@@ -964,27 +1088,51 @@ async fn create_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: 
     let secret = format!("whsec_{}", hex(&ctx.entropy[..32]));
     let id = ctx
         .db
-        .query(stmt!(sql::INSERT_WEBHOOK, site.tenant_id, url.as_str(), secret.as_str(), events.as_str(), ctx.now))
+        .query(stmt!(
+            sql::INSERT_WEBHOOK,
+            site.tenant_id,
+            url.as_str(),
+            secret.as_str(),
+            events.as_str(),
+            ctx.now
+        ))
         .await
         .map_err(db_error)?
         .first()
         .map(|r| r.int("id"))
         .ok_or_else(|| internal("webhook insert returned no id"))?;
     ctx.db
-        .batch(vec![audit(site.tenant_id, "webhook.create", &format!("webhook:{id}"), json!({"url": url}), ctx.now)])
+        .batch(vec![audit(
+            site.tenant_id,
+            "webhook.create",
+            &format!("webhook:{id}"),
+            json!({"url": url}),
+            ctx.now,
+        )])
         .await
         .map_err(db_error)?;
-    Ok(Response::value(201, &json!({"id": id, "url": url, "events": events, "secret": secret})))
+    Ok(Response::value(
+        201,
+        &json!({"id": id, "url": url, "events": events, "secret": secret}),
+    ))
 }
 
 async fn list_webhooks<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply {
-    let rows = ctx.db.query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await.map_err(db_error)?;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id))
+        .await
+        .map_err(db_error)?;
     Ok(Response::value(200, &json!({ "webhooks": rows })))
 }
 
 async fn webhook_of<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str) -> Result<i64, ApiError> {
     let id = id_param(id, "webhook")?;
-    let rows = ctx.db.query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await.map_err(db_error)?;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id))
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .find(|r| r.int("id") == id)
         .map(|_| id)
@@ -996,7 +1144,13 @@ async fn delete_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str
     ctx.db
         .batch(vec![
             stmt!(sql::DELETE_WEBHOOK, id, site.tenant_id),
-            audit(site.tenant_id, "webhook.delete", &format!("webhook:{id}"), json!({}), ctx.now),
+            audit(
+                site.tenant_id,
+                "webhook.delete",
+                &format!("webhook:{id}"),
+                json!({}),
+                ctx.now,
+            ),
         ])
         .await
         .map_err(db_error)?;
@@ -1006,12 +1160,20 @@ async fn delete_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str
 async fn deliveries<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, id: &str) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx.db.query(stmt!(sql::DELIVERIES, id, limit)).await.map_err(db_error)?;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::DELIVERIES, id, limit))
+        .await
+        .map_err(db_error)?;
     Ok(Response::value(200, &json!({ "deliveries": rows })))
 }
 
 async fn audit_log<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx.db.query(stmt!(sql::LIST_AUDIT, site.tenant_id, limit)).await.map_err(db_error)?;
+    let rows = ctx
+        .db
+        .query(stmt!(sql::LIST_AUDIT, site.tenant_id, limit))
+        .await
+        .map_err(db_error)?;
     Ok(Response::value(200, &json!({ "entries": rows })))
 }

@@ -201,7 +201,8 @@ impl Site {
 }
 
 pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<Site, ApiError> {
-    let key = key.ok_or_else(|| ApiError::new(ErrorCode::MissingKey, "send the site's publishable key (`key=pk_…`)"))?;
+    let key =
+        key.ok_or_else(|| ApiError::new(ErrorCode::MissingKey, "send the site's publishable key (`key=pk_…`)"))?;
     match key_kind(key) {
         Some(KeyKind::Publishable) => {}
         Some(KeyKind::Secret) => {
@@ -240,7 +241,12 @@ pub fn unknown_key() -> ApiError {
 /// publishable key there is refused as such: it can never read admin data.
 pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, ApiError> {
     let header = req.header("authorization");
-    if header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).and_then(key_kind) == Some(KeyKind::Publishable) {
+    if header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .and_then(key_kind)
+        == Some(KeyKind::Publishable)
+    {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "a publishable key cannot use this route; send the secret key",
@@ -269,7 +275,10 @@ pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             ErrorCode::OriginNotAllowed,
-            format!("origin {} is not allowed for this key", req.origin().unwrap_or_default()),
+            format!(
+                "origin {} is not allowed for this key",
+                req.origin().unwrap_or_default()
+            ),
         ))
     }
 }

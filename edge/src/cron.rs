@@ -9,7 +9,7 @@ use crate::store::{CampaignRow, moved_grant_statements};
 use hmac::{Hmac, Mac};
 use refloop_core::engine::config::Period;
 use refloop_core::engine::model::{GrantId, ParticipantId};
-use refloop_core::engine::rewards::{Grant, GrantSource, GrantStatus, Transition};
+use refloop_core::engine::rewards::{Grant, GrantSource, GrantStatus};
 use sha2::Sha256;
 
 /// Sends one webhook: (url, headers, body) → HTTP status, or why it failed.
@@ -45,7 +45,12 @@ pub struct CronReport {
 
 pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronReport, crate::db::DbError> {
     let mut report = CronReport::default();
-    let changed = db.batch(vec![stmt!(sql::EXPIRE_REFERRALS, now), stmt!(sql::FORGET_WINDOWS, now / 60_000 - 60)]).await?;
+    let changed = db
+        .batch(vec![
+            stmt!(sql::EXPIRE_REFERRALS, now),
+            stmt!(sql::FORGET_WINDOWS, now / 60_000 - 60),
+        ])
+        .await?;
     report.referrals_expired = changed.first().copied().unwrap_or(0);
 
     for r in db.query(stmt!(sql::DUE_GRANTS, now)).await? {
@@ -65,7 +70,7 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
         };
         if g.transition(GrantStatus::Expired, now, Some("expired".into())).is_ok() {
             let campaign = db
-                .query(stmt!("SELECT campaign_id FROM grants WHERE id = ?1", g.id.0))
+                .query(stmt!(sql::CAMPAIGN_OF_GRANT, g.id.0))
                 .await?
                 .first()
                 .map_or(0, |x| x.int("campaign_id"));
@@ -75,7 +80,6 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
                 report.grants_expired += 1;
             }
         }
-        let _ = Transition { from: None, to: from, at: now, note: None };
     }
 
     for d in db.query(stmt!(sql::DUE_DELIVERIES, now, 50u32)).await? {
@@ -84,7 +88,10 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
             ("Content-Type".to_owned(), "application/json".to_owned()),
             ("Refloop-Event".to_owned(), d.text("type")),
             ("Refloop-Delivery".to_owned(), d.int("id").to_string()),
-            ("Refloop-Signature".to_owned(), signature(&d.text("secret"), now / 1000, &body)),
+            (
+                "Refloop-Signature".to_owned(),
+                signature(&d.text("secret"), now / 1000, &body),
+            ),
         ];
         let result = out.post(&d.text("url"), &headers, &body).await;
         let id = d.int("id");
@@ -95,20 +102,30 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
             }
             Ok(status) => {
                 report.failed += 1;
-                stmt!(sql::DELIVERY_FAILED, id, now + backoff_ms(d.int("attempts")), i64::from(status), format!("HTTP {status}"))
+                stmt!(
+                    sql::DELIVERY_FAILED,
+                    id,
+                    now + backoff_ms(d.int("attempts")),
+                    i64::from(status),
+                    format!("HTTP {status}")
+                )
             }
             Err(e) => {
                 report.failed += 1;
-                stmt!(sql::DELIVERY_FAILED, id, now + backoff_ms(d.int("attempts")), Option::<i64>::None, e)
+                stmt!(
+                    sql::DELIVERY_FAILED,
+                    id,
+                    now + backoff_ms(d.int("attempts")),
+                    Option::<i64>::None,
+                    e
+                )
             }
         };
         db.batch(vec![stmt]).await?;
     }
 
     // One snapshot of the all-time board per active campaign per day.
-    let campaigns = db
-        .query(stmt!("SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns WHERE status = 'active' AND current_version > 0"))
-        .await?;
+    let campaigns = db.query(stmt!(sql::ALL_ACTIVE_CAMPAIGNS)).await?;
     for c in campaigns.iter().map(CampaignRow::from_row) {
         let last = db
             .query(stmt!(sql::LIST_SNAPSHOTS, c.id, 1u32))

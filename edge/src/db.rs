@@ -80,9 +80,17 @@ impl DbError {
     pub fn from_message(message: impl Into<String>) -> Self {
         let message = message.into();
         let m = message.to_ascii_lowercase();
-        let retryable = ["stale_read", "unique constraint failed", "busy", "overloaded", "locked", "reset because", "try again"]
-            .iter()
-            .any(|s| m.contains(s));
+        let retryable = [
+            "stale_read",
+            "unique constraint failed",
+            "busy",
+            "overloaded",
+            "locked",
+            "reset because",
+            "try again",
+        ]
+        .iter()
+        .any(|s| m.contains(s));
         DbError { retryable, message }
     }
 }

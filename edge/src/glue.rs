@@ -9,7 +9,10 @@ use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
 use refloop_core::keys::hash_secret_key;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{self, Reflect, Uint8Array};
-use worker::{D1Database, Env, Fetch, Headers, Method, Request, RequestInit, Response, ScheduleContext, ScheduledEvent, event, kv::KvStore};
+use worker::{
+    D1Database, Env, Fetch, Headers, Method, Request, RequestInit, Response, ScheduleContext, ScheduledEvent, event,
+    kv::KvStore,
+};
 
 struct D1(D1Database);
 
@@ -135,7 +138,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
     let request = app::Request {
         method,
         path: url.path().to_owned(),
-        query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+        query: url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
         headers,
         body,
     };

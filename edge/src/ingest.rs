@@ -3,11 +3,15 @@
 //! campaign of the tenant in one transaction; a guard that saw a stale read
 //! rolls it back and the event is decided again from fresh rows.
 
-use crate::app::{Ctx, Reply, Request, Response, Site, check_origin, db_error, rate_limit, site_by_publishable_key, site_by_secret_key};
+use crate::app::{
+    Ctx, Reply, Request, Response, Site, check_origin, db_error, rate_limit, site_by_publishable_key,
+    site_by_secret_key,
+};
 use crate::db::{Db, Kv, Stmt};
 use crate::sql;
 use crate::stmt;
 use crate::store::{CampaignRow, effect_statements, load_event_slice};
+use refloop_core::ApiError;
 use refloop_core::engine::fraud::normalise_email;
 use refloop_core::engine::model::Traits;
 use refloop_core::engine::program::EngineEvent;
@@ -17,7 +21,6 @@ use refloop_core::event::Event;
 use refloop_core::ingest::{BatchOutcome, parse_batch, plan_inserts, too_large};
 use refloop_core::limits::MAX_BATCH_BYTES;
 use refloop_core::time::parse_rfc3339_ms;
-use refloop_core::ApiError;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -137,12 +140,19 @@ async fn one_event<D: Db, K: Kv>(
             Err(err) => return Err(db_error(err)),
         }
     }
-    Err(db_error(last.unwrap_or_else(|| crate::db::DbError::from_message("busy"))))
+    Err(db_error(
+        last.unwrap_or_else(|| crate::db::DbError::from_message("busy")),
+    ))
 }
 
 /// The event as the engine sees it: attribution as a touch, the email only as
 /// a salted hash of its normalised form, the IP only as a salted hash.
-pub fn engine_event<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, e: &Event, trusted: bool, ip_hash: Option<String>) -> EngineEvent {
+pub fn engine_event<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    e: &Event,
+    trusted: bool,
+    ip_hash: Option<String>,
+) -> EngineEvent {
     let attribution = e.payload.get("attribution").and_then(Value::as_object);
     let text = |k: &str| {
         attribution
@@ -155,7 +165,10 @@ pub fn engine_event<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, e: &Event, trusted: bool,
     let touch = (code.is_some() || invitation.is_some()).then(|| Touch {
         code: code.map(|c| c.to_ascii_uppercase()),
         invitation: invitation.map(|c| c.to_ascii_uppercase()),
-        at: text("at").and_then(|t| parse_rfc3339_ms(&t)).unwrap_or(e.occurred_at_ms).min(e.occurred_at_ms),
+        at: text("at")
+            .and_then(|t| parse_rfc3339_ms(&t))
+            .unwrap_or(e.occurred_at_ms)
+            .min(e.occurred_at_ms),
     });
     let mut traits: Traits = e
         .payload
@@ -186,7 +199,9 @@ pub fn engine_event<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, e: &Event, trusted: bool,
 fn email_identity<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, traits: &mut Traits) -> (Option<String>, Option<String>) {
     let plain = traits.remove("email");
     let hashed = traits.remove("email_sha256");
-    let domain = traits.remove("email_domain").and_then(|d| d.as_str().map(str::to_ascii_lowercase));
+    let domain = traits
+        .remove("email_domain")
+        .and_then(|d| d.as_str().map(str::to_ascii_lowercase));
     if let Some(normal) = plain.as_ref().and_then(Value::as_str).and_then(normalise_email) {
         let digest = crate::app::hex(&Sha256::digest(normal.as_bytes()));
         let domain = normal.rsplit('@').next().map(str::to_owned);

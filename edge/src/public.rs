@@ -43,7 +43,13 @@ pub async fn click<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, code: &str)
         rate_limit(ctx, &format!("ip:{ip}"), ctx.limits.per_ip_per_minute).await?;
     }
     ctx.db
-        .batch(vec![stmt!(sql::INSERT_CLICK, campaign.id, person.int("id"), ctx.now, ip_hash)])
+        .batch(vec![stmt!(
+            sql::INSERT_CLICK,
+            campaign.id,
+            person.int("id"),
+            ctx.now,
+            ip_hash
+        )])
         .await
         .map_err(db_error)?;
     let landing = current
@@ -169,12 +175,19 @@ pub async fn leaderboard<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, name:
     Ok(Response::value(200, &body))
 }
 
-async fn top_rows<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, campaign: i64, period: &str, limit: u32) -> Result<Value, ApiError> {
+async fn top_rows<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    campaign: i64,
+    period: &str,
+    limit: u32,
+) -> Result<Value, ApiError> {
     let cache_key = format!("top:{campaign}:{period}:{limit}");
     if ctx.top_cache_seconds > 0
         && let Some(text) = ctx.kv.get(&cache_key).await
         && let Ok(cached) = serde_json::from_str::<Value>(&text)
-        && cached["at"].as_i64().is_some_and(|at| ctx.now - at < ctx.top_cache_seconds * 1000)
+        && cached["at"]
+            .as_i64()
+            .is_some_and(|at| ctx.now - at < ctx.top_cache_seconds * 1000)
     {
         return Ok(cached["rows"].clone());
     }
@@ -198,7 +211,12 @@ async fn top_rows<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, campaign: i64, period: &str
 
 /// A participant's rank without a scan: the score buckets above, plus ties
 /// that joined earlier. `None` while their score is zero (not on the board).
-pub async fn rank_of(db: &impl Db, campaign: i64, period: &str, participant: i64) -> Result<Option<(u64, i64)>, ApiError> {
+pub async fn rank_of(
+    db: &impl Db,
+    campaign: i64,
+    period: &str,
+    participant: i64,
+) -> Result<Option<(u64, i64)>, ApiError> {
     Ok(db
         .query(stmt!(sql::RANK, campaign, period, participant))
         .await
@@ -207,7 +225,13 @@ pub async fn rank_of(db: &impl Db, campaign: i64, period: &str, participant: i64
         .map(|r| (r.int("rank") as u64, r.int("score"))))
 }
 
-async fn around<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, campaign: i64, period: &str, participant: i64, radius: u32) -> Result<Value, ApiError> {
+async fn around<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    campaign: i64,
+    period: &str,
+    participant: i64,
+    radius: u32,
+) -> Result<Value, ApiError> {
     let Some((rank, score)) = rank_of(ctx.db, campaign, period, participant).await? else {
         return Ok(json!([]));
     };
@@ -256,14 +280,7 @@ pub async fn stats_of<D: Db, K: Kv>(
     p: &Person,
 ) -> Result<Value, ApiError> {
     let id = p.participant.id.0 as i64;
-    let referrals = ctx
-        .db
-        .query(stmt!(
-            "SELECT status, review, count(*) AS n FROM referrals WHERE referrer_id = ?1 GROUP BY status, review",
-            id
-        ))
-        .await
-        .map_err(db_error)?;
+    let referrals = ctx.db.query(stmt!(sql::REFERRAL_COUNTS, id)).await.map_err(db_error)?;
     let count = |status: &str| -> i64 {
         referrals
             .iter()
@@ -273,7 +290,7 @@ pub async fn stats_of<D: Db, K: Kv>(
     };
     let clicks = ctx
         .db
-        .query(stmt!("SELECT count(*) AS n FROM clicks WHERE participant_id = ?1", id))
+        .query(stmt!(sql::CLICKS_OF, id))
         .await
         .map_err(db_error)?
         .first()
@@ -401,8 +418,13 @@ pub async fn invitation<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Rep
     let name = s("campaign").ok_or_else(|| bad("name the `campaign`"))?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let inviter = caller(ctx, &campaign, s("anonymous_id"), s("user_id")).await?;
-    let inv = decide_invitation(&current.config, ParticipantId(inviter.participant.id.0), ctx.now, &mut ctx.rng())
-        .map_err(|m| ApiError::new(ErrorCode::Conflict, m))?;
+    let inv = decide_invitation(
+        &current.config,
+        ParticipantId(inviter.participant.id.0),
+        ctx.now,
+        &mut ctx.rng(),
+    )
+    .map_err(|m| ApiError::new(ErrorCode::Conflict, m))?;
     ctx.db
         .batch(vec![stmt!(
             sql::INSERT_INVITATION,

@@ -50,7 +50,11 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/v1/server/events", Route::ServerEvents),
     ("GET", "/r/{code}", Route::Click),
     ("GET", "/v1/campaigns/{campaign}/leaderboard", Route::Leaderboard),
-    ("GET", "/v1/campaigns/{campaign}/participants/{code}", Route::PublicParticipant),
+    (
+        "GET",
+        "/v1/campaigns/{campaign}/participants/{code}",
+        Route::PublicParticipant,
+    ),
     ("GET", "/v1/campaigns/{campaign}/me", Route::Me),
     ("POST", "/v1/invitations", Route::Invitations),
     ("POST", "/v1/admin/tenants", Route::Tenants),
@@ -60,18 +64,54 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/v1/admin/campaigns", Route::CreateCampaign),
     ("GET", "/v1/admin/campaigns/{campaign}", Route::GetCampaign),
     ("PUT", "/v1/admin/campaigns/{campaign}", Route::UpdateCampaign),
-    ("POST", "/v1/admin/campaigns/{campaign}/status", Route::SetCampaignStatus),
-    ("GET", "/v1/admin/campaigns/{campaign}/versions", Route::CampaignVersions),
-    ("PUT", "/v1/admin/campaigns/{campaign}/point-rules", Route::PutPointRules),
+    (
+        "POST",
+        "/v1/admin/campaigns/{campaign}/status",
+        Route::SetCampaignStatus,
+    ),
+    (
+        "GET",
+        "/v1/admin/campaigns/{campaign}/versions",
+        Route::CampaignVersions,
+    ),
+    (
+        "PUT",
+        "/v1/admin/campaigns/{campaign}/point-rules",
+        Route::PutPointRules,
+    ),
     ("PUT", "/v1/admin/campaigns/{campaign}/rewards", Route::PutRewards),
-    ("GET", "/v1/admin/campaigns/{campaign}/participants", Route::SearchParticipants),
-    ("GET", "/v1/admin/campaigns/{campaign}/participants/{participant}/ledger", Route::ParticipantLedger),
-    ("POST", "/v1/admin/campaigns/{campaign}/participants/{participant}/adjustments", Route::Adjust),
-    ("DELETE", "/v1/admin/campaigns/{campaign}/participants/{participant}", Route::Erase),
+    (
+        "GET",
+        "/v1/admin/campaigns/{campaign}/participants",
+        Route::SearchParticipants,
+    ),
+    (
+        "GET",
+        "/v1/admin/campaigns/{campaign}/participants/{participant}/ledger",
+        Route::ParticipantLedger,
+    ),
+    (
+        "POST",
+        "/v1/admin/campaigns/{campaign}/participants/{participant}/adjustments",
+        Route::Adjust,
+    ),
+    (
+        "DELETE",
+        "/v1/admin/campaigns/{campaign}/participants/{participant}",
+        Route::Erase,
+    ),
     ("GET", "/v1/admin/campaigns/{campaign}/referrals", Route::ListReferrals),
-    ("POST", "/v1/admin/campaigns/{campaign}/referrals/{referral}/review", Route::ReviewReferral),
+    (
+        "POST",
+        "/v1/admin/campaigns/{campaign}/referrals/{referral}/review",
+        Route::ReviewReferral,
+    ),
     ("GET", "/v1/admin/campaigns/{campaign}/grants", Route::ListGrants),
-    ("POST", "/v1/admin/campaigns/{campaign}/grants/{grant}/transitions", Route::GrantTransition),
+    (
+        "POST",
+        "/v1/admin/campaigns/{campaign}/grants/{grant}/transitions",
+        Route::GrantTransition,
+    ),
     ("GET", "/v1/admin/campaigns/{campaign}/snapshots", Route::ListSnapshots),
     ("POST", "/v1/admin/campaigns/{campaign}/snapshots", Route::TakeSnapshot),
     ("GET", "/v1/admin/campaigns/{campaign}/stats/funnel", Route::Funnel),
@@ -219,10 +259,10 @@ mod tests {
             } else if !line.starts_with("  ") || line.starts_with("  ") && !line.starts_with("   ") {
                 path = None;
             }
-            if let (Some(p), Some(m)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
-                if ["get", "post", "put", "delete", "options"].contains(&m) {
-                    documented.insert((m.to_ascii_uppercase(), p.clone()));
-                }
+            if let (Some(p), Some(m)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':')))
+                && ["get", "post", "put", "delete", "options"].contains(&m)
+            {
+                documented.insert((m.to_ascii_uppercase(), p.clone()));
             }
         }
         let mut served: std::collections::BTreeSet<(String, String)> =
@@ -230,7 +270,10 @@ mod tests {
         served.insert(("OPTIONS".into(), "/v1/batch".into()));
         let missing: Vec<_> = served.difference(&documented).collect();
         let extra: Vec<_> = documented.difference(&served).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "undocumented: {missing:?}\ndocumented but not served: {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "undocumented: {missing:?}\ndocumented but not served: {extra:?}"
+        );
     }
 
     #[test]

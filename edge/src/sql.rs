@@ -29,7 +29,6 @@ pub const LIST_EVENTS: &str = "\
 SELECT event_id, type, name, anonymous_id, user_id, occurred_at, received_at, trusted, payload
 FROM events WHERE site_id = ?1 ORDER BY id DESC LIMIT ?2";
 
-
 /// `?1` site, `?2` event id → whether the site has it.
 pub const EVENT_EXISTS: &str = "SELECT 1 AS known FROM events WHERE site_id = ?1 AND event_id = ?2";
 
@@ -58,11 +57,13 @@ pub const TENANT: &str = "SELECT id, name, created_at FROM tenants WHERE id = ?1
 // ---- campaigns -----------------------------------------------------------
 
 /// `?1` tenant → its campaigns that take events.
-pub const ACTIVE_CAMPAIGNS: &str = "SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
+pub const ACTIVE_CAMPAIGNS: &str =
+    "SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
 WHERE tenant_id = ?1 AND status = 'active' AND current_version > 0 ORDER BY id";
 
 /// `?1` tenant, `?2` campaign slug or id.
-pub const CAMPAIGN: &str = "SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
+pub const CAMPAIGN: &str =
+    "SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
 WHERE tenant_id = ?1 AND (slug = ?2 OR CAST(id AS TEXT) = ?2)";
 
 pub const CAMPAIGNS_OF_TENANT: &str = "SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns WHERE tenant_id = ?1 ORDER BY id";
@@ -233,7 +234,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 pub const LEDGER_OF: &str = "\
 SELECT id, points, reason, source_event, referral_id, idempotency_key, at, config_version FROM ledger
 WHERE participant_id = ?1 ORDER BY id DESC LIMIT ?2";
-pub const LEDGER_SUM: &str = "SELECT coalesce(sum(points), 0) AS total, count(*) AS n FROM ledger WHERE participant_id = ?1";
+pub const LEDGER_SUM: &str =
+    "SELECT coalesce(sum(points), 0) AS total, count(*) AS n FROM ledger WHERE participant_id = ?1";
 
 /// The three statements of a score change, `?1` campaign, `?2` period,
 /// `?3` participant (`?4` delta for the move): leave the old bucket, move, enter the new one.
@@ -284,10 +286,12 @@ WHERE s.campaign_id = ?1 AND s.period = ?2 AND s.score > 0
   AND (s.score < ?3 OR (s.score = ?3 AND (s.joined_at > ?4 OR (s.joined_at = ?4 AND s.participant_id > ?5))))
 ORDER BY s.score DESC, s.joined_at, s.participant_id LIMIT ?6";
 
-pub const SCORE_ROW: &str = "SELECT score, joined_at FROM scores WHERE campaign_id = ?1 AND period = ?2 AND participant_id = ?3";
+pub const SCORE_ROW: &str =
+    "SELECT score, joined_at FROM scores WHERE campaign_id = ?1 AND period = ?2 AND participant_id = ?3";
 
 /// `?1` campaign, `?2` period, `?3` taken at, `?4` rows JSON.
-pub const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots (campaign_id, period, taken_at, rows) VALUES (?1, ?2, ?3, ?4) RETURNING id";
+pub const INSERT_SNAPSHOT: &str =
+    "INSERT INTO snapshots (campaign_id, period, taken_at, rows) VALUES (?1, ?2, ?3, ?4) RETURNING id";
 pub const LIST_SNAPSHOTS: &str = "\
 SELECT id, period, taken_at, rows FROM snapshots WHERE campaign_id = ?1 ORDER BY taken_at DESC LIMIT ?2";
 
@@ -326,7 +330,8 @@ pub const GRANT: &str = "SELECT * FROM grants WHERE id = ?1 AND campaign_id = ?2
 pub const LIST_GRANTS: &str = "\
 SELECT g.*, p.code FROM grants g JOIN participants p ON p.id = g.participant_id
 WHERE g.campaign_id = ?1 AND (?2 = '' OR g.status = ?2) ORDER BY g.earned_at DESC LIMIT ?3";
-pub const TRANSITIONS_OF: &str = "SELECT from_status, to_status, at, note FROM grant_transitions WHERE grant_id = ?1 ORDER BY id";
+pub const TRANSITIONS_OF: &str =
+    "SELECT from_status, to_status, at, note FROM grant_transitions WHERE grant_id = ?1 ORDER BY id";
 /// `?1` referral: the referee's reward waiting for the referral's review.
 pub const WAITING_GRANTS: &str = "\
 SELECT * FROM grants WHERE status = 'pending_review' AND source = json_object('type', 'referee', 'referral', ?1)";
@@ -345,7 +350,8 @@ SELECT id, ?2, ?3, ?4, ?4 FROM webhooks
 WHERE tenant_id = ?1 AND active = 1 AND (events = '*' OR instr(' ' || events || ' ', ' ' || ?2 || ' ') > 0)";
 pub const INSERT_WEBHOOK: &str = "\
 INSERT INTO webhooks (tenant_id, url, secret, events, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
-pub const LIST_WEBHOOKS: &str = "SELECT id, url, events, active, created_at FROM webhooks WHERE tenant_id = ?1 ORDER BY id";
+pub const LIST_WEBHOOKS: &str =
+    "SELECT id, url, events, active, created_at FROM webhooks WHERE tenant_id = ?1 ORDER BY id";
 pub const DELETE_WEBHOOK: &str = "UPDATE webhooks SET active = 0 WHERE id = ?1 AND tenant_id = ?2";
 /// `?1` webhook, `?2` limit: the delivery log.
 pub const DELIVERIES: &str = "\
@@ -364,7 +370,8 @@ UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_status = ?
 
 /// `?1` tenant, `?2` action, `?3` target, `?4` detail JSON, `?5` at.
 pub const AUDIT: &str = "INSERT INTO audit_log (tenant_id, action, target, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)";
-pub const LIST_AUDIT: &str = "SELECT action, target, detail, at FROM audit_log WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2";
+pub const LIST_AUDIT: &str =
+    "SELECT action, target, detail, at FROM audit_log WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2";
 
 // ---- statistics ------------------------------------------------------------
 
@@ -392,3 +399,19 @@ INSERT INTO rate_windows (bucket, window, n) VALUES (?1, ?2, 1)
 ON CONFLICT (bucket, window) DO UPDATE SET n = n + 1 RETURNING n";
 /// `?1` before → forget old windows (cron).
 pub const FORGET_WINDOWS: &str = "DELETE FROM rate_windows WHERE window < ?1";
+
+// ---- reads of the console and the cron --------------------------------------
+
+pub const LIST_TENANTS: &str = "SELECT id, name, created_at FROM tenants ORDER BY id LIMIT 1000";
+/// `?1` grant.
+pub const CAMPAIGN_OF_GRANT: &str = "SELECT campaign_id FROM grants WHERE id = ?1";
+pub const ALL_ACTIVE_CAMPAIGNS: &str = "\
+SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
+WHERE status = 'active' AND current_version > 0";
+/// `?1` participant.
+pub const CLICKS_OF: &str = "SELECT count(*) AS n FROM clicks WHERE participant_id = ?1";
+/// `?1` campaign, `?2` idempotency key.
+pub const ENTRY_WITH_KEY: &str = "SELECT id FROM ledger WHERE campaign_id = ?1 AND idempotency_key = ?2";
+/// `?1` referrer → their referrals counted by status and review.
+pub const REFERRAL_COUNTS: &str = "\
+SELECT status, review, count(*) AS n FROM referrals WHERE referrer_id = ?1 GROUP BY status, review";

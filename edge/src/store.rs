@@ -171,7 +171,12 @@ pub async fn load_event_slice(
     let current = config_version(db, kv, campaign.id, campaign.current_version).await?;
     let actor = one(
         db,
-        stmt!(sql::PERSON_BY_IDENTITY, campaign.id, e.user_id.clone(), e.anonymous_id.clone()),
+        stmt!(
+            sql::PERSON_BY_IDENTITY,
+            campaign.id,
+            e.user_id.clone(),
+            e.anonymous_id.clone()
+        ),
     )
     .await?
     .map(|r| person_from_row(&r));
@@ -185,21 +190,25 @@ pub async fn load_event_slice(
     let mut referrer_row = None;
     if let Some((r, _)) = &referral {
         referrer_row = one(db, stmt!(sql::PERSON_BY_ID, r.referrer.0, campaign.id)).await?;
-    } else if let Some(touch) = e.touch.as_ref().filter(|_| e.name == refloop_core::engine::program::SIGNUP) {
+    } else if let Some(touch) = e
+        .touch
+        .as_ref()
+        .filter(|_| e.name == refloop_core::engine::program::SIGNUP)
+    {
         if let Some(code) = &touch.code {
             referrer_row = one(db, stmt!(sql::PERSON_BY_CODE, campaign.id, code.as_str())).await?;
-        } else if let Some(token) = &touch.invitation {
-            if let Some(row) = one(db, stmt!(sql::INVITATION, campaign.id, token.as_str())).await? {
-                let inv = Invitation {
-                    token: row.text("token"),
-                    inviter: ParticipantId(row.int("inviter_id") as u64),
-                    created_at: row.int("created_at"),
-                    expires_at: row.int("expires_at"),
-                    claimed_by: row.opt_int("claimed_by").map(|c| ParticipantId(c as u64)),
-                };
-                referrer_row = one(db, stmt!(sql::PERSON_BY_ID, inv.inviter.0, campaign.id)).await?;
-                invitation = Some(inv);
-            }
+        } else if let Some(token) = &touch.invitation
+            && let Some(row) = one(db, stmt!(sql::INVITATION, campaign.id, token.as_str())).await?
+        {
+            let inv = Invitation {
+                token: row.text("token"),
+                inviter: ParticipantId(row.int("inviter_id") as u64),
+                created_at: row.int("created_at"),
+                expires_at: row.int("expires_at"),
+                claimed_by: row.opt_int("claimed_by").map(|c| ParticipantId(c as u64)),
+            };
+            referrer_row = one(db, stmt!(sql::PERSON_BY_ID, inv.inviter.0, campaign.id)).await?;
+            invitation = Some(inv);
         }
     }
     let referrer_erased = referrer_row.as_ref().is_some_and(|r| r.opt_int("erased_at").is_some());
@@ -231,15 +240,22 @@ pub async fn load_event_slice(
         }
     }
     let usage = load_usage(db, campaign, &current.config).await?;
-    let ids: Vec<u64> = [&actor, &referrer].into_iter().flatten().map(|p| p.participant.id.0).collect();
+    let ids: Vec<u64> = [&actor, &referrer]
+        .into_iter()
+        .flatten()
+        .map(|p| p.participant.id.0)
+        .collect();
     let grant_keys = if ids.is_empty() || !has_rewards(&current.config) {
         Vec::new()
     } else {
-        db.query(stmt!(sql::GRANT_KEYS_OF, serde_json::to_string(&ids).unwrap_or_default()))
-            .await?
-            .iter()
-            .map(|r| r.text("idempotency_key"))
-            .collect()
+        db.query(stmt!(
+            sql::GRANT_KEYS_OF,
+            serde_json::to_string(&ids).unwrap_or_default()
+        ))
+        .await?
+        .iter()
+        .map(|r| r.text("idempotency_key"))
+        .collect()
     };
     Ok(Slice {
         campaign: CampaignId(campaign.id as u64),
@@ -262,12 +278,15 @@ fn has_rewards(c: &CampaignConfig) -> bool {
 
 /// Live grant counts, only when a cap needs them (D1 bills every row read).
 pub async fn load_usage(db: &impl Db, campaign: &CampaignRow, c: &CampaignConfig) -> Result<Option<Usage>, DbError> {
-    let capped = c.caps.max_winners.is_some() || c.caps.budget.is_some() || c.rewards.iter().any(|r| r.max_grants.is_some());
+    let capped =
+        c.caps.max_winners.is_some() || c.caps.budget.is_some() || c.rewards.iter().any(|r| r.max_grants.is_some());
     if !capped {
         return Ok(None);
     }
     let currency = c.caps.budget.as_ref().map(|b| b.currency.clone()).unwrap_or_default();
-    let row = one(db, stmt!(sql::USAGE, campaign.id, currency)).await?.unwrap_or_default();
+    let row = one(db, stmt!(sql::USAGE, campaign.id, currency))
+        .await?
+        .unwrap_or_default();
     let grants_of_reward = db
         .query(stmt!(sql::USAGE_BY_REWARD, campaign.id))
         .await?
@@ -329,7 +348,11 @@ pub fn entry_statement(e: &LedgerEntry) -> Stmt {
 
 pub fn notice_statement(tenant: i64, campaign: &CampaignRow, n: &Notice, at: Millis) -> Stmt {
     let mut payload = serde_json::to_value(n).unwrap_or(Value::Null);
-    let kind = payload.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind = payload
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if let Value::Object(m) = &mut payload {
         m.insert("campaign".into(), Value::String(campaign.slug.clone()));
         m.insert("at".into(), Value::String(refloop_core::time::format_rfc3339_ms(at)));
@@ -494,6 +517,13 @@ pub fn moved_grant_statements(campaign: i64, g: &Grant, out: &mut Vec<Stmt>) {
     let from = t.from.map(GrantStatus::as_str).unwrap_or_default();
     out.push(stmt!(sql::GUARD_GRANT, g.id.0, from));
     out.push(stmt!(sql::MOVE_GRANT, g.id.0, from, t.to.as_str()));
-    out.push(stmt!(sql::INSERT_TRANSITION, g.id.0, from, t.to.as_str(), t.at, t.note.clone()));
+    out.push(stmt!(
+        sql::INSERT_TRANSITION,
+        g.id.0,
+        from,
+        t.to.as_str(),
+        t.at,
+        t.note.clone()
+    ));
     out.push(stmt!(sql::BUMP_USAGE, campaign));
 }

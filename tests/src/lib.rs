@@ -56,7 +56,8 @@ pub struct Sqlite {
 impl Sqlite {
     pub fn seeded() -> Self {
         let conn = migrated_db();
-        conn.execute_batch(include_str!("../../edge/seed/demo.sql")).expect("seed");
+        conn.execute_batch(include_str!("../../edge/seed/demo.sql"))
+            .expect("seed");
         Sqlite {
             conn: RefCell::new(conn),
             statements: Cell::new(0),
@@ -90,7 +91,9 @@ fn rows(conn: &Connection, s: &Stmt) -> rusqlite::Result<Vec<Row>> {
                 rusqlite::types::ValueRef::Null => serde_json::Value::Null,
                 rusqlite::types::ValueRef::Integer(n) => serde_json::Value::from(n),
                 rusqlite::types::ValueRef::Real(f) => serde_json::Value::from(f),
-                rusqlite::types::ValueRef::Text(t) => serde_json::Value::String(String::from_utf8_lossy(t).into_owned()),
+                rusqlite::types::ValueRef::Text(t) => {
+                    serde_json::Value::String(String::from_utf8_lossy(t).into_owned())
+                }
                 rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
             };
             row.insert(name.clone(), v);
@@ -175,10 +178,18 @@ impl Edge {
             method: method.to_owned(),
             path: path.to_owned(),
             query,
-            headers: headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect(),
             body: body.as_bytes().to_vec(),
         };
-        self.seed.set(self.seed.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407));
+        self.seed.set(
+            self.seed
+                .get()
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
         let root = refloop_core::keys::hash_secret_key(ROOT);
         let ctx = Ctx {
             db: &self.db,
@@ -197,13 +208,19 @@ impl Edge {
     pub fn json(&self, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let auth = format!("Bearer {SK}");
         let r = self.call(method, path, &[("authorization", &auth)], &body.to_string());
-        (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn batch(&self, events: serde_json::Value) -> (u16, serde_json::Value) {
         let body = serde_json::json!({"key": PK, "events": events}).to_string();
         let r = self.call("POST", "/v1/batch", &[], &body);
-        (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn server(&self, events: serde_json::Value) -> (u16, serde_json::Value) {
@@ -211,7 +228,12 @@ impl Edge {
     }
 
     pub fn me(&self, campaign: &str, anonymous_id: &str) -> Option<serde_json::Value> {
-        let r = self.call("GET", &format!("/v1/campaigns/{campaign}/me?key={PK}&anonymous_id={anonymous_id}"), &[], "");
+        let r = self.call(
+            "GET",
+            &format!("/v1/campaigns/{campaign}/me?key={PK}&anonymous_id={anonymous_id}"),
+            &[],
+            "",
+        );
         (r.status == 200).then(|| serde_json::from_str(&r.body).unwrap())
     }
 

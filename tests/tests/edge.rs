@@ -38,7 +38,7 @@ fn statements() -> Vec<(String, String)> {
                 c => text.push(c),
             }
         }
-        rest = &body[..];
+        rest = body;
         out.push((name, text));
     }
     out
@@ -103,7 +103,9 @@ fn hot_queries_never_scan_a_table() {
         let p = plan(&db, sql);
         let scans: Vec<&String> = p
             .iter()
-            .filter(|d| d.starts_with("SCAN") && !d.contains("USING") && !d.contains("json_each") && !d.contains("CONSTANT ROW"))
+            .filter(|d| {
+                d.starts_with("SCAN") && !d.contains("USING") && !d.contains("json_each") && !d.contains("CONSTANT ROW")
+            })
             .collect();
         assert!(scans.is_empty(), "{name} scans: {p:#?}");
     }
@@ -155,7 +157,10 @@ fn uuid(n: u64) -> String {
 
 /// Runs the same operations through the edge (SQLite, one slice at a time) and
 /// through the in-memory program; returns per user (score, confirmed, grants).
-fn both(ops: &[Op]) -> (Vec<(i64, i64, usize)>, Vec<(i64, i64, usize)>, Vec<String>) {
+/// Per user: (score, confirmed referrals, grants).
+type Outcomes = Vec<(i64, i64, usize)>;
+
+fn both(ops: &[Op]) -> (Outcomes, Outcomes, Vec<String>) {
     let edge = Edge::new();
     let (s, _) = edge.json("POST", "/v1/admin/campaigns/launch/status", json!({"status": "paused"}));
     assert_eq!(s, 200);
@@ -174,7 +179,8 @@ fn both(ops: &[Op]) -> (Vec<(i64, i64, usize)>, Vec<(i64, i64, usize)>, Vec<Stri
         };
         let anon = format!("u{user}");
         let edge_code = referrer.map(|r| {
-            edge.me("p", &format!("u{r}")).map_or("ZZZZZZZZ".to_owned(), |m| m["code"].as_str().unwrap().to_owned())
+            edge.me("p", &format!("u{r}"))
+                .map_or("ZZZZZZZZ".to_owned(), |m| m["code"].as_str().unwrap().to_owned())
         });
         let program_code = referrer.map(|r| {
             program
@@ -249,12 +255,19 @@ fn a_decision_made_from_a_stale_read_is_refused_whole() {
     edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "ref"}]));
     let code = edge.me("launch", "ref").unwrap()["code"].as_str().unwrap().to_owned();
     let campaign = CampaignRow::from_row(
-        &block_on(refloop_edge::db::Db::query(&edge.db, refloop_edge::stmt!(refloop_edge::sql::CAMPAIGN_BY_ID, 1i64)))
-            .unwrap()[0],
+        &block_on(refloop_edge::db::Db::query(
+            &edge.db,
+            refloop_edge::stmt!(refloop_edge::sql::CAMPAIGN_BY_ID, 1i64),
+        ))
+        .unwrap()[0],
     );
     // Two referees' signups decided from the same read of the referrer …
     let mut e1 = EngineEvent::new(uuid(2), "signup", "a", edge.now.get());
-    e1.touch = Some(Touch { code: Some(code.clone()), invitation: None, at: edge.now.get() });
+    e1.touch = Some(Touch {
+        code: Some(code.clone()),
+        invitation: None,
+        at: edge.now.get(),
+    });
     let mut e2 = EngineEvent::new(uuid(3), "signup", "b", edge.now.get());
     e2.touch = e1.touch.clone();
     let s1 = block_on(load_event_slice(&edge.db, &edge.kv, &campaign, &e1)).unwrap();
@@ -270,13 +283,20 @@ fn a_decision_made_from_a_stale_read_is_refused_whole() {
     let before = edge.db.count("SELECT count(*) FROM referrals");
     block_on(refloop_edge::db::Db::batch(
         &edge.db,
-        vec![refloop_edge::stmt!("UPDATE participants SET rev = rev + 1 WHERE code = ?1", code.as_str())],
+        vec![refloop_edge::stmt!(
+            "UPDATE participants SET rev = rev + 1 WHERE code = ?1",
+            code.as_str()
+        )],
     ))
     .unwrap();
     let err = block_on(refloop_edge::db::Db::batch(&edge.db, stmts2)).unwrap_err();
     assert!(err.retryable, "{err}");
     assert!(err.message.contains("stale_read"), "{err}");
-    assert_eq!(edge.db.count("SELECT count(*) FROM referrals"), before, "nothing of the refused write stays");
+    assert_eq!(
+        edge.db.count("SELECT count(*) FROM referrals"),
+        before,
+        "nothing of the refused write stays"
+    );
     assert!(edge.violations().is_empty());
 }
 
@@ -318,16 +338,28 @@ fn an_ip_over_its_limit_waits_for_the_next_minute() {
     let mut edge = Edge::new();
     edge.limits.per_ip_per_minute = 3;
     let send = |n: u64| {
-        let body = json!({"key": refloop_tests::PK, "events": [{"id": uuid(n), "type": "page", "anonymous_id": "x"}]}).to_string();
+        let body = json!({"key": refloop_tests::PK, "events": [{"id": uuid(n), "type": "page", "anonymous_id": "x"}]})
+            .to_string();
         edge.call("POST", "/v1/batch", &[("cf-connecting-ip", "203.0.113.9")], &body)
     };
     edge.now.set(1_790_000_000_000 / 60_000 * 60_000 + 1_000);
     let statuses: Vec<u16> = (1..=5).map(|n| send(n).status).collect();
     assert_eq!(statuses, [202, 202, 202, 429, 429]);
     let r = send(6);
-    let retry: u32 = r.headers.iter().find(|(k, _)| k == "Retry-After").unwrap().1.parse().unwrap();
+    let retry: u32 = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "Retry-After")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
     assert_eq!(retry, 59);
     edge.now.set(edge.now.get() + 60_000);
     assert_eq!(send(7).status, 202);
-    assert_eq!(edge.db.count("SELECT count(*) FROM events"), 4, "refused requests stored nothing");
+    assert_eq!(
+        edge.db.count("SELECT count(*) FROM events"),
+        4,
+        "refused requests stored nothing"
+    );
 }

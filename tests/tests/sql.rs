@@ -38,7 +38,9 @@ fn the_seeded_secret_key_is_found_by_the_hash_the_edge_computes() {
 fn the_site_lookup_returns_its_origins() {
     let db = seeded();
     let origins: String = db
-        .query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_demo_refloop_public"], |r| r.get("origins"))
+        .query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_demo_refloop_public"], |r| {
+            r.get("origins")
+        })
         .unwrap();
     assert!(origins.split(' ').any(|o| o == "http://127.0.0.1:8080"), "{origins}");
     let none = db.query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_nope"], |r| r.get::<_, i64>(0));

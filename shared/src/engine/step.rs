@@ -476,7 +476,14 @@ impl Work<'_, '_> {
     }
 
     /// `program::award` over the slice: the rules that fire, their entries.
-    fn award(&mut self, config: &CampaignConfig, rules: &[PointRule], e: &EngineEvent, actor: ParticipantId, side: bool) {
+    fn award(
+        &mut self,
+        config: &CampaignConfig,
+        rules: &[PointRule],
+        e: &EngineEvent,
+        actor: ParticipantId,
+        side: bool,
+    ) {
         let live = self
             .referral
             .clone()
@@ -530,7 +537,12 @@ impl Work<'_, '_> {
     }
 
     fn write(&mut self, entry: LedgerEntry, referral_points: i64) {
-        if self.out.entries.iter().any(|x| x.idempotency_key == entry.idempotency_key) {
+        if self
+            .out
+            .entries
+            .iter()
+            .any(|x| x.idempotency_key == entry.idempotency_key)
+        {
             return;
         }
         let (p, points, at) = (entry.participant, entry.points, entry.at);
@@ -738,9 +750,20 @@ pub fn decide_review(
     if let Some(u) = &slice.usage {
         w.out.guards.push(Guard::Usage { rev: u.rev });
     }
-    let note = Some(if approve { "referral approved" } else { "referral rejected" }.to_owned());
+    let note = Some(
+        if approve {
+            "referral approved"
+        } else {
+            "referral rejected"
+        }
+        .to_owned(),
+    );
     for g in waiting {
-        let releasable = slice.current.config.reward(&g.reward).is_none_or(|d| !d.requires_review);
+        let releasable = slice
+            .current
+            .config
+            .reward(&g.reward)
+            .is_none_or(|d| !d.requires_review);
         if approve && !releasable {
             continue;
         }
