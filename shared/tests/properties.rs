@@ -118,11 +118,14 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
                 now += i64::from(*hours) * HOUR_MS;
                 Input::Tick { now }
             }
+            // Only events carry an id that makes a resend a no-op; a review
+            // or a tick repeated is a new decision, not a resend.
             Action::Resend { index } => {
-                if !with_resends || inputs.is_empty() {
+                let events: Vec<&Input> = inputs.iter().filter(|i| matches!(i, Input::Event(_))).collect();
+                if !with_resends || events.is_empty() {
                     continue;
                 }
-                inputs[*index as usize % inputs.len()].clone()
+                events[*index as usize % events.len()].clone()
             }
         };
         program.apply(input.clone());
