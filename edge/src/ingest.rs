@@ -77,11 +77,29 @@ async fn ingest<D: Db, K: Kv>(
         .collect();
     let ip_hash = ctx.ip_hash(req);
     let plan = plan_inserts(events);
-    let mut inserted = Vec::with_capacity(plan.inserts.len());
-    for (i, e) in plan.inserts.iter().enumerate() {
+    let inert = inert_events(ctx, &campaigns, &plan.inserts).await?;
+    let mut inserted = vec![false; plan.inserts.len()];
+    // Events no campaign can act on (a visitor's page views) are stored in one
+    // transaction; a known id changes nothing there.
+    let quiet: Vec<usize> = (0..plan.inserts.len()).filter(|i| inert[*i]).collect();
+    if !quiet.is_empty() {
+        let stmts = quiet
+            .iter()
+            .map(|i| insert_statement(sql::INSERT_EVENT, site, &plan.inserts[*i], ctx.now, trusted))
+            .collect();
+        let changes = ctx.db.batch(stmts).await.map_err(db_error)?;
+        for (i, n) in quiet.iter().zip(changes) {
+            inserted[*i] = n > 0;
+        }
+    }
+    let known = known_ids(ctx, site, &plan.inserts).await?;
+    for (i, e) in plan.inserts.iter().enumerate().filter(|(i, _)| !inert[*i]) {
+        if known.contains(&e.id) {
+            continue;
+        }
         // Each event gets its own randomness, so a retried batch draws the same ids.
         let seed = ctx.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        inserted.push(one_event(ctx, site, &campaigns, e, trusted, ip_hash.clone(), seed).await?);
+        inserted[i] = one_event(ctx, site, &campaigns, e, trusted, ip_hash.clone(), seed).await?;
     }
     let outcome = BatchOutcome::new(plan, &inserted);
     Ok(Response::json(202, outcome.to_json()))
@@ -98,30 +116,21 @@ async fn one_event<D: Db, K: Kv>(
     seed: u64,
 ) -> Result<bool, ApiError> {
     let engine_event = engine_event(ctx, e, trusted, ip_hash);
-    let payload = stored_payload(e);
     let mut last = None;
     for attempt in 0..ATTEMPTS {
-        let known = ctx
-            .db
-            .query(stmt!(sql::EVENT_EXISTS, site.id, e.id.as_str()))
-            .await
-            .map_err(db_error)?;
-        if !known.is_empty() {
-            return Ok(false);
+        // The batch-level check saw it new; a retry asks again (a concurrent
+        // copy may have landed, and then this one is a duplicate).
+        if attempt > 0 {
+            let known = ctx
+                .db
+                .query(stmt!(sql::EVENT_EXISTS, site.id, e.id.as_str()))
+                .await
+                .map_err(db_error)?;
+            if !known.is_empty() {
+                return Ok(false);
+            }
         }
-        let mut stmts: Vec<Stmt> = vec![stmt!(
-            sql::INSERT_EVENT_STRICT,
-            site.id,
-            e.id.as_str(),
-            e.event_type.as_str(),
-            e.name.as_str(),
-            e.anonymous_id.clone(),
-            e.user_id.clone(),
-            e.occurred_at_ms,
-            ctx.now,
-            trusted,
-            payload.clone()
-        )];
+        let mut stmts: Vec<Stmt> = vec![insert_statement(sql::INSERT_EVENT_STRICT, site, e, ctx.now, trusted)];
         let mut rng = refloop_core::engine::rewards::SplitMix64::new(seed.wrapping_add(u64::from(attempt)));
         for campaign in campaigns {
             let slice = load_event_slice(ctx.db, ctx.kv, campaign, &engine_event)
@@ -143,6 +152,83 @@ async fn one_event<D: Db, K: Kv>(
     Err(db_error(
         last.unwrap_or_else(|| crate::db::DbError::from_message("busy")),
     ))
+}
+
+fn insert_statement(sql: &'static str, site: &Site, e: &Event, now: i64, trusted: bool) -> Stmt {
+    stmt!(
+        sql,
+        site.id,
+        e.id.as_str(),
+        e.event_type.as_str(),
+        e.name.as_str(),
+        e.anonymous_id.clone(),
+        e.user_id.clone(),
+        e.occurred_at_ms,
+        now,
+        trusted,
+        stored_payload(e)
+    )
+}
+
+fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+/// Which of the batch's ids the site already has (one query).
+async fn known_ids<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    site: &Site,
+    events: &[Event],
+) -> Result<std::collections::HashSet<String>, ApiError> {
+    if events.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids = json_list(events.iter().map(|e| e.id.as_str()));
+    Ok(ctx
+        .db
+        .query(stmt!(sql::KNOWN_EVENT_IDS, site.id, ids))
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| crate::db::RowExt::text(r, "event_id"))
+        .collect())
+}
+
+/// Events no campaign can act on: not a signup or identify, from someone who
+/// is a participant of no active campaign and does not join in this batch.
+async fn inert_events<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    campaigns: &[CampaignRow],
+    events: &[Event],
+) -> Result<Vec<bool>, ApiError> {
+    let joins = |e: &Event| e.name == refloop_core::engine::program::SIGNUP || e.name == "identify";
+    let joining: std::collections::HashSet<&str> = events
+        .iter()
+        .filter(|e| joins(e))
+        .flat_map(|e| [e.anonymous_id.as_deref(), e.user_id.as_deref()])
+        .flatten()
+        .collect();
+    if campaigns.is_empty() {
+        return Ok(vec![true; events.len()]);
+    }
+    let campaign_ids = serde_json::to_string(&campaigns.iter().map(|c| c.id).collect::<Vec<_>>()).unwrap_or_default();
+    let anons = json_list(events.iter().filter_map(|e| e.anonymous_id.as_deref()));
+    let users = json_list(events.iter().filter_map(|e| e.user_id.as_deref()));
+    let known: std::collections::HashSet<String> = ctx
+        .db
+        .query(stmt!(sql::KNOWN_PARTICIPANTS, campaign_ids, anons, users))
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| crate::db::RowExt::text(r, "id"))
+        .collect();
+    Ok(events
+        .iter()
+        .map(|e| {
+            let ids = [e.anonymous_id.as_deref(), e.user_id.as_deref()];
+            !joins(e) && ids.iter().flatten().all(|i| !known.contains(*i) && !joining.contains(i))
+        })
+        .collect())
 }
 
 /// The event as the engine sees it: attribution as a touch, the email only as

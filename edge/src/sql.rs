@@ -32,6 +32,19 @@ FROM events WHERE site_id = ?1 ORDER BY id DESC LIMIT ?2";
 /// `?1` site, `?2` event id → whether the site has it.
 pub const EVENT_EXISTS: &str = "SELECT 1 AS known FROM events WHERE site_id = ?1 AND event_id = ?2";
 
+/// `?1` site, `?2` event ids (JSON array) → those the site has.
+pub const KNOWN_EVENT_IDS: &str = "\
+SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN (SELECT value FROM json_each(?2))";
+
+/// `?1` campaign ids, `?2` anonymous ids, `?3` user ids (JSON arrays) → the ids
+/// that belong to a participant of one of the campaigns.
+pub const KNOWN_PARTICIPANTS: &str = "\
+SELECT anonymous_id AS id FROM participant_aliases
+WHERE campaign_id IN (SELECT value FROM json_each(?1)) AND anonymous_id IN (SELECT value FROM json_each(?2))
+UNION
+SELECT user_id AS id FROM participants
+WHERE campaign_id IN (SELECT value FROM json_each(?1)) AND user_id IN (SELECT value FROM json_each(?3))";
+
 /// As `INSERT_EVENT`, but a known id fails the batch: used when the event's
 /// effects are in the same batch, so a concurrent copy cannot apply twice.
 pub const INSERT_EVENT_STRICT: &str = "\

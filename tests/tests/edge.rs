@@ -74,6 +74,8 @@ fn hot_queries_never_scan_a_table() {
     let db = migrated_db();
     for (name, sql) in [
         ("EVENT_EXISTS", EVENT_EXISTS),
+        ("KNOWN_EVENT_IDS", KNOWN_EVENT_IDS),
+        ("KNOWN_PARTICIPANTS", KNOWN_PARTICIPANTS),
         ("ACTIVE_CAMPAIGNS", ACTIVE_CAMPAIGNS),
         ("CAMPAIGN_VERSION", CAMPAIGN_VERSION),
         ("PERSON_BY_IDENTITY", PERSON_BY_IDENTITY),
