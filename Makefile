@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e clean
+.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e bench-edge clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -44,6 +44,11 @@ test-wasm:
 test-e2e:
 	playwright test
 
+# Load figures of the edge under wrangler dev (ingest vs a no-op route,
+# leaderboard and stats latency at 100k participants): bench/edge.json.
+bench-edge: bootstrap sdk
+	node bench/edge-load.mjs
+
 clean:
 	cargo clean
-	rm -rf build edge/build edge/assets/v1/sdk.js edge/assets/v1/*.wasm .wrangler test-results
+	rm -rf build edge/build edge/build-bench edge/assets/v1/sdk.js edge/assets/v1/*.wasm .wrangler test-results

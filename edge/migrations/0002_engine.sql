@@ -225,6 +225,13 @@ CREATE TABLE rate_windows (
   PRIMARY KEY (bucket, window)
 ) WITHOUT ROWID;
 
+-- Over a rate limit, the request's transaction inserts a row here and the
+-- CHECK refuses it: nothing of the request is stored, its count included.
+CREATE TABLE rate_limit_hits (
+  what  TEXT NOT NULL,
+  CONSTRAINT rate_limited CHECK (what IS NULL)
+);
+
 -- A guard that fails inserts a row here; the CHECK refuses it and the whole
 -- batch rolls back. It never holds a row.
 CREATE TABLE guard_failures (

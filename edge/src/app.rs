@@ -123,6 +123,8 @@ pub struct Ctx<'a, D: Db, K: Kv> {
     pub limits: Limits,
     /// Seconds a cached leaderboard top stays fresh (0: no cache).
     pub top_cache_seconds: i64,
+    /// Seconds the isolate keeps a site (keys, origins, limit) it looked up.
+    pub site_cache_seconds: i64,
 }
 
 impl<D: Db, K: Kv> Ctx<'_, D, K> {
@@ -198,6 +200,41 @@ impl Site {
     pub fn limit<D: Db, K: Kv>(&self, ctx: &Ctx<'_, D, K>) -> i64 {
         self.per_minute.unwrap_or(ctx.limits.per_key_per_minute)
     }
+}
+
+thread_local! {
+    /// Sites by publishable key, kept by the isolate for `Ctx::site_cache_seconds`:
+    /// the hottest lookup of all (every batch), and one that rarely changes.
+    static SITES: std::cell::RefCell<std::collections::HashMap<String, (Site, Millis)>> = Default::default();
+}
+
+/// The site of a publishable key, from the isolate's cache when fresh.
+pub async fn cached_site<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, key: Option<&str>) -> Result<Site, ApiError> {
+    if ctx.site_cache_seconds > 0
+        && let Some(k) = key
+        && let Some(site) = SITES.with(|c| {
+            c.borrow()
+                .get(k)
+                .filter(|(_, until)| *until > ctx.now)
+                .map(|(s, _)| s.clone())
+        })
+    {
+        return Ok(site);
+    }
+    let site = site_by_publishable_key(ctx.db, key).await?;
+    if ctx.site_cache_seconds > 0
+        && let Some(k) = key
+    {
+        let until = ctx.now + ctx.site_cache_seconds * 1000;
+        SITES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(k.to_owned(), (site.clone(), until));
+        });
+    }
+    Ok(site)
 }
 
 pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<Site, ApiError> {
@@ -283,18 +320,22 @@ pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// Fixed one-minute windows per bucket (a key, an IP hash). D1 keeps the
-/// counters so every isolate sees the same count; on Cloudflare the Rate
-/// Limiting binding would do it without a write (ARCHITECTURE.md).
-pub async fn rate_limit<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
+/// Fixed one-minute windows per bucket (a key, an IP hash), all counted in one
+/// statement. D1 keeps the counters so every isolate sees the same count; on
+/// Cloudflare the Rate Limiting binding would do it without a write.
+pub async fn rate_limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, buckets: &[(String, i64)]) -> Result<(), ApiError> {
     let window = ctx.now / 60_000;
+    let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>()).unwrap_or_default();
     let rows = ctx
         .db
-        .query(stmt!(sql::COUNT_REQUEST, bucket, window))
+        .query(stmt!(sql::COUNT_REQUESTS, names, window))
         .await
         .map_err(db_error)?;
-    let n = rows.first().map_or(0, |r| r.int("n"));
-    if n > per_minute {
+    let over = rows.iter().any(|r| {
+        let bucket = r.text("bucket");
+        buckets.iter().any(|(b, limit)| *b == bucket && r.int("n") > *limit)
+    });
+    if over {
         let wait = 60 - (ctx.now / 1000) % 60;
         return Err(ApiError::new(
             ErrorCode::RateLimited,
@@ -302,6 +343,10 @@ pub async fn rate_limit<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, bucket: &str, per_min
         ));
     }
     Ok(())
+}
+
+pub async fn rate_limit<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
+    rate_limits(ctx, &[(bucket.to_owned(), per_minute)]).await
 }
 
 /// Browser-facing routes answer with CORS headers for the calling page.
@@ -313,6 +358,12 @@ fn is_browser_route(r: Route) -> bool {
 }
 
 pub async fn handle<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Response {
+    // The baseline of the load benchmark: the same worker, request and
+    // context, no work. Only in the build with the `bench` feature.
+    #[cfg(feature = "bench")]
+    if req.path == "/__bench/noop" {
+        return Response::json(202, r#"{"accepted":0,"duplicates":0,"rejected":[]}"#);
+    }
     let matched = route(&req.method, &req.path);
     let browser = matches!(&matched, Matched::Route(r, _) if is_browser_route(*r));
     let result = dispatch(ctx, req, matched).await;

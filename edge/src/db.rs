@@ -106,6 +106,8 @@ pub trait Db {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, DbError>;
     /// Runs every statement in one transaction; the rows each one changed.
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError>;
+    /// As `batch`, returning the rows each statement returned (`RETURNING`).
+    async fn batch_rows(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError>;
     /// Waits before a retry, so contending requests spread out.
     async fn pause(&self, _ms: u64) {}
 }

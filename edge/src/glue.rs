@@ -68,6 +68,31 @@ impl Db for D1 {
             .collect())
     }
 
+    async fn batch_rows(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        if stmts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = stmts.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
+        let results = self
+            .0
+            .batch(prepared)
+            .await
+            .map_err(|e| DbError::from_message(e.to_string()))?;
+        Ok(results
+            .iter()
+            .map(|r| {
+                r.results::<serde_json::Value>()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        serde_json::Value::Object(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     async fn pause(&self, ms: u64) {
         worker::Delay::from(std::time::Duration::from_millis(ms)).await;
     }
@@ -165,6 +190,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
                     per_ip_per_minute: int_var(&env, "RATE_PER_IP_PER_MINUTE", Limits::default().per_ip_per_minute),
                 },
                 top_cache_seconds: int_var(&env, "TOP_CACHE_SECONDS", 5),
+                site_cache_seconds: int_var(&env, "SITE_CACHE_SECONDS", 30),
             };
             app::handle(&ctx, &request).await
         }

@@ -3,10 +3,7 @@
 //! campaign of the tenant in one transaction; a guard that saw a stale read
 //! rolls it back and the event is decided again from fresh rows.
 
-use crate::app::{
-    Ctx, Reply, Request, Response, Site, check_origin, db_error, rate_limit, site_by_publishable_key,
-    site_by_secret_key,
-};
+use crate::app::{Ctx, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key};
 use crate::db::{Db, Kv, Stmt};
 use crate::sql;
 use crate::stmt;
@@ -30,9 +27,8 @@ const ATTEMPTS: u32 = 40;
 pub async fn batch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
     check_size(req)?;
     let parsed = parse_batch(&req.body, ctx.now)?;
-    let site = site_by_publishable_key(ctx.db, parsed.key.as_deref()).await?;
+    let site = crate::app::cached_site(ctx, parsed.key.as_deref()).await?;
     check_origin(&site, req)?;
-    limits(ctx, req, &site).await?;
     ingest(ctx, req, &site, parsed.events, false).await
 }
 
@@ -40,7 +36,6 @@ pub async fn server_events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     check_size(req)?;
     let site = site_by_secret_key(ctx.db, req).await?;
     let parsed = parse_batch(&req.body, ctx.now)?;
-    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     ingest(ctx, req, &site, parsed.events, true).await
 }
 
@@ -52,14 +47,6 @@ fn check_size(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Result<(), ApiError> {
-    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
-    if let Some(ip) = ctx.ip_hash(req) {
-        rate_limit(ctx, &format!("ip:{ip}"), ctx.limits.per_ip_per_minute).await?;
-    }
-    Ok(())
-}
-
 async fn ingest<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     req: &Request,
@@ -67,6 +54,62 @@ async fn ingest<D: Db, K: Kv>(
     events: Vec<Result<Event, refloop_core::event::EventRejection>>,
     trusted: bool,
 ) -> Reply {
+    let ip_hash = ctx.ip_hash(req);
+    let plan = plan_inserts(events);
+    let mut inserted = vec![false; plan.inserts.len()];
+    // One transaction counts the request against its limits and stores every
+    // event no campaign can act on (a visitor's page views): one statement
+    // inserts those whose actor is nobody's participant. Over a limit, the
+    // whole transaction is refused, events and count alike.
+    let inert = maybe_inert(&plan.inserts);
+    let mut fast = limit_statements(ctx, req, site);
+    let candidates: Vec<Value> = plan
+        .inserts
+        .iter()
+        .zip(&inert)
+        .filter(|(_, inert)| **inert)
+        .map(|(e, _)| {
+            serde_json::json!({
+                "id": e.id, "type": e.event_type.as_str(), "name": e.name, "anonymous_id": e.anonymous_id,
+                "user_id": e.user_id, "at": e.occurred_at_ms, "payload": stored_payload(e),
+            })
+        })
+        .collect();
+    if !candidates.is_empty() {
+        fast.push(stmt!(
+            sql::INSERT_INERT_EVENTS,
+            site.id,
+            ctx.now,
+            trusted,
+            Value::Array(candidates).to_string()
+        ));
+    }
+    let results = ctx.db.batch_rows(fast).await.map_err(|e| {
+        if e.message.contains("rate_limited") {
+            rate_limited(ctx)
+        } else {
+            db_error(e)
+        }
+    })?;
+    let stored: std::collections::HashSet<String> = results
+        .last()
+        .filter(|_| inert.iter().any(|i| *i))
+        .into_iter()
+        .flatten()
+        .map(|r| crate::db::RowExt::text(r, "event_id"))
+        .collect();
+    let mut slow = Vec::new();
+    for (i, e) in plan.inserts.iter().enumerate() {
+        if inert[i] && stored.contains(&e.id) {
+            inserted[i] = true;
+        } else {
+            // A duplicate, or someone a campaign knows: the engine decides.
+            slow.push(i);
+        }
+    }
+    if slow.is_empty() {
+        return Ok(Response::json(202, BatchOutcome::new(plan, &inserted).to_json()));
+    }
     let campaigns: Vec<CampaignRow> = ctx
         .db
         .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
@@ -75,25 +118,9 @@ async fn ingest<D: Db, K: Kv>(
         .iter()
         .map(CampaignRow::from_row)
         .collect();
-    let ip_hash = ctx.ip_hash(req);
-    let plan = plan_inserts(events);
-    let inert = inert_events(ctx, &campaigns, &plan.inserts).await?;
-    let mut inserted = vec![false; plan.inserts.len()];
-    // Events no campaign can act on (a visitor's page views) are stored in one
-    // transaction; a known id changes nothing there.
-    let quiet: Vec<usize> = (0..plan.inserts.len()).filter(|i| inert[*i]).collect();
-    if !quiet.is_empty() {
-        let stmts = quiet
-            .iter()
-            .map(|i| insert_statement(sql::INSERT_EVENT, site, &plan.inserts[*i], ctx.now, trusted))
-            .collect();
-        let changes = ctx.db.batch(stmts).await.map_err(db_error)?;
-        for (i, n) in quiet.iter().zip(changes) {
-            inserted[*i] = n > 0;
-        }
-    }
     let known = known_ids(ctx, site, &plan.inserts).await?;
-    for (i, e) in plan.inserts.iter().enumerate().filter(|(i, _)| !inert[*i]) {
+    for i in slow {
+        let e = &plan.inserts[i];
         if known.contains(&e.id) {
             continue;
         }
@@ -103,6 +130,50 @@ async fn ingest<D: Db, K: Kv>(
     }
     let outcome = BatchOutcome::new(plan, &inserted);
     Ok(Response::json(202, outcome.to_json()))
+}
+
+fn rate_limited<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>) -> ApiError {
+    let wait = 60 - (ctx.now / 1000) % 60;
+    ApiError::new(
+        refloop_core::ErrorCode::RateLimited,
+        format!("too many requests; retry after {wait}s"),
+    )
+}
+
+/// The counters of the site's key and the caller's IP, and the guards that
+/// refuse the transaction when either is over its limit.
+fn limit_statements<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Vec<Stmt> {
+    let window = ctx.now / 60_000;
+    let mut buckets = vec![(format!("site:{}", site.id), site.limit(ctx))];
+    if let Some(ip) = ctx.ip_hash(req) {
+        buckets.push((format!("ip:{ip}"), ctx.limits.per_ip_per_minute));
+    }
+    let names = json_list(buckets.iter().map(|b| b.0.as_str()));
+    let mut out = vec![stmt!(sql::COUNT_REQUESTS, names, window)];
+    for (bucket, limit) in buckets {
+        out.push(stmt!(sql::GUARD_RATE, bucket, window, limit));
+    }
+    out
+}
+
+/// Events that cannot make anyone join: not a signup or identify, and from
+/// no identity that joins in this batch. Whether the actor is a participant
+/// already is asked by the insert itself.
+fn maybe_inert(events: &[Event]) -> Vec<bool> {
+    let joins = |e: &Event| e.name == refloop_core::engine::program::SIGNUP || e.name == "identify";
+    let joining: std::collections::HashSet<&str> = events
+        .iter()
+        .filter(|e| joins(e))
+        .flat_map(|e| [e.anonymous_id.as_deref(), e.user_id.as_deref()])
+        .flatten()
+        .collect();
+    events
+        .iter()
+        .map(|e| {
+            let ids = [e.anonymous_id.as_deref(), e.user_id.as_deref()];
+            !joins(e) && ids.iter().flatten().all(|i| !joining.contains(i))
+        })
+        .collect()
 }
 
 /// Stores and decides one event; false when the site had it already.
@@ -191,43 +262,6 @@ async fn known_ids<D: Db, K: Kv>(
         .map_err(db_error)?
         .iter()
         .map(|r| crate::db::RowExt::text(r, "event_id"))
-        .collect())
-}
-
-/// Events no campaign can act on: not a signup or identify, from someone who
-/// is a participant of no active campaign and does not join in this batch.
-async fn inert_events<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
-    campaigns: &[CampaignRow],
-    events: &[Event],
-) -> Result<Vec<bool>, ApiError> {
-    let joins = |e: &Event| e.name == refloop_core::engine::program::SIGNUP || e.name == "identify";
-    let joining: std::collections::HashSet<&str> = events
-        .iter()
-        .filter(|e| joins(e))
-        .flat_map(|e| [e.anonymous_id.as_deref(), e.user_id.as_deref()])
-        .flatten()
-        .collect();
-    if campaigns.is_empty() {
-        return Ok(vec![true; events.len()]);
-    }
-    let campaign_ids = serde_json::to_string(&campaigns.iter().map(|c| c.id).collect::<Vec<_>>()).unwrap_or_default();
-    let anons = json_list(events.iter().filter_map(|e| e.anonymous_id.as_deref()));
-    let users = json_list(events.iter().filter_map(|e| e.user_id.as_deref()));
-    let known: std::collections::HashSet<String> = ctx
-        .db
-        .query(stmt!(sql::KNOWN_PARTICIPANTS, campaign_ids, anons, users))
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| crate::db::RowExt::text(r, "id"))
-        .collect();
-    Ok(events
-        .iter()
-        .map(|e| {
-            let ids = [e.anonymous_id.as_deref(), e.user_id.as_deref()];
-            !joins(e) && ids.iter().flatten().all(|i| !known.contains(*i) && !joining.contains(i))
-        })
         .collect())
 }
 

@@ -101,7 +101,7 @@ pub async fn campaign_of<D: Db, K: Kv>(
 }
 
 async fn public_site<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Result<Site, ApiError> {
-    let site = site_by_publishable_key(ctx.db, req.param("key")).await?;
+    let site = crate::app::cached_site(ctx, req.param("key")).await?;
     check_origin(&site, req)?;
     rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
     Ok(site)

@@ -36,14 +36,26 @@ pub const EVENT_EXISTS: &str = "SELECT 1 AS known FROM events WHERE site_id = ?1
 pub const KNOWN_EVENT_IDS: &str = "\
 SELECT event_id FROM events WHERE site_id = ?1 AND event_id IN (SELECT value FROM json_each(?2))";
 
-/// `?1` campaign ids, `?2` anonymous ids, `?3` user ids (JSON arrays) → the ids
-/// that belong to a participant of one of the campaigns.
-pub const KNOWN_PARTICIPANTS: &str = "\
-SELECT anonymous_id AS id FROM participant_aliases
-WHERE campaign_id IN (SELECT value FROM json_each(?1)) AND anonymous_id IN (SELECT value FROM json_each(?2))
-UNION
-SELECT user_id AS id FROM participants
-WHERE campaign_id IN (SELECT value FROM json_each(?1)) AND user_id IN (SELECT value FROM json_each(?3))";
+/// `?1` site, `?2` received at, `?3` trusted, `?4` events (JSON array of
+/// {id, type, name, anonymous_id, user_id, at, payload}) → the ids stored.
+/// An event is stored here only when no active campaign of the site's tenant
+/// knows its actor: such an event changes nothing but the events table.
+pub const INSERT_INERT_EVENTS: &str = "\
+INSERT INTO events (site_id, event_id, type, name, anonymous_id, user_id, occurred_at, received_at, trusted, payload)
+SELECT ?1, json_extract(j.value, '$.id'), json_extract(j.value, '$.type'), json_extract(j.value, '$.name'),
+       json_extract(j.value, '$.anonymous_id'), json_extract(j.value, '$.user_id'), json_extract(j.value, '$.at'),
+       ?2, ?3, json_extract(j.value, '$.payload')
+FROM json_each(?4) j
+WHERE NOT EXISTS (SELECT 1 FROM participant_aliases a JOIN campaigns c ON c.id = a.campaign_id
+                  WHERE a.anonymous_id = json_extract(j.value, '$.anonymous_id')
+                    AND c.tenant_id = (SELECT tenant_id FROM sites WHERE id = ?1)
+                    AND c.status = 'active' AND c.current_version > 0)
+  AND NOT EXISTS (SELECT 1 FROM participants p JOIN campaigns c ON c.id = p.campaign_id
+                  WHERE p.user_id = json_extract(j.value, '$.user_id')
+                    AND c.tenant_id = (SELECT tenant_id FROM sites WHERE id = ?1)
+                    AND c.status = 'active' AND c.current_version > 0)
+ON CONFLICT (site_id, event_id) DO NOTHING
+RETURNING event_id";
 
 /// As `INSERT_EVENT`, but a known id fails the batch: used when the event's
 /// effects are in the same batch, so a concurrent copy cannot apply twice.
@@ -406,10 +418,17 @@ WHERE campaign_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 
 // ---- abuse limits ------------------------------------------------------------
 
-/// `?1` bucket, `?2` window → the requests counted in it, this one included.
-pub const COUNT_REQUEST: &str = "\
-INSERT INTO rate_windows (bucket, window, n) VALUES (?1, ?2, 1)
-ON CONFLICT (bucket, window) DO UPDATE SET n = n + 1 RETURNING n";
+/// `?1` buckets (JSON array), `?2` window → each bucket's count, this request included.
+pub const COUNT_REQUESTS: &str = "\
+INSERT INTO rate_windows (bucket, window, n) SELECT value, ?2, 1 FROM json_each(?1) WHERE true
+ON CONFLICT (bucket, window) DO UPDATE SET n = n + 1 RETURNING bucket, n";
+
+/// `?1` bucket, `?2` window, `?3` limit: refuses the transaction when the
+/// bucket is over its limit (the CHECK of `rate_limit_hits` names it).
+pub const GUARD_RATE: &str = "\
+INSERT INTO rate_limit_hits (what) SELECT ?1 WHERE EXISTS
+  (SELECT 1 FROM rate_windows WHERE bucket = ?1 AND window = ?2 AND n > ?3)";
+
 /// `?1` before → forget old windows (cron).
 pub const FORGET_WINDOWS: &str = "DELETE FROM rate_windows WHERE window < ?1";
 

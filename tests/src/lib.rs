@@ -110,18 +110,27 @@ impl Db for Sqlite {
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
+        Ok(self.run_batch(&stmts)?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    async fn batch_rows(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        Ok(self.run_batch(&stmts)?.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+impl Sqlite {
+    fn run_batch(&self, stmts: &[Stmt]) -> Result<Vec<(u64, Vec<Row>)>, DbError> {
         self.statements.set(self.statements.get() + stmts.len() as u64);
         let mut conn = self.conn.borrow_mut();
         let tx = conn.transaction().map_err(|e| DbError::from_message(e.to_string()))?;
-        let mut changes = Vec::new();
-        for s in &stmts {
-            let n = tx
-                .execute(s.sql, rusqlite::params_from_iter(sql_args(&s.args)))
-                .map_err(|e| DbError::from_message(e.to_string()))?;
-            changes.push(n as u64);
+        let mut out = Vec::new();
+        for s in stmts {
+            // Stepped like D1 does, so statements with RETURNING run too.
+            let rows = rows(&tx, s).map_err(|e| DbError::from_message(e.to_string()))?;
+            out.push((tx.changes(), rows));
         }
         tx.commit().map_err(|e| DbError::from_message(e.to_string()))?;
-        Ok(changes)
+        Ok(out)
     }
 }
 
@@ -201,6 +210,7 @@ impl Edge {
             root_key_hash: Some(&root),
             limits: self.limits,
             top_cache_seconds: 0,
+            site_cache_seconds: 0,
         };
         block_on(app::handle(&ctx, &req))
     }
