@@ -370,3 +370,64 @@ fn an_ip_over_its_limit_waits_for_the_next_minute() {
         "refused requests stored nothing"
     );
 }
+
+struct Recorder(std::cell::RefCell<Vec<(String, Vec<(String, String)>, String)>>, u16);
+
+impl refloop_edge::cron::Outbound for Recorder {
+    async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Result<u16, String> {
+        self.0.borrow_mut().push((url.to_owned(), headers.to_vec(), body.to_owned()));
+        Ok(self.1)
+    }
+}
+
+#[test]
+fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() {
+    let edge = Edge::new();
+    edge.json("POST", "/v1/admin/campaigns/launch/status", json!({"status": "paused"}));
+    let config = json!({
+        "name": "cron",
+        "quest": {"steps": [{"event": "signup"}, {"event": "purchase"}], "window_days": 1},
+        "milestones": [{"id": "one", "confirmed_referrals": 1, "reward": "gift"}],
+        "rewards": [{"id": "gift", "name": "gift", "kind": {"type": "badge", "badge": "b"}, "expires_after_days": 2}],
+        "fraud": {"flag_shared_ip": false}
+    });
+    assert_eq!(edge.json("POST", "/v1/admin/campaigns", json!({"slug": "c", "config": config})).0, 201);
+    let (s, hook) = edge.json("POST", "/v1/admin/webhooks", json!({"url": "https://hooks.example/x"}));
+    assert_eq!(s, 201);
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "a"}]));
+    let code = edge.me("c", "a").unwrap()["code"].as_str().unwrap().to_owned();
+    for (n, who) in [(2, "b"), (4, "c")] {
+        edge.batch(json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": who, "attribution": {"ref": code}}]));
+    }
+    edge.batch(json!([{"id": uuid(3), "type": "track", "event": "purchase", "anonymous_id": "b"}]));
+    assert_eq!(edge.me("c", "a").unwrap()["referrals"]["confirmed"], 1);
+
+    // Three days later: c's quest window closed, the gift's two days ran out.
+    let later = edge.now.get() + 3 * 86_400_000;
+    let failing = Recorder(Default::default(), 503);
+    let report = block_on(refloop_edge::cron::run(&edge.db, &failing, later)).unwrap();
+    assert_eq!((report.referrals_expired, report.grants_expired), (1, 1));
+    assert_eq!(edge.me("c", "a").unwrap()["referrals"]["expired"], 1);
+    let (_, grants) = edge.json("GET", "/v1/admin/campaigns/c/grants", json!({}));
+    let history: Vec<&str> = grants["grants"][0]["history"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
+    assert_eq!(history, ["earned", "approved", "expired"]);
+
+    // The receiver failed: every notice waits for the next attempt, 30 s on.
+    let sent = failing.0.borrow().len();
+    assert!(sent >= 3, "referral.confirmed, milestone.reached, reward.earned at least: {sent}");
+    let again = block_on(refloop_edge::cron::run(&edge.db, &failing, later + 1_000)).unwrap();
+    assert_eq!(again.delivered + again.failed, 0, "not due yet");
+    let ok = Recorder(Default::default(), 200);
+    let report = block_on(refloop_edge::cron::run(&edge.db, &ok, later + 31_000)).unwrap();
+    assert_eq!(report.delivered as usize, sent);
+    for (url, headers, body) in ok.0.borrow().iter() {
+        assert_eq!(url, "https://hooks.example/x");
+        let sig = &headers.iter().find(|(k, _)| k == "Refloop-Signature").unwrap().1;
+        let ts = sig.split(',').next().unwrap().trim_start_matches("t=").parse::<i64>().unwrap();
+        assert_eq!(sig, &refloop_edge::cron::signature(&secret, ts, body));
+    }
+    let fine = block_on(refloop_edge::cron::run(&edge.db, &ok, later + 10_000_000)).unwrap();
+    assert_eq!(fine.delivered, 0, "delivered once");
+    assert!(edge.violations().is_empty());
+}
