@@ -81,6 +81,16 @@ CREATE INDEX referrals_by_referrer ON referrals(referrer_id, created_at);
 CREATE INDEX referrals_by_campaign ON referrals(campaign_id, created_at);
 CREATE INDEX referrals_overdue ON referrals(status, deadline);
 
+-- Events whose referral-side points wait for the review of a flagged referral.
+CREATE TABLE held_events (
+  referral_id  INTEGER NOT NULL REFERENCES referrals(id),
+  event_id     TEXT    NOT NULL,
+  name         TEXT    NOT NULL,
+  trusted      INTEGER NOT NULL CHECK (trusted IN (0, 1)),
+  at           INTEGER NOT NULL,
+  PRIMARY KEY (referral_id, event_id)
+) WITHOUT ROWID;
+
 CREATE TABLE invitations (
   campaign_id  INTEGER NOT NULL REFERENCES campaigns(id),
   token        TEXT    NOT NULL,

@@ -19,7 +19,7 @@ use refloop_core::engine::analytics::{daily_trend, funnel};
 use refloop_core::engine::config::{CampaignConfig, ConfigError, Period, PointRule, RewardDef, ScoreBy, Versioned};
 use refloop_core::engine::model::{CampaignId, DAY_MS, ParticipantId};
 use refloop_core::engine::rewards::GrantStatus;
-use refloop_core::engine::step::{Slice, adjustment, decide_review, decide_transition};
+use refloop_core::engine::step::{HeldEvent, Slice, adjustment, decide_review, decide_transition};
 use refloop_core::keys::hash_secret_key;
 use refloop_core::time::parse_rfc3339_ms;
 use refloop_core::{ApiError, ErrorCode};
@@ -713,6 +713,19 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
             .iter()
             .map(|r| grant_from_row(r, Vec::new()))
             .collect();
+        let held: Vec<HeldEvent> = ctx
+            .db
+            .query(stmt!(sql::HELD_EVENTS, rid))
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| HeldEvent {
+                id: r.text("event_id"),
+                name: r.text("name"),
+                trusted: r.int("trusted") != 0,
+                at: r.int("at"),
+            })
+            .collect();
         let slice = Slice {
             campaign: CampaignId(c.id as u64),
             current: current.clone(),
@@ -730,7 +743,7 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         for _ in 0..attempt {
             rng.next_u64();
         }
-        let effects = decide_review(&slice, &waiting, approve, ctx.now, &mut rng)
+        let effects = decide_review(&slice, &waiting, &held, approve, ctx.now, &mut rng)
             .map_err(|m| ApiError::new(ErrorCode::Conflict, m))?;
         let mut stmts = Vec::new();
         effect_statements(&c, &effects, slice.pinned.as_ref().unwrap_or(&current), &mut stmts);

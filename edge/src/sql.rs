@@ -237,6 +237,13 @@ ORDER BY r.created_at DESC LIMIT ?4";
 pub const EXPIRE_REFERRALS: &str = "\
 UPDATE referrals SET status = 'expired', rev = rev + 1 WHERE status = 'pending' AND deadline < ?1";
 
+/// `?1` referral, `?2` event id, `?3` name, `?4` trusted, `?5` at.
+pub const HOLD_EVENT: &str =
+    "INSERT INTO held_events (referral_id, event_id, name, trusted, at) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// `?1` referral.
+pub const HELD_EVENTS: &str = "SELECT event_id, name, trusted, at FROM held_events WHERE referral_id = ?1 ORDER BY at";
+pub const RELEASE_HELD: &str = "DELETE FROM held_events WHERE referral_id = ?1";
+
 // ---- invitations and clicks ----------------------------------------------
 
 pub const INVITATION: &str = "SELECT * FROM invitations WHERE campaign_id = ?1 AND token = ?2";

@@ -433,6 +433,19 @@ pub fn effect_statements(campaign: &CampaignRow, effects: &Effects, config: &Ver
         out.push(stmt!(sql::GUARD_INVITATION, c, token.as_str(), claimer.0));
         out.push(stmt!(sql::CLAIM_INVITATION, c, token.as_str(), claimer.0));
     }
+    if let Some((r, e)) = &effects.held {
+        out.push(stmt!(
+            sql::HOLD_EVENT,
+            r.0,
+            e.id.as_str(),
+            e.name.as_str(),
+            e.trusted,
+            e.at
+        ));
+    }
+    if let Some(r) = &effects.held_released {
+        out.push(stmt!(sql::RELEASE_HELD, r.0));
+    }
     for p in &effects.confirmations {
         out.push(stmt!(sql::ADD_CONFIRMED, p.0));
     }

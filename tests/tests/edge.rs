@@ -140,21 +140,38 @@ const CONFIG: &str = r#"{
   ],
   "referee_reward": "hello",
   "caps": {"per_referrer_max_points": 400},
-  "fraud": {"flag_shared_ip": false, "flag_disposable_email": false, "velocity_per_hour": 1000}
+  "fraud": {"flag_shared_ip": false, "flag_disposable_email": true, "velocity_per_hour": 1000}
 }"#;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Signup { user: u8, referrer: Option<u8> },
-    Purchase { user: u8, trusted: bool },
-    Visit { user: u8 },
+    /// A disposable email flags the referral: its rewards and referral-side
+    /// points wait for a review.
+    Signup {
+        user: u8,
+        referrer: Option<u8>,
+        disposable: bool,
+    },
+    Purchase {
+        user: u8,
+        trusted: bool,
+    },
+    Visit {
+        user: u8,
+    },
+    Review {
+        referee: u8,
+        approve: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0u8..7, proptest::option::of(0u8..7)).prop_map(|(user, referrer)| Op::Signup { user, referrer }),
+        3 => (0u8..7, proptest::option::of(0u8..7), proptest::bool::weighted(0.3))
+            .prop_map(|(user, referrer, disposable)| Op::Signup { user, referrer, disposable }),
         3 => (0u8..7, any::<bool>()).prop_map(|(user, trusted)| Op::Purchase { user, trusted }),
         1 => (0u8..7).prop_map(|user| Op::Visit { user }),
+        1 => (0u8..7, any::<bool>()).prop_map(|(referee, approve)| Op::Review { referee, approve }),
     ]
 }
 
@@ -179,10 +196,18 @@ fn both(ops: &[Op]) -> (Outcomes, Outcomes, Vec<String>) {
     for (i, op) in ops.iter().enumerate() {
         let at = start + i as i64 * 60_000;
         edge.now.set(at);
-        let (user, name, trusted, referrer) = match op {
-            Op::Signup { user, referrer } => (*user, "signup", false, *referrer),
-            Op::Purchase { user, trusted } => (*user, "purchase", *trusted, None),
-            Op::Visit { user } => (*user, "visit", false, None),
+        let (user, name, trusted, referrer, disposable) = match op {
+            Op::Signup {
+                user,
+                referrer,
+                disposable,
+            } => (*user, "signup", false, *referrer, *disposable),
+            Op::Purchase { user, trusted } => (*user, "purchase", *trusted, None, false),
+            Op::Visit { user } => (*user, "visit", false, None, false),
+            Op::Review { referee, approve } => {
+                review_both(&edge, &mut program, *referee, *approve, at);
+                continue;
+            }
         };
         let anon = format!("u{user}");
         let edge_code = referrer.map(|r| {
@@ -200,14 +225,22 @@ fn both(ops: &[Op]) -> (Outcomes, Outcomes, Vec<String>) {
         if let Some(c) = &edge_code {
             event["attribution"] = json!({"ref": c});
         }
+        let domain = if disposable { "mailinator.com" } else { "example.com" };
+        if name == "signup" {
+            event["traits"] = json!({"email": format!("{anon}@{domain}")});
+        }
         let (status, body) = if trusted {
             edge.server(json!([event]))
         } else {
             edge.batch(json!([event]))
         };
         assert_eq!((status, body["accepted"].as_i64()), (202, Some(1)), "{body}");
-        let mut e = EngineEvent::new(id, name, anon, at);
+        let mut e = EngineEvent::new(id, name, anon.clone(), at);
         e.trusted = trusted;
+        if name == "signup" {
+            e.email_hash = Some(format!("{anon}@{domain}"));
+            e.email_domain = Some(domain.to_owned());
+        }
         e.touch = program_code.map(|code| Touch {
             code: Some(code),
             invitation: None,
@@ -237,8 +270,39 @@ fn both(ops: &[Op]) -> (Outcomes, Outcomes, Vec<String>) {
     (from_edge, from_program, edge.violations())
 }
 
+/// An operator reviews the referral of `referee` in both: the edge through the
+/// admin API, the program through its input (each a no-op when there is no
+/// referral waiting for review).
+fn review_both(edge: &Edge, program: &mut Program, referee: u8, approve: bool, at: i64) {
+    let anon = format!("u{referee}");
+    let Some(code) = edge.me("p", &anon).map(|m| m["code"].as_str().unwrap().to_owned()) else {
+        return;
+    };
+    let (_, list) = edge.json("GET", "/v1/admin/campaigns/p/referrals?review=pending", json!({}));
+    if let Some(r) = list["referrals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["referee"]["code"] == code.as_str())
+    {
+        let (s, body) = edge.json(
+            "POST",
+            &format!("/v1/admin/campaigns/p/referrals/{}/review", r["id"]),
+            json!({"approve": approve}),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+    if let Some(referral) = program
+        .find(Some(&anon), None)
+        .and_then(|p| program.referral_of(p))
+        .map(|r| r.id)
+    {
+        program.apply(Input::Review { referral, approve, at });
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// The edge composes the engine over stored slices; the program composes it
     /// in memory. For any sequence of signups, referrals and conversions they
@@ -375,7 +439,9 @@ struct Recorder(std::cell::RefCell<Vec<(String, Vec<(String, String)>, String)>>
 
 impl refloop_edge::cron::Outbound for Recorder {
     async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Result<u16, String> {
-        self.0.borrow_mut().push((url.to_owned(), headers.to_vec(), body.to_owned()));
+        self.0
+            .borrow_mut()
+            .push((url.to_owned(), headers.to_vec(), body.to_owned()));
         Ok(self.1)
     }
 }
@@ -391,7 +457,11 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
         "rewards": [{"id": "gift", "name": "gift", "kind": {"type": "badge", "badge": "b"}, "expires_after_days": 2}],
         "fraud": {"flag_shared_ip": false}
     });
-    assert_eq!(edge.json("POST", "/v1/admin/campaigns", json!({"slug": "c", "config": config})).0, 201);
+    assert_eq!(
+        edge.json("POST", "/v1/admin/campaigns", json!({"slug": "c", "config": config}))
+            .0,
+        201
+    );
     let (s, hook) = edge.json("POST", "/v1/admin/webhooks", json!({"url": "https://hooks.example/x"}));
     assert_eq!(s, 201);
     let secret = hook["secret"].as_str().unwrap().to_owned();
@@ -410,12 +480,20 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
     assert_eq!((report.referrals_expired, report.grants_expired), (1, 1));
     assert_eq!(edge.me("c", "a").unwrap()["referrals"]["expired"], 1);
     let (_, grants) = edge.json("GET", "/v1/admin/campaigns/c/grants", json!({}));
-    let history: Vec<&str> = grants["grants"][0]["history"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
+    let history: Vec<&str> = grants["grants"][0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
     assert_eq!(history, ["earned", "approved", "expired"]);
 
     // The receiver failed: every notice waits for the next attempt, 30 s on.
     let sent = failing.0.borrow().len();
-    assert!(sent >= 3, "referral.confirmed, milestone.reached, reward.earned at least: {sent}");
+    assert!(
+        sent >= 3,
+        "referral.confirmed, milestone.reached, reward.earned at least: {sent}"
+    );
     let again = block_on(refloop_edge::cron::run(&edge.db, &failing, later + 1_000)).unwrap();
     assert_eq!(again.delivered + again.failed, 0, "not due yet");
     let ok = Recorder(Default::default(), 200);
@@ -424,10 +502,69 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
     for (url, headers, body) in ok.0.borrow().iter() {
         assert_eq!(url, "https://hooks.example/x");
         let sig = &headers.iter().find(|(k, _)| k == "Refloop-Signature").unwrap().1;
-        let ts = sig.split(',').next().unwrap().trim_start_matches("t=").parse::<i64>().unwrap();
+        let ts = sig
+            .split(',')
+            .next()
+            .unwrap()
+            .trim_start_matches("t=")
+            .parse::<i64>()
+            .unwrap();
         assert_eq!(sig, &refloop_edge::cron::signature(&secret, ts, body));
     }
     let fine = block_on(refloop_edge::cron::run(&edge.db, &ok, later + 10_000_000)).unwrap();
     assert_eq!(fine.delivered, 0, "delivered once");
     assert!(edge.violations().is_empty());
+}
+
+/// A flagged referral's referral-side points wait for the review and are
+/// paid on approval, in the edge as in the program.
+#[test]
+fn held_events_are_paid_on_approval_like_the_program_does() {
+    let ops = [
+        Op::Signup {
+            user: 0,
+            referrer: None,
+            disposable: false,
+        },
+        Op::Signup {
+            user: 1,
+            referrer: Some(0),
+            disposable: true,
+        },
+        Op::Purchase {
+            user: 1,
+            trusted: false,
+        },
+        Op::Purchase { user: 1, trusted: true },
+        Op::Review {
+            referee: 1,
+            approve: true,
+        },
+    ];
+    let (edge, program, violations) = both(&ops);
+    assert_eq!(edge, program);
+    assert!(violations.is_empty(), "{violations:?}");
+    // The referrer: 10 for joining, 3 + 3 held from the two purchases, 50 for
+    // the confirmed referral, 100 for the first milestone.
+    assert_eq!(edge[0].0, 10 + 3 + 3 + 50 + 100);
+    let rejected = [
+        Op::Signup {
+            user: 0,
+            referrer: None,
+            disposable: false,
+        },
+        Op::Signup {
+            user: 1,
+            referrer: Some(0),
+            disposable: true,
+        },
+        Op::Purchase { user: 1, trusted: true },
+        Op::Review {
+            referee: 1,
+            approve: false,
+        },
+    ];
+    let (edge, program, _) = both(&rejected);
+    assert_eq!(edge, program);
+    assert_eq!(edge[0].0, 10, "nothing held is paid after a rejection");
 }

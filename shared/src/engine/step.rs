@@ -69,6 +69,16 @@ pub struct Slice {
     pub grant_keys: Vec<String>,
 }
 
+/// An event whose referral-side rules wait for the review of a flagged
+/// referral: what `decide_review` needs to award them on approval.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldEvent {
+    pub id: String,
+    pub name: String,
+    pub trusted: bool,
+    pub at: Millis,
+}
+
 /// A revision an effect was computed from; the write aborts if it moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard {
@@ -88,6 +98,10 @@ pub struct Effects {
     pub referral_created: Option<Referral>,
     pub referral_updated: Option<Referral>,
     pub invitation_claimed: Option<(String, ParticipantId)>,
+    /// The event waits for the review of the actor's flagged referral.
+    pub held: Option<(ReferralId, HeldEvent)>,
+    /// The held events of a reviewed referral are settled.
+    pub held_released: Option<ReferralId>,
     /// +1 confirmed referral for these referrers.
     pub confirmations: Vec<ParticipantId>,
     pub entries: Vec<LedgerEntry>,
@@ -457,6 +471,20 @@ impl Work<'_, '_> {
 
     fn apply_rules(&mut self, actor: ParticipantId, e: &EngineEvent) {
         let held = self.referral.as_ref().is_some_and(|r| r.review == Review::Pending);
+        if held && let Some(r) = &self.referral {
+            let pinned = self.config_at(r.config_version);
+            if pinned.rules_for(&e.name).any(|rule| rule.to != Recipient::Actor) {
+                self.out.held = Some((
+                    r.id,
+                    HeldEvent {
+                        id: e.id.clone(),
+                        name: e.name.clone(),
+                        trusted: e.trusted,
+                        at: e.at,
+                    },
+                ));
+            }
+        }
         let current = self.config().clone();
         let own: Vec<PointRule> = current
             .rules_for(&e.name)
@@ -715,11 +743,12 @@ pub fn decide_invitation(
 /// An operator's review of a flagged referral: approving counts it (when the
 /// referee finished the quest) and releases the referee's waiting reward;
 /// rejecting rejects both. `waiting` are the referee grants in
-/// `pending_review`. Referral-side points of events that happened during the
-/// review are not replayed (see ARCHITECTURE.md).
+/// `pending_review`; `held` the events whose referral-side rules waited for
+/// this review (awarded on approval, dropped on rejection).
 pub fn decide_review(
     slice: &Slice,
     waiting: &[Grant],
+    held: &[HeldEvent],
     approve: bool,
     at: Millis,
     rng: &mut SplitMix64,
@@ -789,8 +818,26 @@ pub fn decide_review(
         }
     }
     w.out.referral_updated = w.referral.clone();
-    if approve && r.status == ReferralStatus::Confirmed {
-        w.count_confirmation(at);
+    w.out.held_released = Some(r.id);
+    if approve {
+        let pinned = w.config_at(r.config_version).clone();
+        for h in held {
+            let side: Vec<PointRule> = pinned
+                .rules_for(&h.name)
+                .filter(|rule| rule.to != Recipient::Actor && (h.trusted || !rule.trusted))
+                .cloned()
+                .collect();
+            let e = EngineEvent {
+                id: h.id.clone(),
+                name: h.name.clone(),
+                trusted: h.trusted,
+                ..EngineEvent::new("", "", "", h.at)
+            };
+            w.award(&pinned, &side, &e, r.referee, true);
+        }
+        if r.status == ReferralStatus::Confirmed {
+            w.count_confirmation(at);
+        }
     }
     Ok(w.out)
 }
