@@ -435,7 +435,11 @@ fn an_ip_over_its_limit_waits_for_the_next_minute() {
     );
 }
 
-struct Recorder(std::cell::RefCell<Vec<(String, Vec<(String, String)>, String)>>, u16);
+/// A webhook post as the receiver saw it: url, headers, body.
+type Post = (String, Vec<(String, String)>, String);
+
+/// Records posts and answers every one with its status.
+struct Recorder(std::cell::RefCell<Vec<Post>>, u16);
 
 impl refloop_edge::cron::Outbound for Recorder {
     async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Result<u16, String> {
