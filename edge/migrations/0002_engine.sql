@@ -13,6 +13,8 @@ ALTER TABLE campaigns ADD COLUMN status TEXT NOT NULL DEFAULT 'active' CHECK (st
 -- decisions that checked a cap (winners, budget, grants per reward).
 ALTER TABLE campaigns ADD COLUMN usage_rev INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN updated_at INTEGER;
+-- The all-time top N the cron last saw (JSON ids): a change is a webhook notice.
+ALTER TABLE campaigns ADD COLUMN last_top TEXT;
 
 CREATE TABLE campaign_versions (
   campaign_id  INTEGER NOT NULL REFERENCES campaigns(id),

@@ -41,6 +41,7 @@ pub struct CronReport {
     pub delivered: u64,
     pub failed: u64,
     pub snapshots: u64,
+    pub top_changes: u64,
 }
 
 pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronReport, crate::db::DbError> {
@@ -76,12 +77,37 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
                 .map_or(0, |x| x.int("campaign_id"));
             let mut stmts = Vec::new();
             moved_grant_statements(campaign, &g, &mut stmts);
+            if let Some(c) = db
+                .query(stmt!(sql::CAMPAIGN_BY_ID, campaign))
+                .await?
+                .first()
+                .map(CampaignRow::from_row)
+            {
+                let notice = refloop_core::engine::program::Notice::RewardStatusChanged {
+                    grant: g.id,
+                    from,
+                    to: GrantStatus::Expired,
+                };
+                stmts.push(crate::store::notice_statement(c.tenant_id, &c, &notice, now));
+            }
             if db.batch(stmts).await.is_ok() {
                 report.grants_expired += 1;
             }
         }
     }
 
+    // One snapshot of the all-time board per active campaign per day.
+    let campaigns = db.query(stmt!(sql::ALL_ACTIVE_CAMPAIGNS)).await?;
+    for c in campaigns.iter().map(CampaignRow::from_row) {
+        let last = db
+            .query(stmt!(sql::LIST_SNAPSHOTS, c.id, 1u32))
+            .await?
+            .first()
+            .map_or(0, |r| r.int("taken_at"));
+        if now - last >= 86_400_000 && crate::admin::snapshot(db, c.id, Period::All, "all", now).await.is_ok() {
+            report.snapshots += 1;
+        }
+    }
     for d in db.query(stmt!(sql::DUE_DELIVERIES, now, 50u32)).await? {
         let body = d.text("payload");
         let headers = vec![
@@ -124,18 +150,6 @@ pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronRepo
         db.batch(vec![stmt]).await?;
     }
 
-    // One snapshot of the all-time board per active campaign per day.
-    let campaigns = db.query(stmt!(sql::ALL_ACTIVE_CAMPAIGNS)).await?;
-    for c in campaigns.iter().map(CampaignRow::from_row) {
-        let last = db
-            .query(stmt!(sql::LIST_SNAPSHOTS, c.id, 1u32))
-            .await?
-            .first()
-            .map_or(0, |r| r.int("taken_at"));
-        if now - last >= 86_400_000 && crate::admin::snapshot(db, c.id, Period::All, "all", now).await.is_ok() {
-            report.snapshots += 1;
-        }
-    }
     Ok(report)
 }
 

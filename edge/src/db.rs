@@ -158,6 +158,16 @@ pub trait Kv {
     async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>);
 }
 
+/// No cache: every read goes to the database.
+pub struct NoKv;
+
+impl Kv for NoKv {
+    async fn get(&self, _key: &str) -> Option<String> {
+        None
+    }
+    async fn put(&self, _key: &str, _value: &str, _ttl_seconds: Option<u64>) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,8 +445,10 @@ pub const LIST_TENANTS: &str = "SELECT id, name, created_at FROM tenants ORDER B
 /// `?1` grant.
 pub const CAMPAIGN_OF_GRANT: &str = "SELECT campaign_id FROM grants WHERE id = ?1";
 pub const ALL_ACTIVE_CAMPAIGNS: &str = "\
-SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at FROM campaigns
+SELECT id, tenant_id, slug, name, status, current_version, usage_rev, created_at, updated_at, last_top FROM campaigns
 WHERE status = 'active' AND current_version > 0";
+/// `?1` campaign, `?2` top N as JSON ids.
+pub const SET_LAST_TOP: &str = "UPDATE campaigns SET last_top = ?2 WHERE id = ?1";
 /// `?1` participant.
 pub const CLICKS_OF: &str = "SELECT count(*) AS n FROM clicks WHERE participant_id = ?1";
 /// `?1` campaign, `?2` idempotency key.
