@@ -35,6 +35,7 @@ function seedSql() {
   ];
   const codes = [];
   const buckets = new Map();
+  const ties = new Map();
   const alphabet = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
   let seed = 42;
   const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
@@ -49,15 +50,23 @@ function seedSql() {
       const score = Math.floor(10 / Math.pow(rand() + 0.001, 1.2));
       codes.push(code);
       const id = 1_000_000 + i;
-      people.push(`(${id}, 100, 'anon-${i}', '${code}', ${i}, ${score})`);
-      scores.push(`(100, 'all', ${id}, ${score}, ${i})`);
+      // Joined over 30 days, one every 26 s.
+      const joined = i * 26_000;
+      people.push(`(${id}, 100, 'anon-${i}', '${code}', ${joined}, ${score})`);
+      scores.push(`(100, 'all', ${id}, ${score}, ${joined})`);
       buckets.set(score, (buckets.get(score) || 0) + 1);
+      const tie = `${score}:${Math.floor(joined / 3_600_000)}`;
+      ties.set(tie, (ties.get(tie) || 0) + 1);
     }
     lines.push(`INSERT INTO participants (id, campaign_id, anonymous_id, code, joined_at, score) VALUES ${people.join(',')};`);
     lines.push(`INSERT INTO scores (campaign_id, period, participant_id, score, joined_at) VALUES ${scores.join(',')};`);
   }
   const b = [...buckets].map(([score, n]) => `(100, 'all', ${score}, ${n})`);
   lines.push(`INSERT INTO score_buckets (campaign_id, period, score, n) VALUES ${b.join(',')};`);
+  const t = [...ties].map(([key, n]) => { const [score, hour] = key.split(':'); return `(100, 'all', ${score}, ${hour}, ${n})`; });
+  for (let i = 0; i < t.length; i += 500) {
+    lines.push(`INSERT INTO tie_buckets (campaign_id, period, score, hour, n) VALUES ${t.slice(i, i + 500).join(',')};`);
+  }
   return { sql: lines.join('\n'), codes: [...new Set(codes)] };
 }
 

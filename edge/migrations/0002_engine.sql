@@ -152,6 +152,18 @@ CREATE TABLE score_buckets (
   PRIMARY KEY (campaign_id, period, score)
 ) WITHOUT ROWID;
 
+-- Ties: how many participants hold each score, per hour they joined in. A
+-- rank adds the ties of earlier hours from here and counts only the ties of
+-- its own hour in `scores`, so a crowded score costs O(hours), not O(ties).
+CREATE TABLE tie_buckets (
+  campaign_id  INTEGER NOT NULL,
+  period       TEXT    NOT NULL,
+  score        INTEGER NOT NULL,
+  hour         INTEGER NOT NULL,
+  n            INTEGER NOT NULL CHECK (n >= 0),
+  PRIMARY KEY (campaign_id, period, score, hour)
+) WITHOUT ROWID;
+
 CREATE TABLE grants (
   id               INTEGER PRIMARY KEY,
   campaign_id      INTEGER NOT NULL REFERENCES campaigns(id),

@@ -609,6 +609,7 @@ async fn erase<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str, pid: 
         stmt!(sql::ERASE_ALIASES, id),
         stmt!(sql::ERASE_CLICK_IPS, id),
         stmt!(sql::LEAVE_ALL_BUCKETS, c.id, id),
+        stmt!(sql::LEAVE_ALL_TIES, c.id, id),
         stmt!(sql::DELETE_SCORES, c.id, id),
         audit(
             site.tenant_id,

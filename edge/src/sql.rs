@@ -278,6 +278,16 @@ pub const MOVE_SCORE: &str = "\
 INSERT INTO scores (campaign_id, period, participant_id, score, joined_at)
 VALUES (?1, ?2, ?3, ?4, (SELECT joined_at FROM participants WHERE id = ?3))
 ON CONFLICT (campaign_id, period, participant_id) DO UPDATE SET score = score + excluded.score";
+/// As `LEAVE_BUCKET` for the tie bucket of the participant's join hour.
+pub const LEAVE_TIE: &str = "\
+UPDATE tie_buckets SET n = n - 1 WHERE campaign_id = ?1 AND period = ?2
+  AND score = (SELECT score FROM scores WHERE campaign_id = ?1 AND period = ?2 AND participant_id = ?3)
+  AND hour = (SELECT joined_at / 3600000 FROM participants WHERE id = ?3)";
+pub const ENTER_TIE: &str = "\
+INSERT INTO tie_buckets (campaign_id, period, score, hour, n)
+VALUES (?1, ?2, (SELECT score FROM scores WHERE campaign_id = ?1 AND period = ?2 AND participant_id = ?3),
+        (SELECT joined_at / 3600000 FROM participants WHERE id = ?3), 1)
+ON CONFLICT (campaign_id, period, score, hour) DO UPDATE SET n = n + 1";
 pub const ENTER_BUCKET: &str = "\
 INSERT INTO score_buckets (campaign_id, period, score, n)
 VALUES (?1, ?2, (SELECT score FROM scores WHERE campaign_id = ?1 AND period = ?2 AND participant_id = ?3), 1)
@@ -287,6 +297,10 @@ pub const LEAVE_ALL_BUCKETS: &str = "\
 UPDATE score_buckets SET n = n - 1 WHERE campaign_id = ?1 AND EXISTS
   (SELECT 1 FROM scores s WHERE s.campaign_id = ?1 AND s.period = score_buckets.period AND s.participant_id = ?2
    AND s.score = score_buckets.score)";
+pub const LEAVE_ALL_TIES: &str = "\
+UPDATE tie_buckets SET n = n - 1 WHERE campaign_id = ?1 AND EXISTS
+  (SELECT 1 FROM scores s WHERE s.campaign_id = ?1 AND s.period = tie_buckets.period AND s.participant_id = ?2
+   AND s.score = tie_buckets.score AND tie_buckets.hour = (SELECT joined_at / 3600000 FROM participants WHERE id = ?2))";
 pub const DELETE_SCORES: &str = "DELETE FROM scores WHERE campaign_id = ?1 AND participant_id = ?2";
 
 /// `?1` campaign, `?2` period, `?3` limit → the top, best first (ties: earlier join).
@@ -296,11 +310,15 @@ WHERE s.campaign_id = ?1 AND s.period = ?2 AND s.score > 0
 ORDER BY s.score DESC, s.joined_at, s.participant_id LIMIT ?3";
 
 /// `?1` campaign, `?2` period, `?3` participant → their score and rank: the
-/// buckets above, plus the ties that joined earlier.
+/// score buckets above, the tie buckets of earlier join hours, and the ties
+/// of their own hour that joined before them. O(buckets), never a scan.
 pub const RANK: &str = "\
 SELECT s.score,
   1 + (SELECT coalesce(sum(b.n), 0) FROM score_buckets b WHERE b.campaign_id = ?1 AND b.period = ?2 AND b.score > s.score)
+    + (SELECT coalesce(sum(t.n), 0) FROM tie_buckets t WHERE t.campaign_id = ?1 AND t.period = ?2 AND t.score = s.score
+       AND t.hour < s.joined_at / 3600000)
     + (SELECT count(*) FROM scores t WHERE t.campaign_id = ?1 AND t.period = ?2 AND t.score = s.score
+       AND t.joined_at >= (s.joined_at / 3600000) * 3600000
        AND (t.joined_at < s.joined_at OR (t.joined_at = s.joined_at AND t.participant_id < s.participant_id))) AS rank
 FROM scores s WHERE s.campaign_id = ?1 AND s.period = ?2 AND s.participant_id = ?3 AND s.score > 0";
 

@@ -326,8 +326,10 @@ pub fn board_statements(campaign: i64, p: ParticipantId, delta: i64, at: Millis,
     }
     for period in period_keys(at) {
         out.push(stmt!(sql::LEAVE_BUCKET, campaign, period.clone(), p.0));
+        out.push(stmt!(sql::LEAVE_TIE, campaign, period.clone(), p.0));
         out.push(stmt!(sql::MOVE_SCORE, campaign, period.clone(), p.0, delta));
-        out.push(stmt!(sql::ENTER_BUCKET, campaign, period, p.0));
+        out.push(stmt!(sql::ENTER_BUCKET, campaign, period.clone(), p.0));
+        out.push(stmt!(sql::ENTER_TIE, campaign, period, p.0));
     }
 }
 

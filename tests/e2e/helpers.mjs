@@ -54,7 +54,7 @@ export function d1(sql) {
 /** Row counts of every table an input could write (rate windows aside). */
 export function rowCounts() {
   const tables = ['tenants', 'sites', 'site_origins', 'campaigns', 'campaign_versions', 'events', 'participants',
-    'participant_aliases', 'referrals', 'invitations', 'clicks', 'ledger', 'scores', 'score_buckets', 'grants',
+    'participant_aliases', 'referrals', 'invitations', 'clicks', 'ledger', 'scores', 'score_buckets', 'tie_buckets', 'grants',
     'grant_transitions', 'snapshots', 'webhooks', 'outbox', 'audit_log'];
   const sql = 'SELECT ' + tables.map((t) => `(SELECT count(*) FROM ${t}) AS ${t}`).join(', ');
   return d1(sql)[0];
@@ -73,6 +73,11 @@ export function invariantViolations() {
     UNION ALL
     SELECT 'bucket', b.score FROM score_buckets b
       WHERE b.n <> (SELECT count(*) FROM scores s WHERE s.campaign_id = b.campaign_id AND s.period = b.period AND s.score = b.score)
+    UNION ALL
+    SELECT 'tie', b.score FROM tie_buckets b
+      WHERE b.n <> (SELECT count(*) FROM scores s JOIN participants p ON p.id = s.participant_id
+                    WHERE s.campaign_id = b.campaign_id AND s.period = b.period AND s.score = b.score
+                    AND p.joined_at / 3600000 = b.hour)
     UNION ALL
     SELECT 'board', s.participant_id FROM scores s JOIN participants p ON p.id = s.participant_id
       WHERE s.period = 'all' AND s.score <> p.score`);

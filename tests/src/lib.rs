@@ -260,6 +260,10 @@ impl Edge {
                  UNION ALL SELECT 'bucket ' || b.score FROM score_buckets b
                    WHERE b.n <> (SELECT count(*) FROM scores s WHERE s.campaign_id = b.campaign_id
                      AND s.period = b.period AND s.score = b.score)
+                 UNION ALL SELECT 'tie ' || b.score || ' ' || b.hour FROM tie_buckets b
+                   WHERE b.n <> (SELECT count(*) FROM scores s JOIN participants p ON p.id = s.participant_id
+                     WHERE s.campaign_id = b.campaign_id AND s.period = b.period AND s.score = b.score
+                     AND p.joined_at / 3600000 = b.hour)
                  UNION ALL SELECT 'board ' || s.participant_id FROM scores s JOIN participants p ON p.id = s.participant_id
                    WHERE s.period = 'all' AND s.score <> p.score",
             )
