@@ -9,7 +9,7 @@ use crate::sql;
 use crate::stmt;
 use crate::store::{CampaignRow, effect_statements, load_event_slice};
 use refloop_core::ApiError;
-use refloop_core::engine::fraud::normalise_email;
+use refloop_core::email::{email_sha256, normalise_email};
 use refloop_core::engine::model::Traits;
 use refloop_core::engine::program::EngineEvent;
 use refloop_core::engine::referral::Touch;
@@ -19,7 +19,6 @@ use refloop_core::ingest::{BatchOutcome, parse_batch, plan_inserts, too_large};
 use refloop_core::limits::MAX_BATCH_BYTES;
 use refloop_core::time::parse_rfc3339_ms;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// Attempts at one event before answering `busy`.
 const ATTEMPTS: u32 = 40;
@@ -322,8 +321,10 @@ fn email_identity<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, traits: &mut Traits) -> (Op
     let domain = traits
         .remove("email_domain")
         .and_then(|d| d.as_str().map(str::to_ascii_lowercase));
-    if let Some(normal) = plain.as_ref().and_then(Value::as_str).and_then(normalise_email) {
-        let digest = crate::app::hex(&Sha256::digest(normal.as_bytes()));
+    // The same digest the SDK sends as `email_sha256`, so both paths agree.
+    if let Some(email) = plain.as_ref().and_then(Value::as_str)
+        && let (Some(digest), Some(normal)) = (email_sha256(email), normalise_email(email))
+    {
         let domain = normal.rsplit('@').next().map(str::to_owned);
         return (Some(ctx.salted(&digest)), domain);
     }

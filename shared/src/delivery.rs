@@ -76,7 +76,9 @@ fn parse_imf_fixdate(v: &str) -> Option<u64> {
     if parts.next()? != "GMT" {
         return None;
     }
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
     let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
@@ -84,7 +86,9 @@ fn parse_imf_fixdate(v: &str) -> Option<u64> {
         return None;
     }
     let days = days_from_civil(year, month, day as i64);
-    u64::try_from(days).ok().map(|d| ((d * 24 + h) * 60 + m) * 60_000 + s * 1000)
+    u64::try_from(days)
+        .ok()
+        .map(|d| ((d * 24 + h) * 60 + m) * 60_000 + s * 1000)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -253,7 +257,10 @@ mod tests {
         assert_eq!(parse_retry_after("120", 0), Some(120_000));
         // 1994-11-06T08:49:37Z is 784111777 s after the epoch.
         let at = 784_111_777_000;
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at - 5_000), Some(5_000));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at - 5_000),
+            Some(5_000)
+        );
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + 5_000), Some(0));
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 PST", 0), None);
@@ -298,8 +305,14 @@ mod tests {
     fn a_lease_is_taken_when_free_expired_or_ours() {
         assert_eq!(take_lease(None, "tab1", 1000, 5000).as_deref(), Some("tab1:6000"));
         assert_eq!(take_lease(Some("tab2:6000"), "tab1", 1000, 5000), None);
-        assert_eq!(take_lease(Some("tab2:6000"), "tab1", 6001, 5000).as_deref(), Some("tab1:11001"));
-        assert_eq!(take_lease(Some("tab1:6000"), "tab1", 2000, 5000).as_deref(), Some("tab1:7000"));
+        assert_eq!(
+            take_lease(Some("tab2:6000"), "tab1", 6001, 5000).as_deref(),
+            Some("tab1:11001")
+        );
+        assert_eq!(
+            take_lease(Some("tab1:6000"), "tab1", 2000, 5000).as_deref(),
+            Some("tab1:7000")
+        );
         assert_eq!(take_lease(Some("garbage"), "tab1", 0, 1).as_deref(), Some("tab1:1"));
     }
 

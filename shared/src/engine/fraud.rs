@@ -61,27 +61,7 @@ pub fn signals(
 /// The window the velocity signal counts over.
 pub const VELOCITY_WINDOW_MS: Millis = HOUR_MS;
 
-/// An email address reduced to the mailbox it delivers to: lower case, and for
-/// Gmail (and googlemail.com) without dots and `+tags`. Returns `None` for
-/// something that is not an address.
-pub fn normalise_email(email: &str) -> Option<String> {
-    let email = email.trim().to_lowercase();
-    let (local, domain) = email.rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || !domain.contains('.') {
-        return None;
-    }
-    let (local, domain) = match domain {
-        "gmail.com" | "googlemail.com" => {
-            let base = local.split('+').next().unwrap_or(local);
-            (base.replace('.', ""), "gmail.com")
-        }
-        _ => (local.split('+').next().unwrap_or(local).to_owned(), domain),
-    };
-    if local.is_empty() {
-        return None;
-    }
-    Some(format!("{local}@{domain}"))
-}
+pub use crate::email::normalise_email;
 
 /// A bundled list of disposable-mail domains (the most common ones; an
 /// operator's review catches the rest).
