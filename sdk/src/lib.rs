@@ -59,7 +59,9 @@ impl Config {
     }
 
     fn batch_url(&self) -> String {
-        format!("{}/v1/batch", self.api)
+        let mut url = self.api.clone();
+        url.push_str("/v1/batch");
+        url
     }
 }
 
@@ -153,8 +155,8 @@ impl Client {
         traits: &JsValue,
     ) -> Result<String, JsValue> {
         let id = new_event_id();
-        let properties = json_object(properties, "properties")?;
-        let traits = json_object(traits, "traits")?;
+        let properties = json_object(properties, "properties must be a plain object")?;
+        let traits = json_object(traits, "traits must be a plain object")?;
         let timestamp: String = js_sys::Date::new_0().to_iso_string().into();
         let user_id = user_id
             .map(str::to_owned)
@@ -189,7 +191,7 @@ fn json_object(value: &JsValue, what: &str) -> Result<Option<String>, JsValue> {
         return Ok(None);
     }
     if !value.is_object() || js_sys::Array::is_array(value) {
-        return Err(JsValue::from_str(&format!("{what} must be a plain object")));
+        return Err(JsValue::from_str(what));
     }
     let text = js_sys::JSON::stringify(value)?;
     Ok(text.as_string())
@@ -199,7 +201,10 @@ fn new_event_id() -> String {
     let mut random = [0u8; 10];
     // getRandomValues cannot fail for 10 bytes in a browser; should it, a
     // Math.random fallback still gives ids unique enough for one page.
-    if getrandom::fill(&mut random).is_err() {
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|c| c.get_random_values_with_u8_array(&mut random).is_ok());
+    if !filled {
         for b in &mut random {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }

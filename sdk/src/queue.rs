@@ -76,11 +76,12 @@ impl Batch {
 
 /// The `POST /v1/batch` body.
 pub fn batch_body(key: &str, sent_at: &str, events: &[QueuedEvent]) -> String {
-    let mut body = format!(
-        r#"{{"key":{},"sent_at":{},"events":["#,
-        json_string(key),
-        json_string(sent_at)
-    );
+    let mut body = String::with_capacity(64 + events.iter().map(|e| e.json.len() + 1).sum::<usize>());
+    body.push_str(r#"{"key":"#);
+    body.push_str(&json_string(key));
+    body.push_str(r#","sent_at":"#);
+    body.push_str(&json_string(sent_at));
+    body.push_str(r#","events":["#);
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
             body.push(',');
@@ -105,24 +106,31 @@ pub struct EventFields<'a> {
 }
 
 pub fn event_json(f: &EventFields<'_>) -> String {
-    let mut s = format!(
-        r#"{{"id":{},"type":{},"anonymous_id":{},"timestamp":{}"#,
-        json_string(f.id),
-        json_string(f.kind),
-        json_string(f.anonymous_id),
-        json_string(f.timestamp)
-    );
+    // Built with pushes, not `format!`: its machinery costs the wasm kilobytes.
+    // The id comes first: the persisted queue finds events by it.
+    let mut s = String::with_capacity(160);
+    let mut field = |name: &str, raw: &str| {
+        s.push(if s.is_empty() { '{' } else { ',' });
+        s.push('"');
+        s.push_str(name);
+        s.push_str("\":");
+        s.push_str(raw);
+    };
+    field("id", &json_string(f.id));
+    field("type", &json_string(f.kind));
+    field("anonymous_id", &json_string(f.anonymous_id));
+    field("timestamp", &json_string(f.timestamp));
     if let Some(name) = f.name {
-        s.push_str(&format!(r#","event":{}"#, json_string(name)));
+        field("event", &json_string(name));
     }
     if let Some(user_id) = f.user_id {
-        s.push_str(&format!(r#","user_id":{}"#, json_string(user_id)));
+        field("user_id", &json_string(user_id));
     }
     if let Some(p) = f.properties {
-        s.push_str(&format!(r#","properties":{p}"#));
+        field("properties", p);
     }
     if let Some(t) = f.traits {
-        s.push_str(&format!(r#","traits":{t}"#));
+        field("traits", t);
     }
     s.push('}');
     s

@@ -27,10 +27,11 @@ pub(crate) fn flush(state: &Rc<State>) -> js_sys::Promise {
             match post(&state.config.batch_url(), &body).await {
                 Ok(status) if (200..300).contains(&status) => {}
                 Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
-                    web_sys::console::warn_1(&JsValue::from_str(&format!(
-                        "[refloop] the edge refused a batch of {} events with {status}; dropped",
-                        batch.events.len()
-                    )));
+                    web_sys::console::warn_3(
+                        &JsValue::from_str("[refloop] the edge refused a batch with status"),
+                        &JsValue::from(status),
+                        &JsValue::from_str("; its events were dropped"),
+                    );
                 }
                 _ => {
                     failed = true;
