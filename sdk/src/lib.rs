@@ -1,235 +1,133 @@
-//! refloop's browser SDK. The loader (`js/loader.js`) reads the script tag,
-//! instantiates this module and exposes a `Client` as `window.refloop`.
+//! refloop's browser SDK: the decisions, in wasm. The loader (`js/loader.js`)
+//! is the browser shell: it owns the page's APIs (storage, cookies, timers,
+//! `fetch`, `sendBeacon`, Web Locks, listeners) and asks this module what to
+//! do — ids, event JSON, the persisted queue's text, batches, what an answer
+//! means and when to retry, attribution, email hashes. Keeping the browser
+//! calls in plain JavaScript keeps the download small: every web-sys call
+//! costs wasm and glue, a line of JavaScript costs a line.
 //!
-//! Rust holds the state and the decisions (`queue`); `transport` is the thin
-//! browser shell that sends batches.
+//! Everything here is a pure function of its arguments (time and randomness
+//! come in from the shell), mostly thin wrappers of `refloop-core`.
 
 mod queue;
-mod transport;
 
-use queue::{EventFields, Queue, event_json};
+use queue::{Queue, QueuedEvent};
+use refloop_core::delivery;
 use refloop_core::keys::{KeyKind, key_kind};
 use refloop_core::limits::BEACON_CHUNK_BYTES;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-pub use queue::{QueuedEvent, batch_body};
+pub use queue::{EventFields, batch_body, event_json as event_json_of};
 
-const ANONYMOUS_ID_KEY: &str = "refloop.aid";
-
-/// Settings from the script tag's `data-*` attributes, as the loader passes them.
-struct Config {
-    key: String,
-    api: String,
-    batch_size: usize,
-    flush_ms: i32,
+/// Whether `key` can be a publishable key (a secret key never goes in a page).
+#[wasm_bindgen(js_name = isPublishableKey)]
+pub fn is_publishable_key(key: &str) -> bool {
+    key_kind(key) == Some(KeyKind::Publishable)
 }
 
-impl Config {
-    fn from_js(value: &JsValue) -> Result<Self, JsValue> {
-        let get = |name: &str| js_sys::Reflect::get(value, &JsValue::from_str(name)).ok();
-        let key = get("key")
-            .and_then(|v| v.as_string())
-            .filter(|k| key_kind(k) == Some(KeyKind::Publishable))
-            .ok_or_else(|| JsValue::from_str("data-key must be a publishable key (pk_…)"))?;
-        let api = get("api")
-            .and_then(|v| v.as_string())
-            .ok_or_else(|| JsValue::from_str("the edge's address (data-api) is missing"))?;
-        // Not f64::clamp: its assertion formats floats, which costs the wasm ~20 KB.
-        let number = |name: &str, default: f64, min: f64, max: f64| {
-            let n = get(name)
-                .and_then(|v| v.as_f64())
-                .filter(|n| n.is_finite())
-                .unwrap_or(default);
-            if n < min {
-                min
-            } else if n > max {
-                max
-            } else {
-                n
+/// A UUID v7 from the clock and 10 random bytes (`crypto.getRandomValues`).
+#[wasm_bindgen(js_name = newId)]
+pub fn new_id(now_ms: f64, random: &[u8]) -> String {
+    let mut r = [0u8; 10];
+    for (i, b) in random.iter().take(10).enumerate() {
+        r[i] = *b;
+    }
+    refloop_core::id::uuid_v7(now_ms as u64, r)
+}
+
+/// The JSON text of one event; `properties` and `traits` come as JSON text
+/// already (the browser's `JSON.stringify`), so the wasm has no JSON library.
+#[wasm_bindgen(js_name = eventJson)]
+#[allow(clippy::too_many_arguments)]
+pub fn event_json(
+    id: &str,
+    kind: &str,
+    name: Option<String>,
+    anonymous_id: &str,
+    user_id: Option<String>,
+    timestamp: &str,
+    properties: Option<String>,
+    traits: Option<String>,
+) -> String {
+    queue::event_json(&EventFields {
+        id,
+        kind,
+        name: name.as_deref(),
+        anonymous_id,
+        user_id: user_id.as_deref(),
+        timestamp,
+        properties: properties.as_deref(),
+        traits: traits.as_deref(),
+    })
+}
+
+/// The persisted queue with `events` (a JSON array text) appended: capped at
+/// 1000, oldest dropped, an id stored once.
+#[wasm_bindgen(js_name = queueMerge)]
+pub fn queue_merge(stored: &str, events: &str) -> String {
+    let new = delivery::split_array(events).unwrap_or_default();
+    delivery::merge(stored, &new)
+}
+
+/// The persisted queue without the events of `ids` (comma-separated).
+#[wasm_bindgen(js_name = queueRemove)]
+pub fn queue_remove(stored: &str, ids: &str) -> String {
+    let ids: Vec<&str> = ids.split(',').filter(|s| !s.is_empty()).collect();
+    delivery::remove(stored, &ids)
+}
+
+/// How many events the persisted queue holds.
+#[wasm_bindgen(js_name = queueLength)]
+pub fn queue_length(stored: &str) -> usize {
+    delivery::split_array(stored).map_or(0, |v| v.len())
+}
+
+/// The queue cut into request bodies of at most `max_bytes` (0: the beacon
+/// limit) and 100 events, in order, one per line: `ids<TAB>body`, ids
+/// comma-separated. JSON escapes control characters, so a body has no tab or
+/// newline of its own.
+#[wasm_bindgen(js_name = queueBatches)]
+pub fn queue_batches(stored: &str, key: &str, sent_at: &str, max_bytes: usize) -> String {
+    let mut q = Queue::default();
+    for json in delivery::split_array(stored).unwrap_or_default() {
+        if let Some(id) = delivery::event_id(json) {
+            q.push(QueuedEvent {
+                id: id.to_owned(),
+                json: json.to_owned(),
+            });
+        }
+    }
+    let max = if max_bytes == 0 { BEACON_CHUNK_BYTES } else { max_bytes };
+    let mut out = String::new();
+    for batch in q.drain_batches(key, sent_at, max) {
+        for (i, e) in batch.events.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
-        };
-        Ok(Self {
-            key,
-            api: api.trim_end_matches('/').to_owned(),
-            batch_size: number("batchSize", 10.0, 1.0, 100.0) as usize,
-            flush_ms: number("flushMs", 5000.0, 0.0, 600_000.0) as i32,
-        })
+            out.push_str(&e.id);
+        }
+        out.push('\t');
+        out.push_str(&batch.body(key, sent_at));
+        out.push('\n');
     }
-
-    fn batch_url(&self) -> String {
-        let mut url = self.api.clone();
-        url.push_str("/v1/batch");
-        url
-    }
+    out
 }
 
-pub(crate) struct State {
-    config: Config,
-    anonymous_id: RefCell<String>,
-    user_id: RefCell<Option<String>>,
-    queue: RefCell<Queue>,
-    flush_timer: Cell<Option<i32>>,
-}
-
-/// One SDK instance, as `window.refloop` exposes it.
+/// What an answer means: -1 delivered, -2 refused (drop it), else the wait in
+/// ms before a retry. `status` 0 means no answer came.
 #[wasm_bindgen]
-pub struct Client {
-    state: Rc<State>,
-}
-
-#[wasm_bindgen]
-impl Client {
-    #[wasm_bindgen(constructor)]
-    pub fn new(config: &JsValue) -> Result<Client, JsValue> {
-        let config = Config::from_js(config)?;
-        let anonymous_id = load_or_create_anonymous_id();
-        let state = Rc::new(State {
-            config,
-            anonymous_id: RefCell::new(anonymous_id),
-            user_id: RefCell::new(None),
-            queue: RefCell::new(Queue::default()),
-            flush_timer: Cell::new(None),
-        });
-        transport::flush_when_hidden(&state)?;
-        Ok(Client { state })
-    }
-
-    /// Queues an event; returns its id (UUID v7).
-    pub fn track(&self, event: &str, properties: JsValue) -> Result<String, JsValue> {
-        let name = event.trim();
-        if name.is_empty() || name.chars().count() > refloop_core::limits::MAX_EVENT_NAME_CHARS {
-            return Err(JsValue::from_str("track needs an event name of 1 to 128 characters"));
-        }
-        self.enqueue("track", Some(name), None, &properties, &JsValue::UNDEFINED)
-    }
-
-    /// Links the anonymous id to the site's user id.
-    pub fn identify(&self, user_id: &str, traits: JsValue) -> Result<String, JsValue> {
-        let user_id = user_id.trim();
-        if user_id.is_empty() {
-            return Err(JsValue::from_str("identify needs a user id"));
-        }
-        *self.state.user_id.borrow_mut() = Some(user_id.to_owned());
-        self.enqueue("identify", None, Some(user_id), &JsValue::UNDEFINED, &traits)
-    }
-
-    /// A page view.
-    pub fn page(&self, properties: JsValue) -> Result<String, JsValue> {
-        self.enqueue("page", None, None, &properties, &JsValue::UNDEFINED)
-    }
-
-    /// Sends what is queued now; resolves when the edge has answered.
-    pub fn flush(&self) -> js_sys::Promise {
-        transport::flush(&self.state)
-    }
-
-    #[wasm_bindgen(js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
-        self.state.anonymous_id.borrow().clone()
-    }
-
-    /// Logout: a new anonymous id, no user.
-    pub fn reset(&self) {
-        let id = new_event_id();
-        storage().and_then(|s| s.set_item(ANONYMOUS_ID_KEY, &id).ok());
-        *self.state.anonymous_id.borrow_mut() = id;
-        *self.state.user_id.borrow_mut() = None;
-    }
-
-    /// How many events wait to be sent (for tests and debugging).
-    #[wasm_bindgen(js_name = queuedCount)]
-    pub fn queued_count(&self) -> usize {
-        self.state.queue.borrow().len()
+pub fn verdict(status: u16, retry_after: Option<String>, now_ms: f64, attempt: u32, random: f64) -> f64 {
+    let status = (status != 0).then_some(status);
+    let after = retry_after.and_then(|v| delivery::parse_retry_after(&v, now_ms as u64));
+    match delivery::verdict(status, after, attempt, (random * 9.0e15) as u64) {
+        delivery::Verdict::Delivered => -1.0,
+        delivery::Verdict::Refused => -2.0,
+        delivery::Verdict::Retry { after_ms } => after_ms as f64,
     }
 }
 
-impl Client {
-    fn enqueue(
-        &self,
-        kind: &str,
-        name: Option<&str>,
-        user_id: Option<&str>,
-        properties: &JsValue,
-        traits: &JsValue,
-    ) -> Result<String, JsValue> {
-        let id = new_event_id();
-        let properties = json_object(properties, "properties must be a plain object")?;
-        let traits = json_object(traits, "traits must be a plain object")?;
-        let timestamp: String = js_sys::Date::new_0().to_iso_string().into();
-        let user_id = user_id
-            .map(str::to_owned)
-            .or_else(|| self.state.user_id.borrow().clone());
-        let json = event_json(&EventFields {
-            id: &id,
-            kind,
-            name,
-            anonymous_id: &self.state.anonymous_id.borrow(),
-            user_id: user_id.as_deref(),
-            timestamp: &timestamp,
-            properties: properties.as_deref(),
-            traits: traits.as_deref(),
-        });
-        let queued = {
-            let mut queue = self.state.queue.borrow_mut();
-            queue.push(QueuedEvent { id: id.clone(), json });
-            queue.len()
-        };
-        if queued >= self.state.config.batch_size {
-            let _ = transport::flush(&self.state);
-        } else {
-            transport::schedule_flush(&self.state, self.state.config.flush_ms);
-        }
-        Ok(id)
-    }
+/// The send lease to write, if this tab may send (browsers without Web Locks).
+#[wasm_bindgen(js_name = takeLease)]
+pub fn take_lease(current: Option<String>, me: &str, now_ms: f64, ttl_ms: f64) -> Option<String> {
+    delivery::take_lease(current.as_deref(), me, now_ms as u64, ttl_ms as u64)
 }
-
-/// The JSON text of a plain object argument, `None` when it is absent.
-fn json_object(value: &JsValue, what: &str) -> Result<Option<String>, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    if !value.is_object() || js_sys::Array::is_array(value) {
-        return Err(JsValue::from_str(what));
-    }
-    let text = js_sys::JSON::stringify(value)?;
-    Ok(text.as_string())
-}
-
-fn new_event_id() -> String {
-    let mut random = [0u8; 10];
-    // getRandomValues cannot fail for 10 bytes in a browser; should it, a
-    // Math.random fallback still gives ids unique enough for one page.
-    let filled = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(&mut random).is_ok());
-    if !filled {
-        for b in &mut random {
-            *b = (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
-    refloop_core::id::uuid_v7(js_sys::Date::now() as u64, random)
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    // Storage can throw (SecurityError in sandboxed frames); then we do without.
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
-fn load_or_create_anonymous_id() -> String {
-    let store = storage();
-    if let Some(id) = store.as_ref().and_then(|s| s.get_item(ANONYMOUS_ID_KEY).ok().flatten())
-        && !id.is_empty()
-    {
-        return id;
-    }
-    let id = new_event_id();
-    if let Some(s) = store {
-        let _ = s.set_item(ANONYMOUS_ID_KEY, &id);
-    }
-    id
-}
-
-/// Largest beacon or keepalive body.
-pub(crate) const MAX_SEND_BYTES: usize = BEACON_CHUNK_BYTES;

@@ -22,6 +22,7 @@ impl Queue {
         self.events.push(event);
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.events.len()
     }
@@ -52,14 +53,6 @@ impl Queue {
             batches.push(current);
         }
         batches
-    }
-
-    /// Puts back events whose send failed, ahead of anything queued since, so
-    /// order is kept.
-    pub fn requeue_front(&mut self, batch: Batch) {
-        let mut events = batch.events;
-        events.append(&mut self.events);
-        self.events = events;
     }
 }
 
@@ -187,21 +180,6 @@ mod tests {
             .flat_map(|b| b.events.iter().map(|e| e.id.as_str()))
             .collect();
         assert_eq!(ids, ["id-0", "id-2"]);
-    }
-
-    #[test]
-    fn requeued_events_go_first() {
-        let mut q = Queue::default();
-        q.push(ev(0, 1));
-        let mut batches = q.drain_batches("k", "t", 1 << 16);
-        q.push(ev(1, 1));
-        q.requeue_front(batches.remove(0));
-        let ids: Vec<_> = q.drain_batches("k", "t", 1 << 16)[0]
-            .events
-            .iter()
-            .map(|e| e.id.clone())
-            .collect();
-        assert_eq!(ids, ["id-0", "id-1"]);
     }
 
     #[test]

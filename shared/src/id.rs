@@ -39,7 +39,10 @@ mod tests {
         assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert_eq!(
             id,
-            uuid::Builder::from_unix_timestamp_millis(0x0190_f3c2_8e4b, &[0xff; 10]).into_uuid().hyphenated().to_string(),
+            uuid::Builder::from_unix_timestamp_millis(0x0190_f3c2_8e4b, &[0xff; 10])
+                .into_uuid()
+                .hyphenated()
+                .to_string(),
             "the same bits as the uuid crate lays out"
         );
     }
