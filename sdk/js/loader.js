@@ -7,7 +7,8 @@
 // window.refloop.
 import init, * as core from '../../build/sdk/pkg/refloop_sdk.js';
 
-var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'queuedCount'];
+var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'queuedCount', 'attribution', 'me',
+  'invite', 'optIn', 'optOut'];
 
 (function () {
   var w = window;
@@ -35,6 +36,14 @@ var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'qu
       api: (data.api || new URL(src).origin).replace(/\/+$/, ''),
       batchSize: clamp(data.batchSize, 10, 1, 100),
       flushMs: clamp(data.flushMs, 5000, 0, 600000),
+      refParam: data.refParam || 'ref',
+      inviteParam: data.inviteParam || 'invite',
+      firstTouch: data.attribution === 'first-touch',
+      attributionDays: clamp(data.attributionDays, 90, 1, 3650),
+      cookieDomain: data.cookieDomain,
+      pending: data.consent === 'pending',
+      plainEmail: data.plainEmail === 'true',
+      campaign: data.campaign,
     });
     var api = { __refloop: true };
     METHODS.forEach(function (m) {
@@ -70,27 +79,100 @@ function clamp(v, d, lo, hi) {
 // frame, a full quota): from the first throw on, memory for the page.
 function makeStore() {
   var memory = {}, broken = false;
+  var store = {
+    // Consent pending: nothing touches the browser's storage.
+    held: false,
+  };
   function local() {
-    if (broken) return null;
+    if (broken || store.held) return null;
     try { return window.localStorage; } catch (e) { broken = true; return null; }
   }
-  return {
-    get: function (k) {
+  store.get = function (k) {
       var s = local();
       if (s) { try { return s.getItem(k); } catch (e) { broken = true; } }
       return Object.prototype.hasOwnProperty.call(memory, k) ? memory[k] : null;
-    },
-    set: function (k, v) {
+  };
+  store.set = function (k, v) {
       var s = local();
       if (s) { try { s.setItem(k, v); return; } catch (e) { broken = true; } }
       memory[k] = v;
-    },
-    remove: function (k) {
+  };
+  store.remove = function (k) {
       var s = local();
       if (s) { try { s.removeItem(k); } catch (e) { broken = true; } }
       delete memory[k];
-    },
   };
+  store.keys = function () {
+    var s = local(), out = [];
+    if (s) { try { for (var i = 0; i < s.length; i++) out.push(s.key(i)); return out; } catch (e) { broken = true; } }
+    return Object.keys(memory);
+  };
+  // Consent given: what was kept in memory moves to the browser's storage.
+  store.release = function () {
+    store.held = false;
+    for (var k in memory) if (Object.prototype.hasOwnProperty.call(memory, k)) store.set(k, memory[k]);
+  };
+  return store;
+}
+
+// The identity cookie lives on the registrable domain: the shortest parent
+// domain the browser accepts a cookie on (it refuses public suffixes).
+function cookieDomain(configured) {
+  if (configured) return configured;
+  var labels = location.hostname.split('.');
+  if (labels.length < 2 || /^[\d.]+$|:/.test(location.hostname)) return '';
+  for (var n = 2; n <= labels.length; n++) {
+    var d = labels.slice(-n).join('.');
+    document.cookie = 'refloop_probe=1;domain=' + d + ';path=/;SameSite=Lax';
+    if (document.cookie.indexOf('refloop_probe=1') >= 0) {
+      document.cookie = 'refloop_probe=;domain=' + d + ';path=/;max-age=0';
+      return d;
+    }
+  }
+  return '';
+}
+
+function readCookie(name) {
+  var m = document.cookie.match(new RegExp('(?:^|; )' + name + '=([^;]*)'));
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+// Lower case; Gmail without dots and +tags (the core's `normalise_email`).
+function normaliseEmail(email) {
+  var e = String(email).trim().toLowerCase(), at = e.lastIndexOf('@');
+  if (at < 1 || e.indexOf('.', at) < 0) return null;
+  var local = e.slice(0, at).split('+')[0], domain = e.slice(at + 1);
+  if (domain === 'googlemail.com') domain = 'gmail.com';
+  if (domain === 'gmail.com') local = local.replace(/\./g, '');
+  return local ? local + '@' + domain : null;
+}
+
+function sha256(text) {
+  return crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)).then(function (buf) {
+    return Array.prototype.map.call(new Uint8Array(buf), function (b) { return (b < 16 ? '0' : '') + b.toString(16); }).join('');
+  });
+}
+
+var CLICK_IDS = ['gclid', 'gbraid', 'wbraid', 'fbclid', 'msclkid', 'ttclid', 'li_fat_id', 'twclid'];
+
+// What this page view says about where the visitor came from, or null.
+function touchOf(cfg, now) {
+  var url = new URL(location.href), t = {}, says = false;
+  url.searchParams.forEach(function (v, k) {
+    if (!v) return;
+    if (k === cfg.refParam) { t.ref = v.trim(); says = true; }
+    else if (k === cfg.inviteParam) { t.invite = v.trim(); says = true; }
+    else if (k.indexOf('utm_') === 0 || CLICK_IDS.indexOf(k) >= 0) { t[k] = v; says = true; }
+  });
+  var ref = document.referrer;
+  try {
+    var host = new URL(ref).hostname, here = location.hostname;
+    if (host !== here && !host.endsWith('.' + here) && !here.endsWith('.' + host)) { t.referrer = ref; says = true; }
+  } catch (e) { /* no referrer */ }
+  if (!says) return null;
+  t.landing_url = location.href;
+  t.at = new Date(now).toISOString();
+  return t;
 }
 
 function newId() {
@@ -101,23 +183,88 @@ function newId() {
 
 function start(cfg) {
   var store = makeStore();
-  var QUEUE = 'refloop.q:' + cfg.key, LEASE = 'refloop.lease:' + cfg.key, ANON = 'refloop.aid';
-  var url = cfg.api + '/v1/batch';
   var tab = newId();
+  // Each tab persists its own queue and sends only it, so no two tabs ever
+  // write one key or send one event: localStorage is not consistent across a
+  // browser's processes, and a shared queue would lose or repeat events. A
+  // tab's heartbeat says it is alive; the queue of a tab that is gone (closed,
+  // reloaded, crashed) is reclaimed by one live tab under the reclaim lock.
+  var PREFIX = 'refloop.q:' + cfg.key + ':', BEAT = 'refloop.hb:' + cfg.key + ':';
+  var QUEUE = PREFIX + tab, HEART = BEAT + tab, LEASE = 'refloop.lease:' + cfg.key, ANON = 'refloop.aid';
+  var url = cfg.api + '/v1/batch';
   // Tracked events wait here, in memory, until the next send or until the
   // page is hidden: `track` never writes storage.
   var buffer = [];
-  var timer = null, due = 0, attempt = 0, sending = false;
-  var anonymousId = store.get(ANON) || resetId();
-  var userId = null;
-
-  function resetId() { var a = newId(); store.set(ANON, a); return a; }
-  function persist() {
-    if (!buffer.length) return;
-    store.set(QUEUE, core.queueMerge(store.get(QUEUE) || '', '[' + buffer.join(',') + ']'));
-    buffer = [];
+  var timer = null, due = 0, attempt = 0;
+  var FIRST = 'refloop.t1', LAST = 'refloop.t2', CONSENT = 'refloop.consent';
+  // The SDK's own address-bar cleanup is no page view: it uses the original.
+  var replaceState = history.replaceState;
+  // Consent: `data-consent="pending"` holds everything in memory, unsent,
+  // until optIn(); a choice made on an earlier page is remembered.
+  var consent = cfg.pending ? 'pending' : 'granted';
+  store.held = cfg.pending;
+  if (cfg.pending) {
+    try { consent = localStorage.getItem(CONSENT) || 'pending'; } catch (e) { /* no storage */ }
+    store.held = consent !== 'granted';
   }
-  function stored() { persist(); return store.get(QUEUE) || '[]'; }
+  var domain = store.held ? '' : cookieDomain(cfg.cookieDomain);
+  var userId = null;
+  // The anonymous id lives in a first-party cookie and in localStorage: either
+  // one restores the other.
+  var anonymousId = readCookie('refloop_aid') || store.get(ANON) || newId();
+  keepId();
+
+  function keepId() {
+    store.set(ANON, anonymousId);
+    if (store.held) return;
+    document.cookie = 'refloop_aid=' + anonymousId + ';path=/;max-age=34560000;SameSite=Lax'
+      + (domain ? ';domain=' + domain : '') + (location.protocol === 'https:' ? ';Secure' : '');
+  }
+  function resetId() { anonymousId = newId(); keepId(); return anonymousId; }
+
+  // Attribution: the first touch is kept, the last replaced, both forgotten
+  // after data-attribution-days; the ref and invite params leave the address bar.
+  function touches() {
+    var now = Date.now(), max = cfg.attributionDays * 864e5;
+    return [FIRST, LAST].map(function (k) {
+      try { var t = JSON.parse(store.get(k)); return t && now - Date.parse(t.at) <= max ? t : null; } catch (e) { return null; }
+    });
+  }
+  function attribute() {
+    var t = touchOf(cfg, Date.now()), kept = touches();
+    if (t) {
+      if (!kept[0]) store.set(FIRST, JSON.stringify(t));
+      store.set(LAST, JSON.stringify(t));
+    }
+    if (t && (t.ref || t.invite)) {
+      var clean = new URL(location.href);
+      clean.searchParams['delete'](cfg.refParam);
+      clean.searchParams['delete'](cfg.inviteParam);
+      replaceState.call(history, history.state, '', clean.pathname + clean.search + clean.hash);
+    }
+  }
+  // What a signup carries: the ref of the chosen touch (data-attribution),
+  // else of the other one.
+  function signupAttribution() {
+    var kept = touches(), order = cfg.firstTouch ? kept : [kept[1], kept[0]];
+    for (var i = 0; i < 2; i++) {
+      var t = order[i];
+      if (t && (t.ref || t.invite)) return { ref: t.ref, invite: t.invite, at: t.at };
+    }
+    return undefined;
+  }
+  attribute();
+  function persistNow() {
+    // Up to the first event whose email hash is not ready yet.
+    var ready = [];
+    while (buffer.length && !buffer[0].pending) {
+      var e = buffer.shift();
+      ready.push(typeof e === 'string' ? e : e.json);
+    }
+    if (ready.length) store.set(QUEUE, core.queueMerge(store.get(QUEUE) || '', '[' + ready.join(',') + ']'));
+  }
+  function persist() { return Promise.resolve(persistNow()); }
+  function stored() { return store.get(QUEUE) || '[]'; }
   function batches(sentAt, skip) {
     var q = skip ? core.queueRemove(stored(), skip) : stored();
     return core.queueBatches(q, cfg.key, sentAt, 0).split('\n').filter(Boolean).map(function (line) {
@@ -160,32 +307,56 @@ function start(cfg) {
     return Promise.resolve(next(0));
   }
 
-  // One tab sends the shared queue at a time: Web Locks, else a lease.
-  function locked(fn) {
-    if (sending) return Promise.resolve('busy');
-    sending = true;
-    var p = navigator.locks
-      ? navigator.locks.request('refloop.send:' + cfg.key, { ifAvailable: true }, function (lock) { return lock ? fn() : 'busy'; })
-      : leased(fn);
-    return p.then(function (r) { sending = false; return r; }, function (e) { sending = false; throw e; });
+  // This tab's sends run one after another.
+  var sending = false;
+  function serial(fn) {
+    if (sending) return sending.then(function () { return serial(fn); });
+    sending = fn().then(function (r) { sending = false; return r; }, function (e) { sending = false; throw e; });
+    return sending;
   }
-  function leased(fn) {
+
+  // One tab at a time takes over the queues of tabs that are gone: Web Locks,
+  // else a lease in localStorage.
+  function exclusive(fn) {
+    if (navigator.locks) {
+      return navigator.locks.request('refloop.reclaim:' + cfg.key, { ifAvailable: true }, function (lock) { return lock ? fn() : 0; });
+    }
     var mine = core.takeLease(store.get(LEASE) || undefined, tab, Date.now(), 15000);
-    if (!mine) return Promise.resolve('busy');
+    if (!mine) return Promise.resolve(0);
     store.set(LEASE, mine);
     // Another tab may have written at the same moment: the last writer wins.
-    if (store.get(LEASE) !== mine) return Promise.resolve('busy');
-    return fn().then(function (r) { if (store.get(LEASE) === mine) store.remove(LEASE); return r; });
+    if (store.get(LEASE) !== mine) return Promise.resolve(0);
+    var n = fn();
+    if (store.get(LEASE) === mine) store.remove(LEASE);
+    return Promise.resolve(n);
+  }
+  function beat() { if (consent === 'granted') store.set(HEART, String(Date.now())); }
+  function reclaim() {
+    if (consent !== 'granted') return Promise.resolve(0);
+    return exclusive(function () {
+      var now = Date.now(), taken = 0;
+      store.keys().forEach(function (k) {
+        var other = k.indexOf(PREFIX) === 0 ? k.slice(PREFIX.length) : k === 'refloop.q:' + cfg.key ? '' : null;
+        if (other === null || other === tab) return;
+        var last = Number(store.get(BEAT + other));
+        if (other && now - last < 30000) return;
+        var theirs = store.get(k) || '[]';
+        taken += core.queueLength(theirs);
+        store.set(QUEUE, core.queueMerge(store.get(QUEUE) || '', theirs));
+        store.remove(k);
+        store.remove(BEAT + other);
+      });
+      if (taken) schedule(0);
+      return taken;
+    });
   }
 
   function flush() {
     clearTimeout(timer);
     timer = null;
-    persist();
-    return locked(round).then(function (r) {
+    if (consent !== 'granted') return Promise.resolve();
+    return persist().then(function () { return serial(round); }).then(function (r) {
       if (r === 'done') { attempt = 0; return; }
-      // Another tab is sending (our persisted events too): look again later.
-      if (r === 'busy') { schedule(500 + Math.random() * 2000); return; }
       attempt++;
       schedule(r);
       throw new Error('some events could not be delivered; they stay queued');
@@ -202,6 +373,8 @@ function start(cfg) {
   function beacon() {
     clearTimeout(timer);
     timer = null;
+    if (consent !== 'granted') return;
+    persistNow();
     batches(new Date().toISOString(), beaconed.join(',')).forEach(function (b) {
       if (!(navigator.sendBeacon && navigator.sendBeacon(url, b.body))) post(b.body)['catch'](noop);
       beaconed.push(b.ids);
@@ -210,7 +383,12 @@ function start(cfg) {
 
   function onHidden() { if (document.visibilityState === 'hidden') beacon(); }
   document.addEventListener('visibilitychange', onHidden);
-  window.addEventListener('pagehide', beacon);
+  // Leaving: the queue stays for whoever comes next (the reloaded page, another
+  // tab), who may take it at once since this tab says it is gone.
+  window.addEventListener('pagehide', function () { beacon(); store.remove(HEART); });
+  window.addEventListener('pageshow', function (e) { if (e.persisted) beat(); });
+  beat();
+  setInterval(function () { beat(); reclaim(); }, 10000);
   window.addEventListener('online', function () { attempt = 0; flush()['catch'](noop); });
 
   function json(v, what) {
@@ -218,33 +396,116 @@ function start(cfg) {
     if (typeof v !== 'object' || Array.isArray(v)) throw new Error(what + ' must be a plain object');
     return JSON.stringify(v);
   }
-  function enqueue(kind, name, user, properties, traits) {
-    var id = newId();
-    buffer.push(core.eventJson(id, kind, name, anonymousId, user || userId || undefined, new Date().toISOString(),
-      json(properties, 'properties'), json(traits, 'traits')));
-    schedule(buffer.length >= cfg.batchSize ? 0 : cfg.flushMs);
+  // An event waits in the buffer as its JSON text, or as a slot filled when
+  // its email hash is ready (the buffer keeps the order of the calls).
+  function enqueue(kind, name, user, properties, traits, attribution, slot) {
+    if (consent === 'denied') return undefined;
+    var id = newId(), at = new Date().toISOString();
+    var make = function (tr) {
+      return core.eventJson(id, kind, name, anonymousId, user || userId || undefined, at,
+        json(properties, 'properties'), json(tr, 'traits'), attribution ? JSON.stringify(attribution) : undefined);
+    };
+    if (slot) {
+      var entry = { pending: true };
+      buffer.push(entry);
+      slot.then(function (tr) { entry.json = make(tr); entry.pending = false; }, function () {
+        entry.json = make(undefined); entry.pending = false;
+      });
+    } else {
+      buffer.push(make(traits));
+    }
+    if (consent === 'granted') schedule(buffer.length >= cfg.batchSize ? 0 : cfg.flushMs);
     return id;
   }
 
+  // Single-page apps: a route change is a page view.
+  ['pushState', 'replaceState'].forEach(function (m) {
+    var original = history[m];
+    history[m] = function (state, title, url) {
+      var before = location.href, r = original.apply(this, arguments);
+      if (location.href !== before) { attribute(); enqueue('page', undefined, undefined, { path: location.pathname }); }
+      return r;
+    };
+  });
+  window.addEventListener('popstate', function () { enqueue('page', undefined, undefined, { path: location.pathname }); });
+
   // What an earlier page could not deliver goes out now.
-  if (core.queueLength(stored()) > 0) schedule(0);
+  reclaim();
+  if (consent === 'granted' && core.queueLength(stored()) > 0) schedule(0);
+
+  function edge(path, init) {
+    return fetch(cfg.api + path, init).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error((body && body.error && body.error.message) || 'the edge answered ' + r.status);
+        return body;
+      });
+    });
+  }
+  function campaignOf(c) {
+    if (consent !== 'granted') throw new Error('no consent yet: call optIn() first');
+    c = c || cfg.campaign;
+    if (!c) throw new Error('name the campaign (data-campaign on the script tag)');
+    return encodeURIComponent(c);
+  }
 
   return {
     track: function (event, properties) {
       var name = typeof event === 'string' ? event.trim() : '';
       if (!name || name.length > 128) throw new Error('track needs an event name of 1 to 128 characters');
-      return enqueue('track', name, undefined, properties);
+      return enqueue('track', name, undefined, properties, undefined, name === 'signup' ? signupAttribution() : undefined);
     },
     identify: function (user, traits) {
       user = typeof user === 'string' ? user.trim() : '';
       if (!user) throw new Error('identify needs a user id');
+      json(traits, 'traits');
       userId = user;
-      return enqueue('identify', undefined, user, undefined, traits);
+      var t = traits || {}, email = t.email;
+      if (email == null || cfg.plainEmail) return enqueue('identify', undefined, user, undefined, traits, signupAttribution());
+      // The email leaves the browser only as the SHA-256 of its normal form.
+      var rest = {};
+      for (var k in t) if (k !== 'email' && Object.prototype.hasOwnProperty.call(t, k)) rest[k] = t[k];
+      var normal = normaliseEmail(email);
+      var slot = normal && window.crypto && crypto.subtle
+        ? sha256(normal).then(function (h) { rest.email_sha256 = h; rest.email_domain = normal.split('@')[1]; return rest; })
+        : Promise.resolve(rest);
+      return enqueue('identify', undefined, user, undefined, undefined, signupAttribution(), slot);
     },
     page: function (properties) { return enqueue('page', undefined, undefined, properties); },
     flush: flush,
     anonymousId: function () { return anonymousId; },
-    reset: function () { anonymousId = resetId(); userId = null; },
-    queuedCount: function () { return core.queueLength(stored()); },
+    reset: function () { resetId(); userId = null; },
+    queuedCount: function () { return core.queueLength(stored()) + buffer.length; },
+    attribution: function () { var kept = touches(); return { first: kept[0], last: kept[1] }; },
+    me: function (campaign) {
+      return edge('/v1/campaigns/' + campaignOf(campaign) + '/me?key=' + encodeURIComponent(cfg.key)
+        + '&anonymous_id=' + encodeURIComponent(anonymousId) + (userId ? '&user_id=' + encodeURIComponent(userId) : ''));
+    },
+    invite: function (campaign) {
+      return edge('/v1/invitations', {
+        method: 'POST', headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
+        body: JSON.stringify({ key: cfg.key, campaign: decodeURIComponent(campaignOf(campaign)), anonymous_id: anonymousId, user_id: userId || undefined }),
+      });
+    },
+    optIn: function () {
+      if (consent === 'granted') return;
+      consent = 'granted';
+      store.release();
+      try { localStorage.setItem(CONSENT, 'granted'); } catch (e) { /* memory only */ }
+      domain = cookieDomain(cfg.cookieDomain);
+      keepId();
+      attribute();
+      beat();
+      schedule(0);
+    },
+    optOut: function () {
+      // Forget everything: ids, touches, the queue; send nothing from now on.
+      consent = 'denied';
+      buffer = [];
+      [QUEUE, HEART, FIRST, LAST, ANON, LEASE].forEach(store.remove);
+      document.cookie = 'refloop_aid=;path=/;max-age=0' + (domain ? ';domain=' + domain : '');
+      try { localStorage.setItem(CONSENT, 'denied'); } catch (e) { /* memory only */ }
+      anonymousId = newId();
+      userId = null;
+    },
   };
 }

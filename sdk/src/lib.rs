@@ -35,8 +35,9 @@ pub fn new_id(now_ms: f64, random: &[u8]) -> String {
     refloop_core::id::uuid_v7(now_ms as u64, r)
 }
 
-/// The JSON text of one event; `properties` and `traits` come as JSON text
-/// already (the browser's `JSON.stringify`), so the wasm has no JSON library.
+/// The JSON text of one event; `properties`, `traits` and `attribution` come
+/// as JSON text already (the browser's `JSON.stringify`), so the wasm has no
+/// JSON library.
 #[wasm_bindgen(js_name = eventJson)]
 #[allow(clippy::too_many_arguments)]
 pub fn event_json(
@@ -48,6 +49,7 @@ pub fn event_json(
     timestamp: &str,
     properties: Option<String>,
     traits: Option<String>,
+    attribution: Option<String>,
 ) -> String {
     queue::event_json(&EventFields {
         id,
@@ -58,6 +60,7 @@ pub fn event_json(
         timestamp,
         properties: properties.as_deref(),
         traits: traits.as_deref(),
+        attribution: attribution.as_deref(),
     })
 }
 

@@ -96,6 +96,8 @@ pub struct EventFields<'a> {
     pub timestamp: &'a str,
     pub properties: Option<&'a str>,
     pub traits: Option<&'a str>,
+    /// `{"ref","invite","at"}` for a signup, as JSON text.
+    pub attribution: Option<&'a str>,
 }
 
 pub fn event_json(f: &EventFields<'_>) -> String {
@@ -124,6 +126,9 @@ pub fn event_json(f: &EventFields<'_>) -> String {
     }
     if let Some(t) = f.traits {
         field("traits", t);
+    }
+    if let Some(a) = f.attribution {
+        field("attribution", a);
     }
     s.push('}');
     s
@@ -193,6 +198,7 @@ mod tests {
             timestamp: "2026-01-01T00:00:00.000Z",
             properties: Some(r#"{"n":1}"#),
             traits: None,
+            attribution: None,
         });
         assert_eq!(
             s,

@@ -29,6 +29,7 @@ fn event(id: &str) -> String {
         "2026-01-01T00:00:00.000Z",
         Some(r#"{"n":1}"#.into()),
         None,
+        None,
     )
 }
 

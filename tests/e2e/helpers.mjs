@@ -1,9 +1,9 @@
 // Shared by the end-to-end specs: the demo tenant's keys and what the edge
 // stored, read through the admin API and straight from local D1.
 import { execFileSync } from 'node:child_process';
-import { EDGE } from '../../playwright.config.mjs';
+import { EDGE, WWW } from '../../playwright.config.mjs';
 
-export { EDGE };
+export { EDGE, WWW };
 export const PK = 'pk_demo_refloop_public';
 export const SK = 'sk_demo_refloop_secret';
 

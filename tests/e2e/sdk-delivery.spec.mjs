@@ -74,7 +74,7 @@ test('the edge answers 500 three times, then 202: nothing lost, nothing twice', 
   for (const id of ids) expect(seen.filter((b) => b && b.includes(id)).length).toBeGreaterThanOrEqual(4);
 });
 
-test('two tabs sharing one persisted queue never send the same events', async ({ context }) => {
+test('two tabs of one site never send the same events, and a closed tab\'s queue is taken over', async ({ context }) => {
   test.setTimeout(60_000);
   const sent = [];
   await context.route(`${EDGE}/v1/batch`, async (route) => {
@@ -88,18 +88,30 @@ test('two tabs sharing one persisted queue never send the same events', async ({
   await openDemo(a);
   await openDemo(b);
   const ids = [...await track(a, 20, 'tab-a'), ...await track(b, 20, 'tab-b')];
-  // Both persist into the shared queue while the edge is unreachable.
+  // Both persist their events while the edge is unreachable.
   await a.evaluate(() => window.refloop.flush().catch(() => 0));
   await b.evaluate(() => window.refloop.flush().catch(() => 0));
-  expect(await a.evaluate(() => window.refloop.queuedCount())).toBeGreaterThanOrEqual(40);
+  const queued = async (p) => p.evaluate(() => window.refloop.queuedCount());
+  expect((await queued(a)) + (await queued(b))).toBeGreaterThanOrEqual(40);
   blocked = false;
-  // Both try at the same moment; the lock lets one send the shared queue.
+  // Both send at the same moment, each its own queue.
   await Promise.all([a, b].map((p) => p.evaluate(() => window.dispatchEvent(new Event('online')))));
   const counts = await waitForAll(ids);
   expect(Object.values(counts)).toEqual(Array(40).fill(1));
   for (const id of ids) {
     expect(sent.filter((body) => body.includes(id)), id).toHaveLength(1);
   }
+  // A tab closed with undelivered events: the other tab takes them over.
+  blocked = true;
+  const late = await track(b, 5, 'tab-b-late');
+  await b.evaluate(() => window.refloop.flush().catch(() => 0));
+  await b.close({ runBeforeUnload: true });
+  blocked = false;
+  await a.evaluate(() => new Promise((r) => setTimeout(r, 100)));
+  await a.reload();
+  await openDemo(a);
+  const after = await waitForAll(late);
+  expect(Object.values(after)).toEqual(Array(5).fill(1));
 });
 
 test('a localStorage that throws on every call: events still delivered', async ({ page }) => {
