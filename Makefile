@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e bench-edge clean
+.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e bench-edge bench-sdk clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -48,6 +48,10 @@ test-e2e:
 # leaderboard and stats latency at 100k participants): bench/edge.json.
 bench-edge: bootstrap sdk
 	node bench/edge-load.mjs
+
+# The SDK's main-thread cost in headless Chromium: bench/sdk.json.
+bench-sdk: bootstrap sdk
+	node bench/sdk-track.mjs
 
 clean:
 	cargo clean

@@ -117,3 +117,25 @@ test('single-page navigation is a page view', async ({ page }) => {
   });
   expect(ids[1] - ids[0]).toBe(2);
 });
+
+test('touches expire after data-attribution-days; data-attribution="first-touch" sends the first ref', async ({ page }) => {
+  // The demo site's page whose tag says first-touch, 30 days.
+  await page.goto(`${WWW}/attribution.html?ref=FIRST222`);
+  await ready(page);
+  await page.goto(`${WWW}/attribution.html?ref=LAST3333`);
+  await ready(page);
+  const bodies = [];
+  page.on('request', (r) => { if (r.url() === `${EDGE}/v1/batch`) bodies.push(r.postData()); });
+  await page.evaluate(() => { window.refloop.track('signup'); return window.refloop.flush(); });
+  const signup = JSON.parse(bodies.find((b) => b.includes('"signup"'))).events.find((e) => e.event === 'signup');
+  expect(signup.attribution.ref).toBe('FIRST222');
+  // 31 days later (the touches' times moved back), both have expired.
+  await page.evaluate(() => {
+    for (const k of ['refloop.t1', 'refloop.t2']) {
+      const t = JSON.parse(localStorage.getItem(k));
+      t.at = new Date(Date.now() - 31 * 864e5).toISOString();
+      localStorage.setItem(k, JSON.stringify(t));
+    }
+  });
+  expect(await page.evaluate(() => window.refloop.attribution())).toEqual({ first: null, last: null });
+});
