@@ -4,7 +4,7 @@
 
 use crate::app::{
     Ctx, Params, Reply, Request, Response, Site, bad, db_error, hex, internal, invalid, iso, json_body, not_found,
-    row_value, site_by_secret_key,
+    query_rows, row_value, site_by_secret_key,
 };
 use crate::db::{Db, Kv, Row, RowExt, Stmt};
 use crate::public::{campaign_of, rank_of, stats_of};
@@ -81,11 +81,8 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     };
     let publishable = format!("pk_{}", hex(&ctx.entropy[..16]));
     let secret = format!("sk_{}", hex(&ctx.entropy[16..48]));
-    let tenant = ctx
-        .db
-        .query(stmt!(sql::INSERT_TENANT, name.as_str(), ctx.now))
-        .await
-        .map_err(db_error)?
+    let tenant = query_rows(ctx.db, stmt!(sql::INSERT_TENANT, name.as_str(), ctx.now))
+        .await?
         .first()
         .map(|r| r.int("id"))
         .ok_or_else(|| internal("tenant insert returned no id"))?;
@@ -120,7 +117,7 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
 
 pub async fn list_tenants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
     check_root(ctx, req)?;
-    let rows = ctx.db.query(stmt!(sql::LIST_TENANTS)).await.map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_TENANTS)).await?;
     Ok(Response::value(200, &json!({ "tenants": rows })))
 }
 
@@ -187,11 +184,7 @@ fn id_param(v: &str, what: &str) -> Result<i64, ApiError> {
 
 async fn events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 1000).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_EVENTS, site.id, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_EVENTS, site.id, limit)).await?;
     let events: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -239,11 +232,7 @@ fn parse_config(v: &Value) -> Result<CampaignConfig, ApiError> {
 }
 
 async fn list_campaigns<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply {
-    let rows = ctx
-        .db
-        .query(stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id)).await?;
     let campaigns: Vec<Value> = rows
         .iter()
         .map(CampaignRow::from_row)
@@ -273,11 +262,7 @@ async fn create_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site:
         (None, None) => return Err(bad("send a `config` (or the name of a `preset`)")),
     };
     let text = config.to_json();
-    let exists = ctx
-        .db
-        .query(stmt!(sql::CAMPAIGN, site.tenant_id, slug.as_str()))
-        .await
-        .map_err(db_error)?;
+    let exists = query_rows(ctx.db, stmt!(sql::CAMPAIGN, site.tenant_id, slug.as_str())).await?;
     if !exists.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -421,11 +406,7 @@ async fn set_status<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
 
 async fn versions<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::CAMPAIGN_VERSIONS, c.id))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGN_VERSIONS, c.id)).await?;
     let versions: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -460,11 +441,7 @@ async fn search<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
     } else {
         q.to_owned()
     };
-    let mut rows = ctx
-        .db
-        .query(stmt!(sql::SEARCH_PERSONS, c.id, q_code.as_str(), limit))
-        .await
-        .map_err(db_error)?;
+    let mut rows = query_rows(ctx.db, stmt!(sql::SEARCH_PERSONS, c.id, q_code.as_str(), limit)).await?;
     if q_code != q {
         rows.extend(
             ctx.db
@@ -495,12 +472,9 @@ async fn ledger<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
     let row = person_row(ctx, &c, pid).await?;
     let id = row.int("id");
     let limit = parse_limit(req.param("limit"), 100, 1000).map_err(invalid)?;
-    let entries = ctx.db.query(stmt!(sql::LEDGER_OF, id, limit)).await.map_err(db_error)?;
-    let sum = ctx
-        .db
-        .query(stmt!(sql::LEDGER_SUM, id))
-        .await
-        .map_err(db_error)?
+    let entries = query_rows(ctx.db, stmt!(sql::LEDGER_OF, id, limit)).await?;
+    let sum = query_rows(ctx.db, stmt!(sql::LEDGER_SUM, id))
+        .await?
         .first()
         .map_or(0, |r| r.int("total"));
     if sum != row.int("score") {
@@ -560,11 +534,7 @@ async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         &key,
         ctx.now,
     );
-    let exists = ctx
-        .db
-        .query(stmt!(sql::ENTRY_WITH_KEY, c.id, entry.idempotency_key.as_str()))
-        .await
-        .map_err(db_error)?;
+    let exists = query_rows(ctx.db, stmt!(sql::ENTRY_WITH_KEY, c.id, entry.idempotency_key.as_str())).await?;
     if exists.is_empty() {
         let mut stmts = vec![entry_statement(&entry), stmt!(sql::ADD_SCORE, p.0, points, 0i64)];
         if current.config.leaderboard.score_by == ScoreBy::Points {
@@ -579,11 +549,8 @@ async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         ));
         ctx.db.batch(stmts).await.map_err(db_error)?;
     }
-    let score = ctx
-        .db
-        .query(stmt!(sql::LEDGER_SUM, p.0))
-        .await
-        .map_err(db_error)?
+    let score = query_rows(ctx.db, stmt!(sql::LEDGER_SUM, p.0))
+        .await?
         .first()
         .map_or(0, |r| r.int("total"));
     Ok(Response::value(
@@ -636,11 +603,7 @@ async fn referrals<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site
         return Err(invalid("review is clear, pending, approved or rejected"));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_REFERRALS, c.id, status, review, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_REFERRALS, c.id, status, review, limit)).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -667,11 +630,8 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
     let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let rid = id_param(rid, "referral")?;
     for attempt in 0..20u64 {
-        let row = ctx
-            .db
-            .query(stmt!(sql::REFERRAL_BY_ID, rid, c.id))
-            .await
-            .map_err(db_error)?
+        let row = query_rows(ctx.db, stmt!(sql::REFERRAL_BY_ID, rid, c.id))
+            .await?
             .into_iter()
             .next()
             .ok_or_else(|| not_found("no such referral in this campaign"))?;
@@ -698,27 +658,18 @@ async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
             .await
             .map_err(db_error)?;
         let ids = serde_json::to_string(&[referral.referee.0, referral.referrer.0]).unwrap_or_default();
-        let grant_keys = ctx
-            .db
-            .query(stmt!(sql::GRANT_KEYS_OF, ids))
-            .await
-            .map_err(db_error)?
+        let grant_keys = query_rows(ctx.db, stmt!(sql::GRANT_KEYS_OF, ids))
+            .await?
             .iter()
             .map(|r| r.text("idempotency_key"))
             .collect();
-        let waiting: Vec<_> = ctx
-            .db
-            .query(stmt!(sql::WAITING_GRANTS, rid))
-            .await
-            .map_err(db_error)?
+        let waiting: Vec<_> = query_rows(ctx.db, stmt!(sql::WAITING_GRANTS, rid))
+            .await?
             .iter()
             .map(|r| grant_from_row(r, Vec::new()))
             .collect();
-        let held: Vec<HeldEvent> = ctx
-            .db
-            .query(stmt!(sql::HELD_EVENTS, rid))
-            .await
-            .map_err(db_error)?
+        let held: Vec<HeldEvent> = query_rows(ctx.db, stmt!(sql::HELD_EVENTS, rid))
+            .await?
             .iter()
             .map(|r| HeldEvent {
                 id: r.text("event_id"),
@@ -791,18 +742,10 @@ async fn grants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         ));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_GRANTS, c.id, status, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_GRANTS, c.id, status, limit)).await?;
     let mut list = Vec::new();
     for r in &rows {
-        let t = ctx
-            .db
-            .query(stmt!(sql::TRANSITIONS_OF, r.int("id")))
-            .await
-            .map_err(db_error)?;
+        let t = query_rows(ctx.db, stmt!(sql::TRANSITIONS_OF, r.int("id"))).await?;
         list.push(grant_json(r, &t));
     }
     Ok(Response::value(200, &json!({ "grants": list })))
@@ -824,11 +767,8 @@ async fn transition<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
     };
     let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let gid = id_param(gid, "grant")?;
-    let row = ctx
-        .db
-        .query(stmt!(sql::GRANT, gid, c.id))
-        .await
-        .map_err(db_error)?
+    let row = query_rows(ctx.db, stmt!(sql::GRANT, gid, c.id))
+        .await?
         .into_iter()
         .next()
         .ok_or_else(|| not_found("no such grant in this campaign"))?;
@@ -859,8 +799,8 @@ async fn transition<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
             internal(e)
         }
     })?;
-    let row = ctx.db.query(stmt!(sql::GRANT, gid, c.id)).await.map_err(db_error)?;
-    let t = ctx.db.query(stmt!(sql::TRANSITIONS_OF, gid)).await.map_err(db_error)?;
+    let row = query_rows(ctx.db, stmt!(sql::GRANT, gid, c.id)).await?;
+    let t = query_rows(ctx.db, stmt!(sql::TRANSITIONS_OF, gid)).await?;
     Ok(Response::value(200, &grant_json(&row[0], &t)))
 }
 
@@ -929,11 +869,7 @@ pub async fn snapshot(db: &impl Db, campaign: i64, period: Period, name: &str, n
 async fn snapshots<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 20, 100).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_SNAPSHOTS, c.id, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_SNAPSHOTS, c.id, limit)).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -948,11 +884,8 @@ async fn snapshots<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site
 
 async fn stats_funnel<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let r = ctx
-        .db
-        .query(stmt!(sql::FUNNEL, c.id))
-        .await
-        .map_err(db_error)?
+    let r = query_rows(ctx.db, stmt!(sql::FUNNEL, c.id))
+        .await?
         .into_iter()
         .next()
         .unwrap_or_default();
@@ -984,19 +917,12 @@ async fn stats_trend<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Si
         return Err(invalid("`from` must come before `to`, at most a year apart"));
     }
     let end = to + DAY_MS;
-    let clicks: Vec<i64> = ctx
-        .db
-        .query(stmt!(sql::TREND_CLICKS, c.id, from, end))
-        .await
-        .map_err(db_error)?
+    let clicks: Vec<i64> = query_rows(ctx.db, stmt!(sql::TREND_CLICKS, c.id, from, end))
+        .await?
         .iter()
         .map(|r| r.int("at"))
         .collect();
-    let refs = ctx
-        .db
-        .query(stmt!(sql::TREND_REFERRALS, c.id, from, end))
-        .await
-        .map_err(db_error)?;
+    let refs = query_rows(ctx.db, stmt!(sql::TREND_REFERRALS, c.id, from, end)).await?;
     let signups: Vec<i64> = refs.iter().map(|r| r.int("created_at")).collect();
     let confirmed: Vec<i64> = refs
         .iter()
@@ -1030,11 +956,7 @@ async fn export<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> R
     let mut after = 0i64;
     // Pages of 1,000 up to 50,000 rows; a bigger export belongs in a queue.
     for _ in 0..50 {
-        let rows = ctx
-            .db
-            .query(stmt!(sql::EXPORT_PARTICIPANTS, c.id, after, 1000u32))
-            .await
-            .map_err(db_error)?;
+        let rows = query_rows(ctx.db, stmt!(sql::EXPORT_PARTICIPANTS, c.id, after, 1000u32)).await?;
         for r in &rows {
             let rank = rank_of(ctx.db, c.id, "all", r.int("id"))
                 .await?
@@ -1132,21 +1054,13 @@ async fn create_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: 
 }
 
 async fn list_webhooks<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply {
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     Ok(Response::value(200, &json!({ "webhooks": rows })))
 }
 
 async fn webhook_of<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str) -> Result<i64, ApiError> {
     let id = id_param(id, "webhook")?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_WEBHOOKS, site.tenant_id))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     rows.iter()
         .find(|r| r.int("id") == id)
         .map(|_| id)
@@ -1174,20 +1088,12 @@ async fn delete_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str
 async fn deliveries<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, id: &str) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::DELIVERIES, id, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::DELIVERIES, id, limit)).await?;
     Ok(Response::value(200, &json!({ "deliveries": rows })))
 }
 
 async fn audit_log<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = ctx
-        .db
-        .query(stmt!(sql::LIST_AUDIT, site.tenant_id, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::LIST_AUDIT, site.tenant_id, limit)).await?;
     Ok(Response::value(200, &json!({ "entries": rows })))
 }

@@ -176,6 +176,11 @@ pub fn log(s: &str) {
     eprintln!("{s}");
 }
 
+/// A query's rows, a database failure as the contract's error.
+pub async fn query_rows(db: &impl Db, stmt: crate::db::Stmt) -> Result<Vec<Row>, ApiError> {
+    db.query(stmt).await.map_err(db_error)
+}
+
 pub fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::MalformedRequest, message)
 }

@@ -33,6 +33,18 @@ impl D1 {
             .bind(&js_args(&s.args))
             .map_err(|e| DbError::from_message(e.to_string()))
     }
+
+    /// One D1 batch: one transaction.
+    async fn run(&self, stmts: &[Stmt]) -> Result<Vec<worker::D1Result>, DbError> {
+        if stmts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = stmts.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
+        self.0
+            .batch(prepared)
+            .await
+            .map_err(|e| DbError::from_message(e.to_string()))
+    }
 }
 
 impl Db for D1 {
@@ -53,32 +65,18 @@ impl Db for D1 {
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
-        if stmts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let prepared = stmts.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
-        let results = self
-            .0
-            .batch(prepared)
-            .await
-            .map_err(|e| DbError::from_message(e.to_string()))?;
-        Ok(results
+        Ok(self
+            .run(&stmts)
+            .await?
             .iter()
             .map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64)
             .collect())
     }
 
     async fn batch_rows(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
-        if stmts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let prepared = stmts.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
-        let results = self
-            .0
-            .batch(prepared)
-            .await
-            .map_err(|e| DbError::from_message(e.to_string()))?;
-        Ok(results
+        Ok(self
+            .run(&stmts)
+            .await?
             .iter()
             .map(|r| {
                 r.results::<serde_json::Value>()

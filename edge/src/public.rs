@@ -3,8 +3,8 @@
 //! public facts: codes, masked names, counts, never an email or an IP.
 
 use crate::app::{
-    Ctx, Reply, Request, Response, Site, bad, check_origin, db_error, iso, json_body, not_found, rate_limit,
-    site_by_publishable_key,
+    Ctx, Reply, Request, Response, Site, bad, check_origin, db_error, iso, json_body, not_found, query_rows,
+    rate_limit, site_by_publishable_key,
 };
 use crate::db::{Db, Kv, Row, RowExt};
 use crate::routes::parse_limit;
@@ -25,11 +25,8 @@ pub async fn click<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, code: &str)
     if code.is_empty() || code.len() > 64 {
         return Err(not_found("no such referral code"));
     }
-    let person = ctx
-        .db
-        .query(stmt!(sql::PERSON_BY_ANY_CODE, code.as_str()))
-        .await
-        .map_err(db_error)?
+    let person = query_rows(ctx.db, stmt!(sql::PERSON_BY_ANY_CODE, code.as_str()))
+        .await?
         .into_iter()
         .next()
         .filter(|r| r.opt_int("erased_at").is_none())
@@ -85,11 +82,8 @@ pub async fn campaign_of<D: Db, K: Kv>(
     tenant: i64,
     name: &str,
 ) -> Result<(CampaignRow, Versioned), ApiError> {
-    let campaign = ctx
-        .db
-        .query(stmt!(sql::CAMPAIGN, tenant, name))
-        .await
-        .map_err(db_error)?
+    let campaign = query_rows(ctx.db, stmt!(sql::CAMPAIGN, tenant, name))
+        .await?
         .first()
         .map(CampaignRow::from_row)
         .filter(|c| c.current_version > 0)
@@ -162,14 +156,14 @@ pub async fn leaderboard<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, name:
         "top": top,
     });
     if let Some(code) = req.param("around") {
-        let person = ctx
-            .db
-            .query(stmt!(sql::PERSON_BY_CODE, campaign.id, code.to_ascii_uppercase()))
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found("no such referral code in this campaign"))?;
+        let person = query_rows(
+            ctx.db,
+            stmt!(sql::PERSON_BY_CODE, campaign.id, code.to_ascii_uppercase()),
+        )
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found("no such referral code in this campaign"))?;
         body["around"] = around(ctx, campaign.id, &key, person.int("id"), 2).await?;
     }
     Ok(Response::value(200, &body))
@@ -191,11 +185,7 @@ async fn top_rows<D: Db, K: Kv>(
     {
         return Ok(cached["rows"].clone());
     }
-    let rows = ctx
-        .db
-        .query(stmt!(sql::TOP, campaign, period, limit))
-        .await
-        .map_err(db_error)?;
+    let rows = query_rows(ctx.db, stmt!(sql::TOP, campaign, period, limit)).await?;
     let top = Value::Array(
         rows.iter()
             .enumerate()
@@ -235,27 +225,19 @@ async fn around<D: Db, K: Kv>(
     let Some((rank, score)) = rank_of(ctx.db, campaign, period, participant).await? else {
         return Ok(json!([]));
     };
-    let me_row = ctx
-        .db
-        .query(stmt!(sql::SCORE_ROW, campaign, period, participant))
-        .await
-        .map_err(db_error)?;
+    let me_row = query_rows(ctx.db, stmt!(sql::SCORE_ROW, campaign, period, participant)).await?;
     let joined = me_row.first().map_or(0, |r| r.int("joined_at"));
-    let above = ctx
-        .db
-        .query(stmt!(sql::ABOVE, campaign, period, score, joined, participant, radius))
-        .await
-        .map_err(db_error)?;
-    let below = ctx
-        .db
-        .query(stmt!(sql::BELOW, campaign, period, score, joined, participant, radius))
-        .await
-        .map_err(db_error)?;
-    let me = ctx
-        .db
-        .query(stmt!(sql::PERSON_BY_ID, participant, campaign))
-        .await
-        .map_err(db_error)?;
+    let above = query_rows(
+        ctx.db,
+        stmt!(sql::ABOVE, campaign, period, score, joined, participant, radius),
+    )
+    .await?;
+    let below = query_rows(
+        ctx.db,
+        stmt!(sql::BELOW, campaign, period, score, joined, participant, radius),
+    )
+    .await?;
+    let me = query_rows(ctx.db, stmt!(sql::PERSON_BY_ID, participant, campaign)).await?;
     let mut rows = Vec::new();
     for (i, r) in above.iter().rev().enumerate() {
         rows.push(board_row(rank - above.len() as u64 + i as u64, r));
@@ -280,7 +262,7 @@ pub async fn stats_of<D: Db, K: Kv>(
     p: &Person,
 ) -> Result<Value, ApiError> {
     let id = p.participant.id.0 as i64;
-    let referrals = ctx.db.query(stmt!(sql::REFERRAL_COUNTS, id)).await.map_err(db_error)?;
+    let referrals = query_rows(ctx.db, stmt!(sql::REFERRAL_COUNTS, id)).await?;
     let count = |status: &str| -> i64 {
         referrals
             .iter()
@@ -288,15 +270,12 @@ pub async fn stats_of<D: Db, K: Kv>(
             .map(|r| r.int("n"))
             .sum()
     };
-    let clicks = ctx
-        .db
-        .query(stmt!(sql::CLICKS_OF, id))
-        .await
-        .map_err(db_error)?
+    let clicks = query_rows(ctx.db, stmt!(sql::CLICKS_OF, id))
+        .await?
         .first()
         .map_or(0, |r| r.int("n"));
     let rank = rank_of(ctx.db, campaign.id, "all", id).await?;
-    let grants = ctx.db.query(stmt!(sql::GRANTS_OF, id)).await.map_err(db_error)?;
+    let grants = query_rows(ctx.db, stmt!(sql::GRANTS_OF, id)).await?;
     let config = &current.config;
     let milestones: Vec<Value> = config
         .milestones
@@ -314,11 +293,7 @@ pub async fn stats_of<D: Db, K: Kv>(
         .filter(|m| m.every.is_none() && m.confirmed_referrals > p.confirmed)
         .min_by_key(|m| m.confirmed_referrals)
         .map(|m| json!({"id": m.id, "name": m.name, "at": m.confirmed_referrals, "remaining": m.confirmed_referrals - p.confirmed}));
-    let referral = ctx
-        .db
-        .query(stmt!(sql::REFERRAL_OF, campaign.id, id))
-        .await
-        .map_err(db_error)?;
+    let referral = query_rows(ctx.db, stmt!(sql::REFERRAL_OF, campaign.id, id)).await?;
     let quest_progress = referral.first().map(|r| {
         let mask = r.int("done_mask") as u32;
         let steps: Vec<Value> = config
@@ -367,15 +342,15 @@ pub async fn stats_of<D: Db, K: Kv>(
 pub async fn participant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, name: &str, code: &str) -> Reply {
     let site = public_site(ctx, req).await?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let row = ctx
-        .db
-        .query(stmt!(sql::PERSON_BY_CODE, campaign.id, code.to_ascii_uppercase()))
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .next()
-        .filter(|r| r.opt_int("erased_at").is_none())
-        .ok_or_else(|| not_found("no such referral code in this campaign"))?;
+    let row = query_rows(
+        ctx.db,
+        stmt!(sql::PERSON_BY_CODE, campaign.id, code.to_ascii_uppercase()),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .filter(|r| r.opt_int("erased_at").is_none())
+    .ok_or_else(|| not_found("no such referral code in this campaign"))?;
     let stats = stats_of(ctx, &campaign, &current, &person_from_row(&row)).await?;
     Ok(Response::value(200, &stats))
 }
