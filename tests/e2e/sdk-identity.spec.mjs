@@ -139,3 +139,17 @@ test('touches expire after data-attribution-days; data-attribution="first-touch"
   });
   expect(await page.evaluate(() => window.refloop.attribution())).toEqual({ first: null, last: null });
 });
+
+test('a touch keeps utm_* and click ids, and a referrer only from another site', async ({ page }) => {
+  // The referring page is on another site.
+  await page.goto(`/?utm_source=news&utm_campaign=spring&gclid=G1&fbclid=F2&other=x`, { referer: 'https://news.example/post' });
+  await ready(page);
+  const { first } = await page.evaluate(() => window.refloop.attribution());
+  expect(first).toMatchObject({ utm_source: 'news', utm_campaign: 'spring', gclid: 'G1', fbclid: 'F2', referrer: 'https://news.example/post' });
+  expect(first.other).toBeUndefined();
+  expect(first.landing_url).toContain('utm_source=news');
+  // The site linking to itself is no new touch.
+  await page.goto('/?page=2', { referer: `${WWW}/next.html` });
+  await ready(page);
+  expect((await page.evaluate(() => window.refloop.attribution())).last).toEqual(first);
+});
