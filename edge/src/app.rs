@@ -411,6 +411,7 @@ async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, matched: Mat
         Route::PublicParticipant => crate::public::participant(ctx, req, p.get("campaign"), p.get("code")).await,
         Route::Me => crate::public::me(ctx, req, p.get("campaign")).await,
         Route::Invitations => crate::public::invitation(ctx, req).await,
+        Route::Qr => crate::public::qr(req),
         Route::Tenants => crate::admin::create_tenant(ctx, req).await,
         Route::ListTenants => crate::admin::list_tenants(ctx, req).await,
         other => crate::admin::dispatch(ctx, req, other, &p).await,

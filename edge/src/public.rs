@@ -422,3 +422,28 @@ pub async fn invitation<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Rep
         }),
     ))
 }
+
+/// `GET /v1/qr.svg?data=…`: a QR code of a referral link or invitation, as SVG,
+/// for the share widget. Pure and cacheable: the same text, the same image.
+pub fn qr(req: &Request) -> Reply {
+    let data = req.param("data").unwrap_or("");
+    if data.is_empty() || data.len() > 512 {
+        return Err(crate::app::invalid("`data` is the text to encode, 1 to 512 bytes"));
+    }
+    let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| crate::app::invalid(format!("cannot encode this text: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(160, 160)
+        .quiet_zone(true)
+        .build();
+    Ok(Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "image/svg+xml".into()),
+            ("Cache-Control".into(), "public, max-age=86400".into()),
+            ("Access-Control-Allow-Origin".into(), "*".into()),
+        ],
+        body: svg,
+    })
+}
