@@ -12,6 +12,8 @@ export default defineConfig({
   retries: 0,
   workers: 1,
   reporter: [['list']],
+  // Widget screenshots are kept with the docs and compared with a tolerance.
+  snapshotPathTemplate: 'docs/screenshots/{arg}{ext}',
   use: {
     baseURL: WWW,
     launchOptions: {

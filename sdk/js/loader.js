@@ -8,7 +8,8 @@
 import init, * as core from '../../build/sdk/pkg/refloop_sdk.js';
 
 var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'queuedCount', 'attribution', 'me',
-  'invite', 'optIn', 'optOut'];
+  'invite', 'optIn', 'optOut', 'mount'];
+var WIDGETS = { share: 260, leaderboard: 320, progress: 180, stats: 120 };
 
 (function () {
   var w = window;
@@ -31,7 +32,10 @@ var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'qu
 
   init({ module_or_path: new URL(REFLOOP_WASM_FILE, src) }).then(function () {
     if (!data.key || !core.isPublishableKey(data.key)) throw new Error('data-key must be a publishable key (pk_…)');
+    var widgets = null;
     var client = start({
+      // The widget chunk, imported on the first mount only.
+      widgets: function () { return widgets || (widgets = import(new URL('widgets.js', src).href)); },
       key: data.key,
       api: (data.api || new URL(src).origin).replace(/\/+$/, ''),
       batchSize: clamp(data.batchSize, 10, 1, 100),
@@ -61,6 +65,16 @@ var METHODS = ['track', 'identify', 'page', 'flush', 'anonymousId', 'reset', 'qu
     }
     w.refloop = api;
     for (var i = 0; i < queue.length; i++) dispatch(queue[i]);
+    // Elements that ask for a widget mount themselves.
+    function auto() {
+      Array.prototype.forEach.call(document.querySelectorAll('[data-refloop-widget]'), function (el) {
+        if (!el.__refloop) api.mount(el, el.getAttribute('data-refloop-widget'), {
+          theme: el.getAttribute('data-theme') || undefined, lang: el.getAttribute('lang') || undefined,
+          campaign: el.getAttribute('data-campaign') || undefined,
+        });
+      });
+    }
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', auto); else auto();
   })['catch'](function (e) {
     warn('could not start: ' + (e && e.message || e));
     queue.__loading = false;
@@ -436,7 +450,11 @@ function start(cfg) {
   function edge(path, init) {
     return fetch(cfg.api + path, init).then(function (r) {
       return r.json().then(function (body) {
-        if (!r.ok) throw new Error((body && body.error && body.error.message) || 'the edge answered ' + r.status);
+        if (!r.ok) {
+          var e = new Error((body && body.error && body.error.message) || 'the edge answered ' + r.status);
+          e.status = r.status;
+          throw e;
+        }
         return body;
       });
     });
@@ -484,6 +502,28 @@ function start(cfg) {
       return edge('/v1/invitations', {
         method: 'POST', headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
         body: JSON.stringify({ key: cfg.key, campaign: decodeURIComponent(campaignOf(campaign)), anonymous_id: anonymousId, user_id: userId || undefined }),
+      });
+    },
+    mount: function (target, widget, options) {
+      var el = typeof target === 'string' ? document.querySelector(target) : target;
+      if (!el) throw new Error('no element ' + target);
+      if (!WIDGETS[widget]) throw new Error('widget is one of ' + Object.keys(WIDGETS).join(', '));
+      options = options || {};
+      el.__refloop = true;
+      // Space kept from the start, so the page does not jump when it renders.
+      if (!el.style.minHeight) el.style.minHeight = WIDGETS[widget] + 'px';
+      var campaign = options.campaign;
+      var self = this;
+      return cfg.widgets().then(function (w) {
+        return w.mount(el, widget, options, {
+          api: cfg.api,
+          me: function () { return self.me(campaign); },
+          invite: function () { return self.invite(campaign); },
+          board: function (period, code) {
+            return edge('/v1/campaigns/' + campaignOf(campaign) + '/leaderboard?key=' + encodeURIComponent(cfg.key)
+              + '&limit=' + (options.limit || 10) + '&period=' + period + (code ? '&around=' + encodeURIComponent(code) : ''));
+          },
+        });
       });
     },
     optIn: function () {

@@ -623,8 +623,17 @@ fn a_rank_among_many_ties_reads_buckets_not_rows() {
 #[test]
 fn a_qr_code_is_an_svg_of_the_link() {
     let edge = Edge::new();
-    let r = edge.call("GET", "/v1/qr.svg?data=https%3A%2F%2Fedge.example%2Fr%2FABCD2345", &[], "");
+    let r = edge.call(
+        "GET",
+        "/v1/qr.svg?data=https%3A%2F%2Fedge.example%2Fr%2FABCD2345",
+        &[],
+        "",
+    );
     assert_eq!(r.status, 200);
-    assert!(r.body.starts_with("<?xml") && r.body.contains("<svg"), "{}", &r.body[..60]);
+    assert!(
+        r.body.starts_with("<?xml") && r.body.contains("<svg"),
+        "{}",
+        &r.body[..60]
+    );
     assert_eq!(edge.call("GET", "/v1/qr.svg", &[], "").status, 400);
 }
