@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk edge test-native test-wasm test-e2e bench-edge bench-sdk clean
+.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -30,8 +30,17 @@ build: sdk edge
 sdk:
 	cargo xtask build-sdk
 
-# The worker, after the SDK (its assets).
-edge: sdk
+# The admin console (www/console), bundled with its chart library into the
+# edge's static assets: served at /admin.
+console:
+	mkdir -p edge/assets/admin
+	esbuild www/console/app.js --bundle --format=esm --minify --target=es2020 --log-level=warning \
+	  --outfile=edge/assets/admin/app.js
+	cp www/console/index.html edge/assets/admin/index.html
+	cp node_modules/uplot/dist/uPlot.min.css edge/assets/admin/uplot.css
+
+# The worker, after the SDK and the console (its assets).
+edge: sdk console
 	cd edge && worker-build --release
 
 test-native:
@@ -55,4 +64,4 @@ bench-sdk: bootstrap sdk
 
 clean:
 	cargo clean
-	rm -rf build edge/build edge/build-bench edge/assets/v1/sdk.js edge/assets/v1/*.wasm .wrangler test-results
+	rm -rf build edge/build edge/build-bench edge/assets/admin edge/assets/v1/widgets.js edge/assets/v1/sdk.js edge/assets/v1/*.wasm .wrangler test-results

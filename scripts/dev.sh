@@ -22,10 +22,13 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 curl -fs "$REFLOOP_EDGE/healthz" >/dev/null || { echo "the edge did not start" >&2; exit 1; }
+# A month of a believable program, the first time only.
+node scripts/seed-demo.mjs "$REFLOOP_EDGE" .wrangler/dev-state
 cat <<MSG
 
   refloop is running
-    demo site     http://127.0.0.1:$WWW_PORT/
+    demo site     http://127.0.0.1:$WWW_PORT/            (sign up; then thanks.html, invite.html, consent.html)
+    console       $REFLOOP_EDGE/admin/   (sign in with the secret key)
     edge          $REFLOOP_EDGE   (SDK at $REFLOOP_EDGE/v1/sdk.js)
     publishable   pk_demo_refloop_public
     secret        sk_demo_refloop_secret

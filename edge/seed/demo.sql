@@ -43,3 +43,14 @@ INSERT OR IGNORE INTO campaign_versions (campaign_id, version, config, created_a
   "share_text": "I joined the launch waitlist. Skip the queue with my link:"
 }', 1767225600000);
 UPDATE campaigns SET current_version = 1 WHERE id = 1 AND current_version = 0;
+-- An invite-mode campaign for www/invite.html: single-use invitations.
+INSERT OR IGNORE INTO campaigns (id, tenant_id, slug, name, created_at) VALUES (2, 1, 'friends', 'Friends of Lumen', 1767225600000);
+INSERT OR IGNORE INTO campaign_versions (campaign_id, version, config, created_at) VALUES (2, 1, '{
+  "name": "Friends of Lumen",
+  "mode": "invite",
+  "landing_url": "http://127.0.0.1:8080/",
+  "quest": {"steps": []},
+  "point_rules": [{"id": "friend", "event": "referral_confirmed", "to": "referrer", "points": 25}],
+  "fraud": {"flag_shared_ip": false}
+}', 1767225600000);
+UPDATE campaigns SET current_version = 1 WHERE id = 2 AND current_version = 0;

@@ -397,10 +397,11 @@ proptest! {
             }
             ids.push((id, *p, i));
         }
+        let campaign = edge.db.count("SELECT id FROM campaigns WHERE slug = 'r'");
         let mut sorted: Vec<&(i64, i64, usize)> = ids.iter().filter(|x| x.1 > 0).collect();
         sorted.sort_by_key(|x| (-x.1, x.2));
         for (rank, (id, _, _)) in sorted.iter().enumerate() {
-            let got = block_on(refloop_edge::public::rank_of(&edge.db, 2, "all", *id)).unwrap();
+            let got = block_on(refloop_edge::public::rank_of(&edge.db, campaign, "all", *id)).unwrap();
             prop_assert_eq!(got.map(|g| g.0), Some(rank as u64 + 1));
         }
         prop_assert!(edge.violations().is_empty());
