@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk clean
+.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk soak clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -61,6 +61,11 @@ bench-edge: bootstrap sdk
 # The SDK's main-thread cost in headless Chromium: bench/sdk.json.
 bench-sdk: bootstrap sdk
 	node bench/sdk-track.mjs
+
+# Soak and faults: simulated browsers, a fault-injecting proxy, wrangler dev;
+# exits non-zero if an event was lost or duplicated or an invariant broke.
+soak: bootstrap build
+	node bench/soak.mjs
 
 clean:
 	cargo clean

@@ -1,0 +1,193 @@
+// Soak and faults (`make soak`, a few minutes): simulated browsers (Playwright
+// contexts in Debian's Chromium) produce 10,000 events with random offline
+// spells, reloads and closed tabs, through a proxy in front of `wrangler dev`
+// that answers 500 or 429 or drops the connection at random. At the end D1
+// must hold exactly the unique events, every score must equal its ledger sum,
+// and no milestone may have been granted twice. Prints the figures and writes
+// bench/soak.json.
+import { chromium } from '@playwright/test';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import { writeFileSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const EDGE_PORT = 8792, PROXY_PORT = 8794, WWW_PORT = 8093;
+const EDGE = `http://127.0.0.1:${EDGE_PORT}`, PROXY = `http://127.0.0.1:${PROXY_PORT}`, WWW = `http://127.0.0.1:${WWW_PORT}`;
+const STATE = `${ROOT}.wrangler/soak-state`;
+const BROWSERS = Number(process.env.SOAK_BROWSERS || 10);
+const EVENTS = Number(process.env.SOAK_EVENTS || 10_000);
+const FAULT = { error500: 0.15, tooMany: 0.1, drop: 0.1 };
+
+let seed = Number(process.env.SOAK_SEED || 42);
+const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const env = { ...process.env, PATH: `${ROOT}node_modules/.bin:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
+const d1 = (sql) => JSON.parse(execFileSync('wrangler', ['d1', 'execute', 'refloop', '--local', '--persist-to', STATE, '--json', '--command', sql],
+  { cwd: `${ROOT}edge`, env }).toString())[0].results;
+
+// ---- the edge, the faulty proxy, the demo site ----------------------------------
+
+rmSync(STATE, { recursive: true, force: true });
+const children = [];
+children.push(spawn(`${ROOT}scripts/edge.sh`, [String(EDGE_PORT), STATE, '--fresh'], {
+  env: { ...env, REFLOOP_EDGE_VARS: '--var RATE_PER_KEY_PER_MINUTE:10000000 --var RATE_PER_IP_PER_MINUTE:10000000' },
+  stdio: 'ignore', detached: true,
+}));
+for (let i = 0; i < 240; i++) {
+  try { if ((await fetch(`${EDGE}/healthz`)).ok) break; } catch { /* starting */ }
+  await sleep(500);
+}
+
+const faults = { error500: 0, tooMany: 0, drop: 0, passed: 0 };
+let faulty = true;
+const proxy = createServer((req, res) => {
+  const isBatch = req.method === 'POST' && req.url.startsWith('/v1/batch');
+  if (isBatch && faulty) {
+    const r = rand();
+    if (r < FAULT.error500) { faults.error500++; res.writeHead(500, { 'Access-Control-Allow-Origin': req.headers.origin || '*' }).end('{"error":{"code":"internal","message":"injected"}}'); return; }
+    if (r < FAULT.error500 + FAULT.tooMany) { faults.tooMany++; res.writeHead(429, { 'Retry-After': '1', 'Access-Control-Allow-Origin': req.headers.origin || '*' }).end('{"error":{"code":"rate_limited","message":"injected"}}'); return; }
+    if (r < FAULT.error500 + FAULT.tooMany + FAULT.drop) { faults.drop++; req.socket.destroy(); return; }
+  }
+  if (isBatch) faults.passed++;
+  const up = httpRequest({ host: '127.0.0.1', port: EDGE_PORT, method: req.method, path: req.url, headers: req.headers }, (r) => {
+    res.writeHead(r.statusCode, r.headers);
+    r.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  req.pipe(up);
+});
+await new Promise((r) => proxy.listen(PROXY_PORT, '127.0.0.1', r));
+
+// A tenant of its own whose site is the soak's demo site, and one campaign:
+// signups by link confirm at once; a milestone every 2 confirmed referrals.
+const root = { Authorization: 'Bearer rk_demo_refloop_root', 'Content-Type': 'application/json' };
+const tenant = await (await fetch(`${EDGE}/v1/admin/tenants`, { method: 'POST', headers: root, body: JSON.stringify({ name: 'Soak', site: { name: 'soak', origins: [WWW] } }) })).json();
+const { publishable_key: PK, secret_key: SK } = tenant.site;
+const admin = { Authorization: `Bearer ${SK}`, 'Content-Type': 'application/json' };
+const config = {
+  name: 'Soak', landing_url: `${WWW}/`, quest: { steps: [] },
+  point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 1 }, { id: 'ref', event: 'referral_confirmed', to: 'referrer', points: 10 }],
+  milestones: [{ id: 'pair', every: 2, reward: 'bonus' }],
+  rewards: [{ id: 'bonus', name: 'bonus', kind: { type: 'points', points: 5 } }],
+  fraud: { flag_shared_ip: false, velocity_per_hour: 100000 },
+};
+await fetch(`${EDGE}/v1/admin/campaigns`, { method: 'POST', headers: admin, body: JSON.stringify({ slug: 'soak', config }) });
+children.push(spawn('node', [`${ROOT}www/serve.mjs`], { env: { ...env, PORT: String(WWW_PORT), REFLOOP_EDGE: PROXY, REFLOOP_KEY: PK }, stdio: 'ignore', detached: true }));
+for (let i = 0; i < 60; i++) {
+  try { if ((await fetch(`${WWW}/`)).ok) break; } catch { /* starting */ }
+  await sleep(250);
+}
+
+// ---- the browsers -----------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const tracked = new Set();
+const actions = { offline: 0, reload: 0, closed: 0, flush: 0 };
+const started = Date.now();
+
+async function open(context) {
+  const page = await context.newPage();
+  await page.goto(`${WWW}/`);
+  await page.waitForFunction(() => window.refloop && window.refloop.__refloop === true);
+  return page;
+}
+
+async function visitor(n, codes) {
+  const context = await browser.newContext();
+  let page = await open(context);
+  // The first visitors join on their own; the others by someone's link.
+  const ref = n > 0 ? codes[Math.floor(rand() * codes.length)] : null;
+  if (ref) await page.goto(`${PROXY}/r/${ref}`).catch(() => page.goto(`${WWW}/?ref=${ref}`));
+  else await page.goto(`${WWW}/`);
+  await page.waitForFunction(() => window.refloop && window.refloop.__refloop === true);
+  tracked.add(await page.evaluate(() => window.refloop.track('signup')));
+  const quota = Math.floor(EVENTS / BROWSERS) - 1;
+  let made = 0;
+  while (made < quota) {
+    const burst = Math.min(quota - made, 5 + Math.floor(rand() * 60));
+    const ids = await page.evaluate((n) => Array.from({ length: n }, (_, i) => window.refloop.track('soak', { i })), burst);
+    ids.forEach((id) => tracked.add(id));
+    made += burst;
+    const r = rand();
+    if (r < 0.15) {
+      // Offline for a while: nothing reaches the proxy.
+      actions.offline++;
+      await page.route(`${PROXY}/v1/batch`, (route) => route.abort('internetdisconnected'));
+      const more = await page.evaluate((n) => Array.from({ length: n }, () => window.refloop.track('soak-offline')), 10);
+      more.forEach((id) => tracked.add(id));
+      made += 10;
+      await sleep(200 + rand() * 800);
+      await page.unroute(`${PROXY}/v1/batch`);
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    } else if (r < 0.3) {
+      actions.reload++;
+      await page.reload();
+      await page.waitForFunction(() => window.refloop && window.refloop.__refloop === true);
+    } else if (r < 0.4) {
+      // The tab is closed with events in flight; a new tab of the same browser picks up its queue.
+      actions.closed++;
+      await page.close({ runBeforeUnload: true });
+      page = await open(context);
+    } else if (r < 0.6) {
+      actions.flush++;
+      await page.evaluate(() => window.refloop.flush().catch(() => 0));
+    }
+  }
+  if (!ref && codes.length < 50) {
+    const me = await page.evaluate(() => window.refloop.me('soak').catch(() => null));
+    if (me) codes.push(me.code);
+  }
+  return { context, page };
+}
+
+const codes = [];
+const first = await visitor(0, codes);
+const rest = await Promise.all(Array.from({ length: BROWSERS - 1 }, (_, i) => visitor(i + 1, codes)));
+const all = [first, ...rest];
+
+// The faults stop; every browser is online; the queues drain.
+faulty = false;
+await Promise.all(all.map(({ page }) => page.evaluate(() => { window.dispatchEvent(new Event('online')); return window.refloop.flush().catch(() => 0); }).catch(() => 0)));
+const ids = [...tracked];
+const list = (xs) => xs.map((x) => `'${x}'`).join(',');
+let stored = 0;
+for (let i = 0; i < 240; i++) {
+  stored = 0;
+  for (let j = 0; j < ids.length; j += 500) stored += d1(`SELECT count(*) AS n FROM events WHERE event_id IN (${list(ids.slice(j, j + 500))})`)[0].n;
+  if (stored >= ids.length) break;
+  await Promise.all(all.map(({ page }) => page.evaluate(() => window.refloop.flush().catch(() => 0)).catch(() => 0)));
+  await sleep(1000);
+}
+const seconds = (Date.now() - started) / 1000;
+
+// ---- the verdict --------------------------------------------------------------------
+
+const rows = d1("SELECT count(*) AS n, count(DISTINCT event_id) AS u FROM events WHERE name IN ('soak', 'soak-offline', 'signup')")[0];
+const violations = d1(`
+  SELECT 'score' AS what FROM participants p WHERE p.score <> (SELECT coalesce(sum(points), 0) FROM ledger l WHERE l.participant_id = p.id)
+  UNION ALL SELECT 'confirmed' FROM participants p WHERE p.confirmed <> (SELECT count(*) FROM referrals r WHERE r.referrer_id = p.id AND r.status = 'confirmed' AND r.review IN ('clear','approved'))
+  UNION ALL SELECT 'milestone twice' FROM grants GROUP BY campaign_id, idempotency_key HAVING count(*) > 1
+  UNION ALL SELECT 'milestone beyond reached' FROM grants g JOIN participants p ON p.id = g.participant_id
+    WHERE json_extract(g.source, '$.type') = 'milestone' AND json_extract(g.source, '$.nth') > p.confirmed / 2`);
+const referrals = d1("SELECT count(*) AS n FROM referrals WHERE status = 'confirmed'")[0].n;
+const grants = d1('SELECT count(*) AS n FROM grants')[0].n;
+const figures = {
+  browsers: BROWSERS, events_tracked: ids.length, events_stored: rows.u, rows_stored: rows.n,
+  lost: ids.length - stored, duplicated: rows.n - rows.u,
+  faults, actions, confirmed_referrals: referrals, milestone_grants: grants,
+  invariant_violations: violations.length, seconds: Math.round(seconds),
+};
+console.log(JSON.stringify(figures, null, 2));
+console.log(`soak: ${ids.length} events from ${BROWSERS} browsers through ${faults.error500} injected 500s, ${faults.tooMany} 429s and `
+  + `${faults.drop} dropped connections, ${actions.offline} offline spells, ${actions.reload} reloads, ${actions.closed} closed tabs: `
+  + `${figures.lost} lost, ${figures.duplicated} duplicated, ${violations.length} invariant violations, in ${figures.seconds} s`);
+writeFileSync(`${ROOT}bench/soak.json`, `${JSON.stringify(figures, null, 2)}\n`);
+
+await browser.close();
+proxy.close();
+for (const c of children) { try { process.kill(-c.pid); } catch { /* gone */ } }
+process.exit(figures.lost === 0 && figures.duplicated === 0 && violations.length === 0 && rows.u === ids.length ? 0 : 1);
