@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk soak clean
+.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk soak fuzz clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -66,6 +66,11 @@ bench-sdk: bootstrap sdk
 # exits non-zero if an event was lost or duplicated or an invariant broke.
 soak: bootstrap build
 	node bench/soak.mjs
+
+# A long round of the property-based fuzzing of the batch and configuration
+# parsers (shared/tests/fuzz.rs), bounded to five minutes.
+fuzz:
+	FUZZ_CASES=$${FUZZ_CASES:-50000} timeout 300 cargo test --release -p refloop-core --test fuzz
 
 clean:
 	cargo clean
