@@ -2,7 +2,7 @@
 // documented status and error code, and nothing written (row counts of every
 // table compared before and after).
 import { test, expect } from '@playwright/test';
-import { EDGE, PK, SK, ev, freshTenant, rowCounts, uuid } from './helpers.mjs';
+import { EDGE, PK, SK, ev, freshTenant, invariantViolations, rowCounts, uuid } from './helpers.mjs';
 
 /** Limits count per clock minute: start a burst early in one so it cannot straddle two. */
 async function startOfAMinute() {
@@ -125,4 +125,75 @@ test('over its limit an IP gets 429 whatever key it uses', async ({ request }) =
   }
   expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(600);
   expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+});
+
+test('more hostile input: encodings, unicode tricks, forged trust and points, self-referral, a velocity burst', async ({ request }) => {
+  test.setTimeout(120_000);
+  const t = await freshTenant(request);
+  const config = {
+    name: 'C', quest: { steps: [] },
+    point_rules: [{ id: 'p', event: 'signup', to: 'self', points: 10 }, { id: 'vip', event: 'purchase', to: 'self', points: 500, trusted: true },
+      { id: 'ref', event: 'referral_confirmed', to: 'referrer', points: 50 }],
+    fraud: { flag_shared_ip: false, velocity_per_hour: 5 },
+  };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'c', config }, 201);
+  await t.send([ev('signup', 'owner')]);
+  const owner = await t.me('c', 'owner');
+  const raw = (body, headers = {}) => request.post(`${EDGE}/v1/batch`, { data: body, headers });
+  const cases = [
+    ['a JSON body behind a byte-order mark', () => raw(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ key: t.pk, events: [] }))])), 400, 'malformed_request'],
+    ['a form-encoded body', () => raw(`key=${t.pk}&events=x`, { 'Content-Type': 'application/x-www-form-urlencoded' }), 400, 'malformed_request'],
+    ['an empty body', () => raw(''), 400, 'malformed_request'],
+    ['a key with a zero-width space', () => raw(JSON.stringify({ key: `${t.pk}\u200b`, events: [] })), 401, 'unknown_key'],
+    ['a key repeated, the last one forged', () => raw(`{"key":"${t.pk}","key":"pk_forged_key_123456","events":[]}`), 401, 'unknown_key'],
+    ['a limit below zero', () => request.get(`${EDGE}/v1/campaigns/c/leaderboard?key=${t.pk}&limit=-5`), 400, 'invalid_parameter'],
+    ['an around code that is no code', () => request.get(`${EDGE}/v1/campaigns/c/leaderboard?key=${t.pk}&around=%00%27`), 404, 'not_found'],
+    ['an invitation in code mode', () => request.post(`${EDGE}/v1/invitations`, { data: { key: t.pk, campaign: 'c', anonymous_id: 'owner' } }), 409, 'conflict'],
+    ['an invitation with a secret key', () => request.post(`${EDGE}/v1/invitations`, { data: { key: t.sk, campaign: 'c', anonymous_id: 'owner' } }), 403, 'forbidden'],
+    ['a QR code of 600 bytes', () => request.get(`${EDGE}/v1/qr.svg?data=${'x'.repeat(600)}`), 400, 'invalid_parameter'],
+    ['a trend over two years', () => t.api('GET', '/v1/admin/campaigns/c/stats/trend?from=2024-01-01&to=2026-01-01'), 400, 'invalid_parameter'],
+    ['a trend with a date that is no date', () => t.api('GET', '/v1/admin/campaigns/c/stats/trend?from=yesterday'), 400, 'invalid_parameter'],
+    ['a grant move to a status that does not exist', () => t.api('POST', '/v1/admin/campaigns/c/grants/1/transitions', { to: 'paid' }), 400, 'invalid_parameter'],
+    ['a review without a decision', () => t.api('POST', '/v1/admin/campaigns/c/referrals/1/review', {}), 400, 'malformed_request'],
+    ['a tenant with an origin that is a path', () => request.post(`${EDGE}/v1/admin/tenants`, { headers: { Authorization: 'Bearer rk_demo_refloop_root' }, data: { name: 'x', site: { origins: ['https://a.example/path'] } } }), 400, 'invalid_parameter'],
+    ['a campaign update that breaks a reference', () => t.api('PUT', '/v1/admin/campaigns/c/rewards', { rewards: [{ id: 'x', name: 'x', kind: { type: 'unicorn' } }] }), 422, 'invalid_config'],
+  ];
+  const before = rowCounts();
+  for (const [name, call, status, code] of cases) {
+    const res = await call();
+    const body = await res.json().catch(() => null);
+    expect.soft(res.status(), name).toBe(status);
+    expect.soft(body?.error?.code, name).toBe(code);
+  }
+  expect(rowCounts()).toEqual(before);
+
+  // Per event: a name with a right-to-left override is not `signup`; an id too
+  // long; a NUL in the name; all refused or inert, none makes a participant.
+  const tricks = await t.send([
+    { ...ev('\u202epunglis', 'trick-1') },
+    { ...ev('signup', 'x'.repeat(200)) },
+    { ...ev('sign\u0000up', 'trick-3') },
+  ]);
+  expect(tricks.body.rejected.map((r) => r.index)).toEqual([1, 2]);
+  expect(await t.me('c', 'trick-1')).toBeNull();
+
+  // A browser cannot claim trust: `trusted` in the event is ignored, the
+  // trusted rule does not fire; points in attribution are ignored too.
+  await t.send([{ ...ev('purchase', 'owner'), trusted: true, attribution: { points: 1000 }, properties: { points: 1000 } }]);
+  expect((await t.me('c', 'owner')).points).toBe(owner.points);
+
+  // Self-referral: the owner's own code on their own signup makes no referral.
+  const referralsBefore = rowCounts().referrals;
+  await t.send([ev('signup', 'owner', { attribution: { ref: owner.code } })]);
+  expect(rowCounts().referrals).toBe(referralsBefore);
+
+  // A velocity burst: past 5 referrals in an hour, new ones wait for review
+  // and earn the referrer nothing until then.
+  for (let i = 0; i < 8; i++) await t.send([ev('signup', `burst-${i}`, { attribution: { ref: owner.code } })]);
+  const after = await t.me('c', 'owner');
+  expect(after.referrals.confirmed).toBe(5);
+  const flagged = (await t.json('GET', '/v1/admin/campaigns/c/referrals?review=pending')).referrals;
+  expect(flagged).toHaveLength(3);
+  expect(flagged.every((r) => r.flags.includes('velocity'))).toBe(true);
+  expect(invariantViolations()).toEqual([]);
 });
