@@ -14,7 +14,7 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench-edge bench-sdk soak fuzz clean
+.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench bench-edge bench-sdk soak fuzz clean
 
 dev: bootstrap build
 	scripts/dev.sh
@@ -52,6 +52,10 @@ test-wasm:
 
 test-e2e:
 	playwright test
+
+# Every figure in one run: bench/REPORT.md and bench/report.json.
+bench: bootstrap build
+	node bench/report.mjs
 
 # Load figures of the edge under wrangler dev (ingest vs a no-op route,
 # leaderboard and stats latency at 100k participants): bench/edge.json.
