@@ -18,6 +18,11 @@ const STATE = `${ROOT}.wrangler/soak-state`;
 const BROWSERS = Number(process.env.SOAK_BROWSERS || 10);
 const EVENTS = Number(process.env.SOAK_EVENTS || 10_000);
 const FAULT = { error500: 0.15, tooMany: 0.1, drop: 0.1 };
+// Browsers pace their events like people do: all of them together stay under
+// what the engine path of a local edge takes (about 35 events/s under
+// wrangler dev), so a tab's queue never reaches its 1,000-event cap, past
+// which the oldest events are dropped by design.
+const PACE_MS = Number(process.env.SOAK_PACE_MS || 30) * BROWSERS;
 
 let seed = Number(process.env.SOAK_SEED || 42);
 const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
@@ -118,6 +123,7 @@ async function visitor(n, codes) {
     const ids = await page.evaluate((n) => Array.from({ length: n }, (_, i) => window.refloop.track('soak', { i })), burst);
     ids.forEach((id) => tracked.add(id));
     made += burst;
+    await sleep(burst * PACE_MS);
     const tag = { v: n, at: made };
     ids.forEach((id) => origin.set(id, tag));
     if (n === 0 && made % 200 < burst) console.log(`  visitor 0: ${made} events`);
