@@ -110,13 +110,13 @@ async function open(context) {
 async function visitor(n, codes) {
   const context = await browser.newContext();
   let page = await open(context);
-  // The first visitors join on their own; the others by someone's link.
-  const ref = n > 0 ? codes[Math.floor(rand() * codes.length)] : null;
+  const ref = codes[Math.floor(rand() * codes.length)];
   if (ref) await page.goto(`${PROXY}/r/${ref}`).catch(() => page.goto(`${WWW}/?ref=${ref}`));
   else await page.goto(`${WWW}/`);
   await page.waitForFunction(() => window.refloop && window.refloop.__refloop === true);
   tracked.add(await page.evaluate(() => window.refloop.track('signup')));
   const quota = Math.floor(EVENTS / BROWSERS) - 1;
+  if (n === 1) console.log(`soak: ${BROWSERS} browsers, ${quota + 1} events each, paced …`);
   let made = 0;
   while (made < quota) {
     const burst = Math.min(quota - made, 5 + Math.floor(rand() * 60));
@@ -126,7 +126,7 @@ async function visitor(n, codes) {
     await sleep(burst * PACE_MS);
     const tag = { v: n, at: made };
     ids.forEach((id) => origin.set(id, tag));
-    if (n === 0 && made % 200 < burst) console.log(`  visitor 0: ${made} events`);
+    if (n === 1 && made % 200 < burst) console.log(`  browser 1: ${made} events`);
     const r = rand();
     tag.next = r < 0.15 ? 'offline' : r < 0.3 ? 'reload' : r < 0.4 ? 'close' : r < 0.6 ? 'flush' : 'none';
     if (r < 0.15) {
@@ -153,17 +153,24 @@ async function visitor(n, codes) {
       await page.evaluate(() => window.refloop.flush().catch(() => 0));
     }
   }
-  if (!ref && codes.length < 50) {
-    const me = await page.evaluate(() => window.refloop.me('soak').catch(() => null));
-    if (me) codes.push(me.code);
-  }
   return { context, page };
 }
 
+// Three founders join on their own; everyone else comes by one of their links.
 const codes = [];
-const first = await visitor(0, codes);
-const rest = await Promise.all(Array.from({ length: BROWSERS - 1 }, (_, i) => visitor(i + 1, codes)));
-const all = [first, ...rest];
+const founders = [];
+for (let f = 0; f < 3; f++) {
+  const context = await browser.newContext();
+  const page = await open(context);
+  tracked.add(await page.evaluate(() => window.refloop.track('signup')));
+  await page.evaluate(() => window.refloop.flush().catch(() => 0));
+  for (let i = 0; i < 20 && codes.length === f; i++) {
+    const me = await page.evaluate(() => window.refloop.me('soak').catch(() => null));
+    if (me) codes.push(me.code); else await sleep(500);
+  }
+  founders.push({ context, page });
+}
+const all = [...founders, ...await Promise.all(Array.from({ length: BROWSERS }, (_, i) => visitor(i + 1, codes)))];
 
 // The faults stop; every browser is online; the queues drain.
 faulty = false;
