@@ -291,6 +291,9 @@ function start(cfg) {
       method: 'POST', body: body, keepalive: true, mode: 'cors',
       // text/plain keeps the request "simple": no CORS preflight.
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
+      // A send that never answers (a connection dropped mid-way) must not hold
+      // the tab's sends forever: it fails, and is retried. Found by the soak.
+      signal: AbortSignal.timeout ? AbortSignal.timeout(20000) : undefined,
     });
   }
 
