@@ -8,15 +8,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 const ROOT = new URL('..', import.meta.url).pathname;
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
 const json = (path) => JSON.parse(readFileSync(`${ROOT}${path}`, 'utf8'));
-const estimate = (group, name) => json(`target/criterion/${group}/${name}/new/estimates.json`).mean.point_estimate;
+// Criterion keeps each result in a folder named after the benchmark, with
+// characters a path cannot hold replaced by `_`.
+const estimate = (group, name) => json(`target/criterion/${group}/${name.replace(/[*?"<>|:]/g, '_')}/new/estimates.json`).mean.point_estimate;
 
-console.log('core: criterion benchmarks (a few minutes) …');
-run('cargo', ['bench', '-p', 'refloop-core', '--bench', 'engine', '--', '--noplot']);
-run('cargo', ['bench', '-p', 'refloop-tests', '--bench', 'rank', '--', '--noplot']);
-console.log('edge: load under wrangler dev …');
-run('node', ['bench/edge-load.mjs']);
-console.log('sdk: headless Chromium …');
-run('node', ['bench/sdk-track.mjs']);
+// `--from-results` writes the report from the last run's results.
+if (!process.argv.includes('--from-results')) {
+  console.log('core: criterion benchmarks (a few minutes) …');
+  run('cargo', ['bench', '-p', 'refloop-core', '--bench', 'engine', '--', '--noplot']);
+  run('cargo', ['bench', '-p', 'refloop-tests', '--bench', 'rank', '--', '--noplot']);
+  console.log('edge: load under wrangler dev …');
+  run('node', ['bench/edge-load.mjs']);
+  console.log('sdk: headless Chromium …');
+  run('node', ['bench/sdk-track.mjs']);
+}
 
 const size = json('build/sdk/size.json');
 const sdk = json('bench/sdk.json');
@@ -53,7 +58,7 @@ const report = {
 writeFileSync(`${ROOT}bench/report.json`, `${JSON.stringify(report, null, 2)}\n`);
 
 const kb = (b) => `${(b / 1000).toFixed(1)} KB`;
-const us = (n) => (n >= 1000 ? `${(n / 1000).toFixed(2)} µs` : `${Math.round(n)} ns`);
+const us = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} ms` : n >= 1000 ? `${(n / 1000).toFixed(2)} µs` : `${Math.round(n)} ns`);
 const md = `# refloop: measured
 
 All figures from one run of \`make bench\` (${report.measured_at}) on this machine (2 cores); raw numbers in
