@@ -23,7 +23,6 @@ pub struct CampaignRow {
     pub name: String,
     pub status: String,
     pub current_version: u32,
-    pub usage_rev: i64,
     pub created_at: i64,
     pub updated_at: Option<i64>,
 }
@@ -37,7 +36,6 @@ impl CampaignRow {
             name: r.text("name"),
             status: r.text("status"),
             current_version: r.int("current_version") as u32,
-            usage_rev: r.int("usage_rev"),
             created_at: r.int("created_at"),
             updated_at: r.opt_int("updated_at"),
         }

@@ -118,17 +118,6 @@ pub struct Effects {
     pub capped: Vec<String>,
 }
 
-impl Effects {
-    pub fn is_empty(&self) -> bool {
-        self.joined.is_none()
-            && self.identity.is_none()
-            && self.referral_created.is_none()
-            && self.referral_updated.is_none()
-            && self.entries.is_empty()
-            && self.grants.is_empty()
-    }
-}
-
 /// Draws ids and codes. Ids fit in 53 bits so JavaScript reads them exactly.
 pub struct Draw<'a>(pub &'a mut SplitMix64);
 
