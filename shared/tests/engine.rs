@@ -214,7 +214,8 @@ fn invitations_are_single_use() {
             at: d.now,
         })
         .invitation
-        .unwrap();
+        .unwrap()
+        .token;
     let now = d.now;
     let touch = Touch {
         code: None,

@@ -5,8 +5,10 @@
 //! - `ledger`: append-only points, idempotency keys, replay corrections.
 //! - `leaderboard`: order-statistics rankings per period, snapshots.
 //! - `analytics`: funnel, K-factor, daily trend.
-//! - `program`: all of it composed over one campaign's state in memory.
-//! - `step`: the same composition over the slice of stored state one input touches (the edge).
+//! - `machine`: the one composition of all of it over one campaign, generic over `store::Store`.
+//! - `store`: where a campaign's state lives (`MemStore`); `sql_store`: the same in SQLite.
+//! - `program`: the engine over memory with its input log (replay) and invariant checks.
+//! - `step`: the edge's copy over D1 slices, until campaigns move to their Durable Objects.
 //! - `presets`: ready-made programs (the waitlist and the nine pulses).
 
 pub mod analytics;
@@ -14,6 +16,7 @@ pub mod config;
 pub mod fraud;
 pub mod leaderboard;
 pub mod ledger;
+pub mod machine;
 pub mod model;
 pub mod presets;
 pub mod program;
@@ -22,3 +25,4 @@ pub mod referral;
 pub mod rewards;
 pub mod rules;
 pub mod step;
+pub mod store;

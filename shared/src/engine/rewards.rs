@@ -19,6 +19,34 @@ pub enum GrantStatus {
 }
 
 impl GrantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantStatus::Earned => "earned",
+            GrantStatus::PendingReview => "pending_review",
+            GrantStatus::Approved => "approved",
+            GrantStatus::Fulfilled => "fulfilled",
+            GrantStatus::Redeemed => "redeemed",
+            GrantStatus::Rejected => "rejected",
+            GrantStatus::Expired => "expired",
+            GrantStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            GrantStatus::Earned,
+            GrantStatus::PendingReview,
+            GrantStatus::Approved,
+            GrantStatus::Fulfilled,
+            GrantStatus::Redeemed,
+            GrantStatus::Rejected,
+            GrantStatus::Expired,
+            GrantStatus::Revoked,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
+    }
+
     /// The lifecycle: `earned → pending_review → approved → fulfilled →
     /// redeemed`, with `rejected` before approval, `expired` before redemption
     /// and `revoked` at any point after approval (a clawback).

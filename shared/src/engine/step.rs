@@ -69,15 +69,7 @@ pub struct Slice {
     pub grant_keys: Vec<String>,
 }
 
-/// An event whose referral-side rules wait for the review of a flagged
-/// referral: what `decide_review` needs to award them on approval.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct HeldEvent {
-    pub id: String,
-    pub name: String,
-    pub trusted: bool,
-    pub at: Millis,
-}
+pub use super::store::HeldEvent;
 
 /// A revision an effect was computed from; the write aborts if it moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -829,34 +821,4 @@ pub fn decide_review(
         }
     }
     Ok(w.out)
-}
-
-impl GrantStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantStatus::Earned => "earned",
-            GrantStatus::PendingReview => "pending_review",
-            GrantStatus::Approved => "approved",
-            GrantStatus::Fulfilled => "fulfilled",
-            GrantStatus::Redeemed => "redeemed",
-            GrantStatus::Rejected => "rejected",
-            GrantStatus::Expired => "expired",
-            GrantStatus::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            GrantStatus::Earned,
-            GrantStatus::PendingReview,
-            GrantStatus::Approved,
-            GrantStatus::Fulfilled,
-            GrantStatus::Redeemed,
-            GrantStatus::Rejected,
-            GrantStatus::Expired,
-            GrantStatus::Revoked,
-        ]
-        .into_iter()
-        .find(|g| g.as_str() == s)
-    }
 }

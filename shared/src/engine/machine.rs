@@ -1,0 +1,882 @@
+//! The engine: the one composition of the decisions in `referral`, `quest`,
+//! `rules`, `rewards`, `fraud` and `leaderboard` over one campaign, generic
+//! over where its state lives (`Store`). `Program` runs it over memory; a
+//! campaign's Durable Object runs it over its SQLite database (`SqlStore`).
+//!
+//! Each input is read, decided and written here, step by step; the store only
+//! keeps what it is told. Configurations come beside the state (every version
+//! the campaign has had, newest last) and are never cloned per input.
+//! Randomness (codes, tokens) comes from the caller's generator; nothing here
+//! reads a clock.
+
+use super::config::{CampaignConfig, Mode, Period, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned};
+use super::fraud::VELOCITY_WINDOW_MS;
+use super::ledger::{reward_key, rule_key};
+use super::model::*;
+use super::quest::{self, StepOutcome};
+use super::referral::{Invitation, RefusalReason, SignupDecision, SignupFacts, Touch, decide_signup};
+use super::rewards::{self, Grant, GrantSource, GrantStatus, SplitMix64, Standing};
+use super::rules;
+use super::store::{HeldEvent, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The event that makes an unknown visitor a participant and carries the
+/// referral attribution.
+pub const SIGNUP: &str = "signup";
+/// `identify` makes a visitor a participant too (without attribution).
+pub const IDENTIFY: &str = "identify";
+
+/// An event as the engine sees it (the edge builds it from a received event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineEvent {
+    pub id: String,
+    pub name: String,
+    pub anonymous_id: Option<String>,
+    pub user_id: Option<String>,
+    pub at: Millis,
+    /// Came from `POST /v1/server/events` with a secret key.
+    pub trusted: bool,
+    pub touch: Option<Touch>,
+    pub traits: Traits,
+    pub email_hash: Option<String>,
+    pub email_domain: Option<String>,
+    pub ip_hash: Option<String>,
+    pub device_id: Option<String>,
+}
+
+impl EngineEvent {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, anonymous_id: impl Into<String>, at: Millis) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            anonymous_id: Some(anonymous_id.into()),
+            user_id: None,
+            at,
+            trusted: false,
+            touch: None,
+            traits: Traits::new(),
+            email_hash: None,
+            email_domain: None,
+            ip_hash: None,
+            device_id: None,
+        }
+    }
+
+    /// Whether the event can make a visitor a participant.
+    pub fn joins(&self) -> bool {
+        self.name == SIGNUP || self.name == IDENTIFY
+    }
+}
+
+/// Everything that can happen to a campaign, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Event(Box<EngineEvent>),
+    Click {
+        code: String,
+        at: Millis,
+    },
+    Invite {
+        participant: ParticipantId,
+        at: Millis,
+    },
+    Review {
+        referral: ReferralId,
+        approve: bool,
+        at: Millis,
+    },
+    Adjust {
+        participant: ParticipantId,
+        points: i64,
+        note: String,
+        key: String,
+        at: Millis,
+    },
+    Transition {
+        grant: GrantId,
+        to: GrantStatus,
+        at: Millis,
+        note: Option<String>,
+    },
+    /// A new configuration version (the owner of the versions applies it).
+    Configure(Box<CampaignConfig>),
+    /// Expire overdue referrals and grants.
+    Tick {
+        now: Millis,
+    },
+    /// The campaign ended: run the end distributions with this raffle seed.
+    End {
+        at: Millis,
+        seed: u64,
+    },
+    Erase {
+        participant: ParticipantId,
+        at: Millis,
+    },
+}
+
+/// What the webhook outbox carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum Notice {
+    #[serde(rename = "referral.confirmed")]
+    ReferralConfirmed {
+        referral: ReferralId,
+        referrer: ParticipantId,
+        referee: ParticipantId,
+    },
+    #[serde(rename = "milestone.reached")]
+    MilestoneReached {
+        participant: ParticipantId,
+        milestone: String,
+        nth: u32,
+    },
+    #[serde(rename = "reward.earned")]
+    RewardEarned {
+        grant: GrantId,
+        participant: ParticipantId,
+        reward: String,
+    },
+    #[serde(rename = "reward.status_changed")]
+    RewardStatusChanged {
+        grant: GrantId,
+        from: GrantStatus,
+        to: GrantStatus,
+    },
+    #[serde(rename = "leaderboard.top_n_changed")]
+    TopNChanged { top: Vec<ParticipantId> },
+}
+
+/// What one input did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// The event id had taken effect before: nothing happened.
+    pub duplicate: bool,
+    pub participant: Option<ParticipantId>,
+    /// The participant joined with this input.
+    pub joined: bool,
+    pub referral: Option<ReferralId>,
+    pub refusal: Option<RefusalReason>,
+    pub entries: Vec<LedgerEntry>,
+    pub grants: Vec<GrantId>,
+    /// Grants a cap refused, with the reason.
+    pub capped: Vec<String>,
+    pub notices: Vec<Notice>,
+    pub invitation: Option<Invitation>,
+    pub error: Option<String>,
+}
+
+/// One campaign's engine for one input: its state, its configuration
+/// versions, its randomness.
+pub struct Machine<'a, S: Store> {
+    pub store: &'a mut S,
+    /// Every version the campaign has had, oldest first; the last is current.
+    pub versions: &'a [Versioned],
+    pub campaign: CampaignId,
+    pub rng: &'a mut SplitMix64,
+}
+
+impl<'a, S: Store> Machine<'a, S> {
+    pub fn new(store: &'a mut S, versions: &'a [Versioned], campaign: CampaignId, rng: &'a mut SplitMix64) -> Self {
+        assert!(!versions.is_empty(), "a campaign has at least one configuration version");
+        Machine {
+            store,
+            versions,
+            campaign,
+            rng,
+        }
+    }
+
+    fn current(&self) -> &'a Versioned {
+        let versions: &'a [Versioned] = self.versions;
+        &versions[versions.len() - 1]
+    }
+
+    fn config(&self) -> &'a CampaignConfig {
+        &self.current().config
+    }
+
+    fn version(&self) -> u32 {
+        self.current().version
+    }
+
+    /// The version a referral is pinned to (the current one if it is unknown).
+    fn config_at(&self, version: u32) -> &'a CampaignConfig {
+        let versions: &'a [Versioned] = self.versions;
+        versions
+            .iter()
+            .find(|v| v.version == version)
+            .map_or(&self.current().config, |v| &v.config)
+    }
+
+    /// Applies one input and returns what it did. `Configure` belongs to the
+    /// owner of the versions and does nothing here.
+    pub fn apply(&mut self, input: &Input) -> Outcome {
+        let mut out = Outcome::default();
+        match input {
+            Input::Event(e) => self.event(e, &mut out),
+            Input::Click { code, at } => match self.store.by_code(code) {
+                Some(p) if !self.store.is_erased(p) => self.store.add_click(code, p, *at),
+                _ => out.refusal = Some(RefusalReason::UnknownCode),
+            },
+            Input::Invite { participant, at } => self.invite(*participant, *at, &mut out),
+            Input::Review { referral, approve, at } => self.review(*referral, *approve, *at, &mut out),
+            Input::Adjust {
+                participant,
+                points,
+                note,
+                key,
+                at,
+            } => self.adjust(*participant, *points, note, key, *at, &mut out),
+            Input::Transition { grant, to, at, note } => self.transition(*grant, *to, *at, note.clone(), &mut out),
+            Input::Configure(_) => {}
+            Input::Tick { now } => self.tick(*now, &mut out),
+            Input::End { at, seed } => self.end(*at, *seed, &mut out),
+            Input::Erase { participant, .. } => {
+                if self.live_participant(*participant).is_none() {
+                    out.error = Some("no such participant".into());
+                } else {
+                    self.store.erase(*participant);
+                }
+            }
+        }
+        self.note_top_n(&mut out);
+        out
+    }
+
+    fn live_participant(&self, id: ParticipantId) -> Option<Participant> {
+        self.store.participant(id).filter(|_| !self.store.is_erased(id))
+    }
+
+    fn event(&mut self, e: &EngineEvent, out: &mut Outcome) {
+        if !self.store.mark_seen(&e.id) {
+            out.duplicate = true;
+            return;
+        }
+        let pid = match self.store.find(e.anonymous_id.as_deref(), e.user_id.as_deref()) {
+            Some(p) => p,
+            None if e.joins() => {
+                out.joined = true;
+                self.join(e)
+            }
+            // A visitor who has not joined: nothing to decide.
+            None => return,
+        };
+        out.participant = Some(pid);
+        self.update_identity(pid, e);
+        if e.name == SIGNUP
+            && let Some(touch) = &e.touch
+        {
+            self.signup(pid, touch, e.at, out);
+        }
+        // Quest progress of the actor's referral.
+        if let Some(r) = self.store.referral_of(pid) {
+            self.quest_step(r, e, out);
+        }
+        self.apply_rules(pid, e, out);
+    }
+
+    fn join(&mut self, e: &EngineEvent) -> ParticipantId {
+        let id = self.store.next_participant_id();
+        let code = self.fresh_code("", |s, c| s.by_code(c).is_some());
+        let p = Participant {
+            id,
+            anonymous_id: e.anonymous_id.clone(),
+            user_id: None,
+            code,
+            joined_at: e.at,
+            traits: Traits::new(),
+            email_hash: None,
+            email_domain: None,
+            ip_hash: None,
+            device_id: None,
+        };
+        self.store.insert_participant(&p);
+        self.store.board_add(id, e.at, 0, e.at);
+        id
+    }
+
+    fn update_identity(&mut self, pid: ParticipantId, e: &EngineEvent) {
+        self.store
+            .link_identity(pid, e.anonymous_id.as_deref(), e.user_id.as_deref());
+        let Some(mut p) = self.store.participant(pid) else { return };
+        let before = p.clone();
+        if p.user_id.is_none() {
+            p.user_id.clone_from(&e.user_id);
+        }
+        if p.anonymous_id.is_none() {
+            p.anonymous_id.clone_from(&e.anonymous_id);
+        }
+        for (k, v) in &e.traits {
+            p.traits.insert(k.clone(), v.clone());
+        }
+        for (field, value) in [
+            (&mut p.email_hash, &e.email_hash),
+            (&mut p.email_domain, &e.email_domain),
+            (&mut p.ip_hash, &e.ip_hash),
+            (&mut p.device_id, &e.device_id),
+        ] {
+            if value.is_some() {
+                field.clone_from(value);
+            }
+        }
+        if p != before {
+            self.store.update_participant(&p);
+        }
+    }
+
+    fn signup(&mut self, pid: ParticipantId, touch: &Touch, now: Millis, out: &mut Outcome) {
+        let config = self.config();
+        let invitation = touch.invitation.as_deref().and_then(|t| self.store.invitation(t));
+        let referrer_id = match config.mode {
+            Mode::Code => touch.code.as_deref().and_then(|c| self.store.by_code(c)),
+            Mode::Invite => invitation.as_ref().map(|i| i.inviter),
+        };
+        let referrer = referrer_id.and_then(|r| self.store.participant(r));
+        let activity = match referrer_id {
+            Some(r) => {
+                let stale_after = Millis::from(config.fraud.stale_pending_days) * DAY_MS;
+                self.store.activity(r, now - VELOCITY_WINDOW_MS, now - stale_after)
+            }
+            None => Default::default(),
+        };
+        let Some(referee) = self.store.participant(pid) else { return };
+        let decision = decide_signup(&SignupFacts {
+            config,
+            now,
+            referee: &referee,
+            touch,
+            already_referred: self.store.referral_of(pid).is_some(),
+            referrer: referrer.as_ref(),
+            referrer_active: referrer_id.is_some_and(|r| !self.store.is_erased(r)),
+            invitation: invitation.as_ref(),
+            referrer_confirmed: referrer_id.map_or(0, |r| self.store.confirmed(r)),
+            activity,
+        });
+        let (referrer, status, flags, reason) = match decision {
+            SignupDecision::Refuse(reason) => {
+                out.refusal = Some(reason);
+                return;
+            }
+            SignupDecision::CreateRejected { referrer, reason } => {
+                out.refusal = Some(reason);
+                (
+                    referrer,
+                    ReferralStatus::Rejected,
+                    Vec::new(),
+                    Some(reason.as_str().to_owned()),
+                )
+            }
+            SignupDecision::Create { referrer, flags } => (referrer, ReferralStatus::Pending, flags, None),
+        };
+        let review = if flags.is_empty() {
+            Review::Clear
+        } else {
+            Review::Pending
+        };
+        let r = Referral {
+            id: self.store.next_referral_id(),
+            referrer,
+            referee: pid,
+            via: touch
+                .code
+                .clone()
+                .or_else(|| touch.invitation.clone())
+                .unwrap_or_default(),
+            status,
+            config_version: self.version(),
+            created_at: now,
+            done_mask: 0,
+            confirmed_at: None,
+            flags,
+            review,
+            reason,
+        };
+        self.store.insert_referral(&r, now + config.quest_window_ms());
+        if let Some(token) = &touch.invitation
+            && invitation.is_some()
+        {
+            self.store.claim_invitation(token, pid);
+        }
+        out.referral = Some(r.id);
+        // A quest without steps: the signup itself confirms.
+        if status == ReferralStatus::Pending && config.quest.steps.is_empty() {
+            self.confirm(r, now, out);
+        }
+    }
+
+    fn quest_step(&mut self, mut r: Referral, e: &EngineEvent, out: &mut Outcome) {
+        let config = self.config_at(r.config_version);
+        match quest::advance(config, &r, r.done_mask, &e.name, e.trusted, e.at) {
+            StepOutcome::Done { step, confirmed } => {
+                r.done_mask |= 1 << step;
+                self.store.update_referral(&r);
+                if confirmed {
+                    self.confirm(r, e.at, out);
+                }
+            }
+            StepOutcome::Expired => {
+                r.status = ReferralStatus::Expired;
+                self.store.update_referral(&r);
+            }
+            StepOutcome::NotAStep | StepOutcome::NeedsTrusted | StepOutcome::AlreadyDone => {}
+        }
+    }
+
+    /// The quest is complete. A referral under review waits for approval for
+    /// everything that follows.
+    fn confirm(&mut self, mut r: Referral, at: Millis, out: &mut Outcome) {
+        r.status = ReferralStatus::Confirmed;
+        r.confirmed_at = Some(at);
+        self.store.update_referral(&r);
+        if r.review == Review::Pending {
+            // The referee's reward exists, but waits in pending_review.
+            if let Some(reward) = &self.config_at(r.config_version).referee_reward {
+                self.grant(r.referee, reward, GrantSource::Referee { referral: r.id }, true, at, out);
+            }
+            return;
+        }
+        self.count_confirmation(r, at, out);
+    }
+
+    /// A confirmed referral that counts: the referrer's count, the
+    /// `referral_confirmed` rules, milestones and the referee's reward.
+    fn count_confirmation(&mut self, mut r: Referral, at: Millis, out: &mut Outcome) {
+        let config = self.config();
+        let before = self.store.confirmed(r.referrer);
+        if let Some(max) = config.caps.per_referrer_max_confirmed
+            && before >= max
+        {
+            r.status = ReferralStatus::Rejected;
+            r.reason = Some(RefusalReason::ReferrerCapReached.as_str().into());
+            self.store.update_referral(&r);
+            out.refusal = Some(RefusalReason::ReferrerCapReached);
+            return;
+        }
+        let after = before + 1;
+        self.store.set_confirmed(r.referrer, after);
+        out.notices.push(Notice::ReferralConfirmed {
+            referral: r.id,
+            referrer: r.referrer,
+            referee: r.referee,
+        });
+        if config.leaderboard.score_by == ScoreBy::ConfirmedReferrals
+            && let Some(p) = self.store.participant(r.referrer)
+        {
+            self.store.board_add(r.referrer, p.joined_at, 1, at);
+        }
+
+        // Rules on the emitted event, under the referral's pinned version.
+        let synthetic = EngineEvent {
+            id: format!("referral:{}:confirmed", r.id.0),
+            name: REFERRAL_CONFIRMED.into(),
+            ..EngineEvent::new("", "", "", at)
+        };
+        let pinned = self.config_at(r.config_version);
+        self.award(pinned, pinned.rules_for(REFERRAL_CONFIRMED), &synthetic, r.referee, Some(&r), out);
+
+        for (m, nth) in rewards::milestones_crossed(config, before, after) {
+            out.notices.push(Notice::MilestoneReached {
+                participant: r.referrer,
+                milestone: m.id.clone(),
+                nth,
+            });
+            if let Some(reward) = &m.reward {
+                let source = GrantSource::Milestone {
+                    milestone: m.id.clone(),
+                    nth,
+                };
+                self.grant(r.referrer, reward, source, false, at, out);
+            }
+        }
+        if let Some(reward) = &pinned.referee_reward {
+            self.grant(r.referee, reward, GrantSource::Referee { referral: r.id }, false, at, out);
+        }
+    }
+
+    fn apply_rules(&mut self, pid: ParticipantId, e: &EngineEvent, out: &mut Outcome) {
+        let referral = self.store.referral_of(pid);
+        let current = self.config();
+        let own = current
+            .rules_for(&e.name)
+            .filter(|r| r.to == Recipient::Actor && (e.trusted || !r.trusted));
+        self.award(current, own, e, pid, None, out);
+        let Some(r) = referral else { return };
+        let pinned = self.config_at(r.config_version);
+        let side = |rule: &&PointRule| rule.to != Recipient::Actor && (e.trusted || !rule.trusted);
+        if r.review == Review::Pending {
+            // Referral-side effects of a referral under review wait for its review.
+            if pinned.rules_for(&e.name).any(|rule| side(&rule)) {
+                let held = HeldEvent {
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    trusted: e.trusted,
+                    at: e.at,
+                };
+                self.store.hold(r.id, &held);
+            }
+            return;
+        }
+        self.award(pinned, pinned.rules_for(&e.name).filter(side), e, pid, Some(&r), out);
+    }
+
+    /// Evaluates `rules` for an event that happened to `actor` and writes the
+    /// entries of those that fire.
+    fn award<'r>(
+        &mut self,
+        config: &CampaignConfig,
+        rules: impl Iterator<Item = &'r PointRule>,
+        e: &EngineEvent,
+        actor: ParticipantId,
+        referral: Option<&Referral>,
+        out: &mut Outcome,
+    ) {
+        // A referral that does not count (rejected, expired) pays no one.
+        let live = referral.filter(|r| matches!(r.status, ReferralStatus::Pending | ReferralStatus::Confirmed));
+        let recipient = |to: Recipient| match to {
+            Recipient::Actor => Some(actor),
+            Recipient::Referee => live.map(|r| r.referee),
+            Recipient::Referrer => live.map(|r| r.referrer),
+        };
+        let facts: HashMap<Recipient, (u32, i64, Traits)> = [Recipient::Actor, Recipient::Referee, Recipient::Referrer]
+            .into_iter()
+            .filter_map(|to| {
+                let p = recipient(to)?;
+                let person = self.live_participant(p)?;
+                Some((to, (self.store.confirmed(p), self.store.score(p), person.traits)))
+            })
+            .collect();
+        let awards = rules::evaluate(rules, |to| facts.get(&to).map(|(c, s, t)| (*c, *s, t)));
+        for a in awards {
+            let Some(p) = recipient(a.to) else { continue };
+            let mut points = a.points;
+            if a.to == Recipient::Referrer
+                && let Some(cap) = config.caps.per_referrer_max_points
+            {
+                let earned = self.store.referral_points(p);
+                if points > 0 {
+                    points = points.min(cap - earned).max(0);
+                }
+                if points == 0 {
+                    continue;
+                }
+            }
+            let entry = LedgerEntry {
+                participant: p,
+                points,
+                reason: EntryReason::Rule {
+                    rule: a.rule.id.clone(),
+                },
+                source_event: Some(e.id.clone()),
+                referral: live.map(|r| r.id),
+                idempotency_key: rule_key(&e.id, &a.rule.id, p),
+                at: e.at,
+                config_version: self.version(),
+                campaign: self.campaign,
+            };
+            if self.write(entry, out) && a.to == Recipient::Referrer {
+                self.store.add_referral_points(p, points);
+            }
+        }
+    }
+
+    /// Appends to the ledger and the leaderboard; false when the key was there.
+    fn write(&mut self, entry: LedgerEntry, out: &mut Outcome) -> bool {
+        if !self.store.append_entry(&entry) {
+            return false;
+        }
+        if self.config().leaderboard.score_by == ScoreBy::Points
+            && let Some(p) = self.live_participant(entry.participant)
+        {
+            self.store.board_add(p.id, p.joined_at, entry.points, entry.at);
+        }
+        out.entries.push(entry);
+        true
+    }
+
+    fn grant(
+        &mut self,
+        p: ParticipantId,
+        reward_id: &str,
+        source: GrantSource,
+        needs_review: bool,
+        at: Millis,
+        out: &mut Outcome,
+    ) {
+        let config = self.config();
+        let Some(reward) = config.reward(reward_id) else { return };
+        let key = source.key(p, reward_id);
+        if self.store.has_grant_key(&key) {
+            return;
+        }
+        let currency = config.caps.budget.as_ref().map(|b| b.currency.as_str());
+        let usage = self.store.cap_usage(&reward.id, currency, p);
+        if let Err(reason) = rewards::check_caps(config, reward, &usage) {
+            out.capped.push(reason);
+            return;
+        }
+        let token = match &reward.kind {
+            RewardKind::Coupon { prefix } => Some(self.fresh_code(prefix, |s, t| s.token_taken(t))),
+            _ => None,
+        };
+        let g = Grant::new(self.store.next_grant_id(), p, reward, source, needs_review, token, at);
+        self.store.insert_grant(&g);
+        out.notices.push(Notice::RewardEarned {
+            grant: g.id,
+            participant: p,
+            reward: reward.id.clone(),
+        });
+        out.grants.push(g.id);
+        if g.status == GrantStatus::Approved {
+            self.pay_points(&g, 1, at, out);
+        }
+    }
+
+    /// A points reward is in the ledger while its grant is approved or later:
+    /// `sign` 1 pays it on approval, -1 takes it back on revocation.
+    fn pay_points(&mut self, g: &Grant, sign: i64, at: Millis, out: &mut Outcome) {
+        let Some(RewardKind::Points { points }) = self.config().reward(&g.reward).map(|r| &r.kind) else {
+            return;
+        };
+        let key = if sign > 0 {
+            reward_key(&g.idempotency_key)
+        } else {
+            format!("revoke:{}", reward_key(&g.idempotency_key))
+        };
+        let entry = LedgerEntry {
+            participant: g.participant,
+            points: sign * points,
+            reason: EntryReason::Reward {
+                reward: g.reward.clone(),
+            },
+            source_event: None,
+            referral: None,
+            idempotency_key: key,
+            at,
+            config_version: self.version(),
+            campaign: self.campaign,
+        };
+        self.write(entry, out);
+    }
+
+    fn adjust(&mut self, p: ParticipantId, points: i64, note: &str, key: &str, at: Millis, out: &mut Outcome) {
+        if self.live_participant(p).is_none() {
+            out.error = Some("no such participant".into());
+            return;
+        }
+        let entry = LedgerEntry {
+            participant: p,
+            points,
+            reason: EntryReason::Manual { note: note.to_owned() },
+            source_event: None,
+            referral: None,
+            idempotency_key: format!("manual:{key}"),
+            at,
+            config_version: self.version(),
+            campaign: self.campaign,
+        };
+        if !self.write(entry, out) {
+            out.duplicate = true;
+        }
+    }
+
+    fn invite(&mut self, p: ParticipantId, at: Millis, out: &mut Outcome) {
+        let config = self.config();
+        if config.mode != Mode::Invite {
+            out.error = Some("this campaign is in code mode: share the referral code".into());
+            return;
+        }
+        if self.live_participant(p).is_none() {
+            out.error = Some("no such participant".into());
+            return;
+        }
+        let invitation = Invitation {
+            token: self.fresh_code("", |s, t| s.invitation(t).is_some()),
+            inviter: p,
+            created_at: at,
+            expires_at: at + config.attribution_window_ms(),
+            claimed_by: None,
+        };
+        self.store.insert_invitation(&invitation);
+        out.invitation = Some(invitation);
+    }
+
+    fn review(&mut self, rid: ReferralId, approve: bool, at: Millis, out: &mut Outcome) {
+        let Some(mut r) = self.store.referral(rid) else {
+            out.error = Some("no such referral".into());
+            return;
+        };
+        if r.review != Review::Pending {
+            out.error = Some("this referral is not waiting for review".into());
+            return;
+        }
+        let held = self.store.take_held(rid);
+        let config = self.config();
+        let waiting: Vec<GrantId> = self
+            .store
+            .referee_grants(rid)
+            .into_iter()
+            .filter(|g| g.status == GrantStatus::PendingReview)
+            .filter(|g| !approve || config.reward(&g.reward).is_none_or(|d| !d.requires_review))
+            .map(|g| g.id)
+            .collect();
+        let note = if approve {
+            "referral approved"
+        } else {
+            "referral rejected"
+        };
+        let to = if approve {
+            GrantStatus::Approved
+        } else {
+            GrantStatus::Rejected
+        };
+        for g in waiting {
+            self.transition(g, to, at, Some(note.to_owned()), out);
+        }
+        if !approve {
+            r.review = Review::Rejected;
+            r.status = ReferralStatus::Rejected;
+            r.reason = Some("rejected on review".into());
+            self.store.update_referral(&r);
+            return;
+        }
+        r.review = Review::Approved;
+        self.store.update_referral(&r);
+        let pinned = self.config_at(r.config_version);
+        for h in &held {
+            let side = pinned
+                .rules_for(&h.name)
+                .filter(|rule| rule.to != Recipient::Actor && (h.trusted || !rule.trusted));
+            let e = EngineEvent {
+                id: h.id.clone(),
+                name: h.name.clone(),
+                trusted: h.trusted,
+                ..EngineEvent::new("", "", "", h.at)
+            };
+            self.award(pinned, side, &e, r.referee, Some(&r), out);
+        }
+        if r.status == ReferralStatus::Confirmed {
+            self.count_confirmation(r, at, out);
+        }
+    }
+
+    fn transition(&mut self, id: GrantId, to: GrantStatus, at: Millis, note: Option<String>, out: &mut Outcome) {
+        let Some(mut g) = self.store.grant(id) else {
+            out.error = Some("no such grant".into());
+            return;
+        };
+        let from = g.status;
+        match g.transition(to, at, note) {
+            Ok(()) => {
+                self.store.update_grant(&g);
+                out.notices.push(Notice::RewardStatusChanged { grant: id, from, to });
+                match to {
+                    GrantStatus::Approved => self.pay_points(&g, 1, at, out),
+                    GrantStatus::Revoked => self.pay_points(&g, -1, at, out),
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                out.error = Some(format!(
+                    "a grant cannot go from {} to {}",
+                    e.from.as_str(),
+                    e.to.as_str()
+                ))
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Millis, out: &mut Outcome) {
+        for mut r in self.store.overdue_referrals(now) {
+            if quest::is_overdue(self.config_at(r.config_version), &r, now) {
+                r.status = ReferralStatus::Expired;
+                self.store.update_referral(&r);
+            }
+        }
+        for mut g in self.store.due_grants(now) {
+            let from = g.status;
+            if g.expire_if_due(now) {
+                self.store.update_grant(&g);
+                out.notices.push(Notice::RewardStatusChanged {
+                    grant: g.id,
+                    from,
+                    to: GrantStatus::Expired,
+                });
+            }
+        }
+    }
+
+    fn end(&mut self, at: Millis, seed: u64, out: &mut Outcome) {
+        if self.store.ended() {
+            out.error = Some("the campaign has already ended".into());
+            return;
+        }
+        self.store.set_ended();
+        let config = self.config();
+        // One distribution at a time: a raffle sees the tickets handed out by
+        // the distributions before it.
+        for (index, d) in config.end_distributions.iter().enumerate() {
+            let standings = self.standings(at);
+            for p in rewards::winners(&d.rule, &standings, seed ^ index as u64) {
+                self.grant(p, &d.reward, GrantSource::Distribution { index }, false, at, out);
+            }
+        }
+    }
+
+    /// Everyone on the all-time board, in rank order, as distributions see them.
+    fn standings(&self, now: Millis) -> Vec<Standing> {
+        let config = self.config();
+        let mut tickets: HashMap<ParticipantId, u32> = HashMap::new();
+        for g in self.store.live_grants() {
+            if let Some(RewardKind::RaffleTicket { tickets: n }) = config.reward(&g.reward).map(|r| &r.kind) {
+                *tickets.entry(g.participant).or_default() += n;
+            }
+        }
+        self.store
+            .board_top(Period::All, usize::MAX, now)
+            .into_iter()
+            .map(|row| Standing {
+                participant: row.participant,
+                rank: row.rank,
+                score: self.store.score(row.participant),
+                confirmed_referrals: self.store.confirmed(row.participant),
+                raffle_tickets: tickets.get(&row.participant).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// A `leaderboard.top_n_changed` notice when the all-time top N moved.
+    fn note_top_n(&mut self, out: &mut Outcome) {
+        let n = self.config().leaderboard.top_n as usize;
+        let top: Vec<ParticipantId> = self
+            .store
+            .board_top(Period::All, n, 0)
+            .into_iter()
+            .filter(|r| r.score > 0)
+            .map(|r| r.participant)
+            .collect();
+        if top != self.store.top_before() {
+            out.notices.push(Notice::TopNChanged { top: top.clone() });
+            self.store.set_top_before(&top);
+        }
+    }
+
+    /// A code (with `prefix`, if any) that `taken` does not already know.
+    /// 31^8 codes: a clash is rare and just draws again, a bounded number of
+    /// times (a store that answers "taken" for everything is a bug).
+    fn fresh_code(&mut self, prefix: &str, taken: impl Fn(&S, &str) -> bool) -> String {
+        const DRAWS: usize = 64;
+        let mut last = String::new();
+        for _ in 0..DRAWS {
+            let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
+            if let Some(code) = rewards::token_from_random(prefix, &bytes) {
+                if !taken(self.store, &code) {
+                    return code;
+                }
+                last = code;
+            }
+        }
+        panic!("{DRAWS} fresh codes in a row were taken (last {last}): the store's uniqueness check is broken");
+    }
+}
