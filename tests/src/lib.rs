@@ -277,3 +277,76 @@ impl Default for Edge {
         Self::new()
     }
 }
+
+/// A campaign's database on rusqlite, as `refloop_core`'s `Sql`: what a
+/// campaign's Durable Object runs on in the worker, natively.
+pub struct CampaignDb {
+    pub conn: Connection,
+    /// Statements run, for tests that count database work.
+    pub statements: Cell<u64>,
+}
+
+impl CampaignDb {
+    /// A fresh in-memory campaign database with the schema applied.
+    pub fn new() -> Self {
+        let db = CampaignDb {
+            conn: Connection::open_in_memory().expect("open sqlite"),
+            statements: Cell::new(0),
+        };
+        db.conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
+        refloop_core::engine::sql_store::SqlStore::migrate(&db).expect("campaign schema");
+        db
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+}
+
+impl Default for CampaignDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn json_args(args: &[serde_json::Value]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    args.iter()
+        .map(|a| match a {
+            serde_json::Value::Null => V::Null,
+            serde_json::Value::Bool(b) => V::Integer(i64::from(*b)),
+            serde_json::Value::Number(n) => n.as_i64().map_or_else(|| V::Real(n.as_f64().unwrap_or(0.0)), V::Integer),
+            serde_json::Value::String(s) => V::Text(s.clone()),
+            other => V::Text(other.to_string()),
+        })
+        .collect()
+}
+
+impl refloop_core::engine::sql_store::Sql for CampaignDb {
+    fn exec(&self, sql: &str, args: &[serde_json::Value]) -> Result<Vec<Row>, String> {
+        self.statements.set(self.statements.get() + 1);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| e.to_string())?;
+        let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+        let mut q = stmt
+            .query(rusqlite::params_from_iter(json_args(args)))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next().map_err(|e| e.to_string())? {
+            let mut row = Row::new();
+            for (i, name) in names.iter().enumerate() {
+                let v = match r.get_ref(i).map_err(|e| e.to_string())? {
+                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => serde_json::Value::from(n),
+                    rusqlite::types::ValueRef::Real(f) => serde_json::Value::from(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        serde_json::Value::String(String::from_utf8_lossy(t).into_owned())
+                    }
+                    rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
+                };
+                row.insert(name.clone(), v);
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}

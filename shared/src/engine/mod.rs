@@ -24,5 +24,6 @@ pub mod quest;
 pub mod referral;
 pub mod rewards;
 pub mod rules;
+pub mod sql_store;
 pub mod step;
 pub mod store;

@@ -180,6 +180,10 @@ impl MemStore {
         }
     }
 
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     fn live(&self) -> impl Iterator<Item = &Grant> {
         self.grants.iter().filter(|g| g.status.is_live())
     }

@@ -1,0 +1,853 @@
+//! A campaign's state in its own SQLite database: the `Store` the edge runs
+//! the engine over. One database per campaign (a Durable Object's storage in
+//! the worker, rusqlite natively), so no table carries a campaign id and every
+//! statement touches one campaign's rows.
+//!
+//! The SQL text here is the only SQL of the campaign state; the same text runs
+//! in both places. Statements go through the small synchronous `Sql` trait.
+//! A failing statement is recorded (`SqlStore::failure`) and the rest of the
+//! input carries on with empty answers; the owner must then roll the whole
+//! input back (a Durable Object by throwing out of its transaction, rusqlite
+//! by not committing), so nothing half-written stays.
+
+use super::config::Period;
+use super::fraud::ReferrerActivity;
+use super::leaderboard::{Row, window_start};
+use super::model::*;
+use super::referral::Invitation;
+use super::rewards::{CapUsage, Grant, GrantSource, GrantStatus, Transition};
+use super::store::{HeldEvent, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use std::cell::RefCell;
+
+/// One SQLite connection, synchronous: a statement with `?1`-style
+/// parameters → its rows as column → value maps.
+pub trait Sql {
+    fn exec(&self, sql: &str, args: &[Value]) -> Result<Vec<Map<String, Value>>, String>;
+}
+
+/// The schema of a campaign's database, statement by statement, in order.
+/// `IF NOT EXISTS` throughout: applying it again changes nothing.
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    // An event id takes effect at most once in the campaign.
+    "CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS participants (
+       id INTEGER PRIMARY KEY,
+       anonymous_id TEXT, user_id TEXT,
+       code TEXT NOT NULL UNIQUE,
+       joined_at INTEGER NOT NULL,
+       traits TEXT NOT NULL DEFAULT '{}',
+       email_hash TEXT, email_domain TEXT, ip_hash TEXT, device_id TEXT,
+       confirmed INTEGER NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
+       referral_points INTEGER NOT NULL DEFAULT 0,
+       score INTEGER NOT NULL DEFAULT 0,
+       erased INTEGER NOT NULL DEFAULT 0 CHECK (erased IN (0, 1)))",
+    // Every anonymous id and user id a participant is known by: one owner each.
+    "CREATE TABLE IF NOT EXISTS identities (
+       kind TEXT NOT NULL CHECK (kind IN ('anonymous', 'user')),
+       value TEXT NOT NULL,
+       participant_id INTEGER NOT NULL REFERENCES participants(id),
+       PRIMARY KEY (kind, value)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS identities_by_participant ON identities(participant_id)",
+    "CREATE TABLE IF NOT EXISTS referrals (
+       id INTEGER PRIMARY KEY,
+       referrer_id INTEGER NOT NULL REFERENCES participants(id),
+       referee_id INTEGER NOT NULL UNIQUE REFERENCES participants(id),
+       via TEXT NOT NULL,
+       status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'rejected', 'expired')),
+       config_version INTEGER NOT NULL,
+       created_at INTEGER NOT NULL,
+       deadline INTEGER NOT NULL,
+       done_mask INTEGER NOT NULL DEFAULT 0,
+       confirmed_at INTEGER,
+       flags TEXT NOT NULL DEFAULT '[]',
+       review TEXT NOT NULL CHECK (review IN ('clear', 'pending', 'approved', 'rejected')),
+       reason TEXT,
+       CHECK (referrer_id <> referee_id))",
+    "CREATE INDEX IF NOT EXISTS referrals_by_referrer ON referrals(referrer_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS referrals_pending ON referrals(status, deadline)",
+    // Kept in arrival order (the rowid): a review awards them in that order.
+    "CREATE TABLE IF NOT EXISTS held_events (
+       id INTEGER PRIMARY KEY,
+       referral_id INTEGER NOT NULL REFERENCES referrals(id),
+       event_id TEXT NOT NULL, name TEXT NOT NULL,
+       trusted INTEGER NOT NULL CHECK (trusted IN (0, 1)), at INTEGER NOT NULL,
+       UNIQUE (referral_id, event_id))",
+    "CREATE TABLE IF NOT EXISTS invitations (
+       id INTEGER PRIMARY KEY,
+       token TEXT NOT NULL UNIQUE,
+       inviter_id INTEGER NOT NULL REFERENCES participants(id),
+       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+       claimed_by INTEGER REFERENCES participants(id))",
+    "CREATE INDEX IF NOT EXISTS invitations_by_inviter ON invitations(inviter_id, id)",
+    "CREATE TABLE IF NOT EXISTS clicks (
+       id INTEGER PRIMARY KEY,
+       participant_id INTEGER NOT NULL REFERENCES participants(id),
+       code TEXT NOT NULL, at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS clicks_by_participant ON clicks(participant_id)",
+    // Append-only: the triggers refuse updates and deletes.
+    "CREATE TABLE IF NOT EXISTS ledger (
+       id INTEGER PRIMARY KEY,
+       participant_id INTEGER NOT NULL REFERENCES participants(id),
+       points INTEGER NOT NULL,
+       reason TEXT NOT NULL,
+       source_event TEXT, referral_id INTEGER,
+       idempotency_key TEXT NOT NULL UNIQUE,
+       at INTEGER NOT NULL,
+       config_version INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ledger_by_participant ON ledger(participant_id, id)",
+    "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    // Scores per board window: 'all', 'month:<start ms>', 'week:<start ms>'.
+    "CREATE TABLE IF NOT EXISTS scores (
+       period TEXT NOT NULL, participant_id INTEGER NOT NULL,
+       score INTEGER NOT NULL, joined_at INTEGER NOT NULL,
+       PRIMARY KEY (period, participant_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS scores_ranked ON scores(period, score DESC, joined_at, participant_id)",
+    "CREATE TABLE IF NOT EXISTS grants (
+       id INTEGER PRIMARY KEY,
+       participant_id INTEGER NOT NULL REFERENCES participants(id),
+       reward_id TEXT NOT NULL,
+       source TEXT NOT NULL,
+       -- The referral whose referee reward this is (source referee), for reviews.
+       referral_id INTEGER,
+       status TEXT NOT NULL CHECK (status IN ('earned', 'pending_review', 'approved', 'fulfilled', 'redeemed', 'rejected', 'expired', 'revoked')),
+       token TEXT UNIQUE,
+       value_minor INTEGER, currency TEXT,
+       earned_at INTEGER NOT NULL, expires_at INTEGER,
+       idempotency_key TEXT NOT NULL UNIQUE)",
+    "CREATE INDEX IF NOT EXISTS grants_by_participant ON grants(participant_id)",
+    "CREATE INDEX IF NOT EXISTS grants_by_referral ON grants(referral_id) WHERE referral_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS grants_due ON grants(expires_at) WHERE expires_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS grants_by_status ON grants(status, reward_id)",
+    "CREATE TABLE IF NOT EXISTS grant_transitions (
+       id INTEGER PRIMARY KEY,
+       grant_id INTEGER NOT NULL REFERENCES grants(id),
+       from_status TEXT, to_status TEXT NOT NULL, at INTEGER NOT NULL, note TEXT)",
+    "CREATE INDEX IF NOT EXISTS grant_transitions_by_grant ON grant_transitions(grant_id, id)",
+];
+
+/// The statuses of a live grant, as SQL.
+const LIVE: &str = "('earned', 'pending_review', 'approved', 'fulfilled', 'redeemed')";
+
+/// The `Store` over one campaign's SQLite database.
+pub struct SqlStore<'c, C: Sql> {
+    sql: &'c C,
+    /// The boards the campaign keeps (the configuration's periods).
+    periods: Vec<Period>,
+    failure: RefCell<Option<String>>,
+}
+
+impl<'c, C: Sql> SqlStore<'c, C> {
+    pub fn new(sql: &'c C, periods: &[Period]) -> Self {
+        SqlStore {
+            sql,
+            periods: periods.to_vec(),
+            failure: RefCell::new(None),
+        }
+    }
+
+    /// Creates the tables (again: nothing changes).
+    pub fn migrate(sql: &C) -> Result<(), String> {
+        for s in SCHEMA {
+            sql.exec(s, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The first statement that failed since the store was made: the input
+    /// must then be rolled back whole.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    fn run(&self, sql: &str, args: &[Value]) -> Vec<Map<String, Value>> {
+        match self.sql.exec(sql, args) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.failure
+                    .borrow_mut()
+                    .get_or_insert_with(|| format!("{e} (in: {})", first_line(sql)));
+                Vec::new()
+            }
+        }
+    }
+
+    fn rows<T: DeserializeOwned>(&self, sql: &str, args: &[Value]) -> Vec<T> {
+        self.run(sql, args)
+            .into_iter()
+            .filter_map(|row| match serde_json::from_value(Value::Object(row)) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.failure
+                        .borrow_mut()
+                        .get_or_insert_with(|| format!("a row of `{}` does not read: {e}", first_line(sql)));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn one<T: DeserializeOwned>(&self, sql: &str, args: &[Value]) -> Option<T> {
+        self.rows(sql, args).into_iter().next()
+    }
+
+    fn int(&self, sql: &str, args: &[Value]) -> i64 {
+        self.one::<Int>(sql, args).map_or(0, |r| r.n.unwrap_or(0))
+    }
+
+    fn history(&self, grant: i64) -> Vec<Transition> {
+        self.rows::<TransitionRow>(
+            "SELECT from_status, to_status, at, note FROM grant_transitions WHERE grant_id = ?1 ORDER BY id",
+            &[json!(grant)],
+        )
+        .into_iter()
+        .filter_map(TransitionRow::into_transition)
+        .collect()
+    }
+
+    fn grants_where(&self, condition: &str, args: &[Value]) -> Vec<Grant> {
+        let sql = format!("SELECT * FROM grants WHERE {condition} ORDER BY id");
+        self.rows::<GrantRow>(&sql, args)
+            .into_iter()
+            .filter_map(|g| {
+                let history = self.history(g.id);
+                g.into_grant(history)
+            })
+            .collect()
+    }
+
+    fn period_keys(&self, at: Millis) -> Vec<String> {
+        self.periods.iter().map(|p| period_key(*p, at)).collect()
+    }
+}
+
+fn first_line(sql: &str) -> &str {
+    sql.lines().next().unwrap_or(sql).trim()
+}
+
+/// The key of the window of `period` that holds `at`.
+pub fn period_key(period: Period, at: Millis) -> String {
+    match period {
+        Period::All => "all".to_owned(),
+        Period::Month => format!("month:{}", window_start(Period::Month, at)),
+        Period::Week => format!("week:{}", window_start(Period::Week, at)),
+    }
+}
+
+fn opt(v: Option<&str>) -> Value {
+    v.map_or(Value::Null, |s| Value::String(s.to_owned()))
+}
+
+fn text<T: serde::Serialize>(v: &T) -> Value {
+    Value::String(serde_json::to_string(v).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct Int {
+    n: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ParticipantRow {
+    id: i64,
+    anonymous_id: Option<String>,
+    user_id: Option<String>,
+    code: String,
+    joined_at: i64,
+    traits: String,
+    email_hash: Option<String>,
+    email_domain: Option<String>,
+    ip_hash: Option<String>,
+    device_id: Option<String>,
+}
+
+impl From<ParticipantRow> for Participant {
+    fn from(r: ParticipantRow) -> Self {
+        Participant {
+            id: ParticipantId(r.id as u64),
+            anonymous_id: r.anonymous_id,
+            user_id: r.user_id,
+            code: r.code,
+            joined_at: r.joined_at,
+            traits: serde_json::from_str(&r.traits).unwrap_or_default(),
+            email_hash: r.email_hash,
+            email_domain: r.email_domain,
+            ip_hash: r.ip_hash,
+            device_id: r.device_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ReferralRow {
+    id: i64,
+    referrer_id: i64,
+    referee_id: i64,
+    via: String,
+    status: ReferralStatus,
+    config_version: u32,
+    created_at: i64,
+    done_mask: u32,
+    confirmed_at: Option<i64>,
+    flags: String,
+    review: Review,
+    reason: Option<String>,
+}
+
+impl From<ReferralRow> for Referral {
+    fn from(r: ReferralRow) -> Self {
+        Referral {
+            id: ReferralId(r.id as u64),
+            referrer: ParticipantId(r.referrer_id as u64),
+            referee: ParticipantId(r.referee_id as u64),
+            via: r.via,
+            status: r.status,
+            config_version: r.config_version,
+            created_at: r.created_at,
+            done_mask: r.done_mask,
+            confirmed_at: r.confirmed_at,
+            flags: serde_json::from_str(&r.flags).unwrap_or_default(),
+            review: r.review,
+            reason: r.reason,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct InvitationRow {
+    token: String,
+    inviter_id: i64,
+    created_at: i64,
+    expires_at: i64,
+    claimed_by: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct GrantRow {
+    id: i64,
+    participant_id: i64,
+    reward_id: String,
+    source: String,
+    status: GrantStatus,
+    token: Option<String>,
+    value_minor: Option<i64>,
+    currency: Option<String>,
+    earned_at: i64,
+    expires_at: Option<i64>,
+    idempotency_key: String,
+}
+
+impl GrantRow {
+    fn into_grant(self, history: Vec<Transition>) -> Option<Grant> {
+        Some(Grant {
+            id: GrantId(self.id as u64),
+            participant: ParticipantId(self.participant_id as u64),
+            reward: self.reward_id,
+            source: serde_json::from_str(&self.source).ok()?,
+            status: self.status,
+            token: self.token,
+            value: self.value_minor.map(|amount_minor| Money {
+                amount_minor,
+                currency: self.currency.unwrap_or_default(),
+            }),
+            earned_at: self.earned_at,
+            expires_at: self.expires_at,
+            idempotency_key: self.idempotency_key,
+            history,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TransitionRow {
+    from_status: Option<GrantStatus>,
+    to_status: GrantStatus,
+    at: i64,
+    note: Option<String>,
+}
+
+impl TransitionRow {
+    fn into_transition(self) -> Option<Transition> {
+        Some(Transition {
+            from: self.from_status,
+            to: self.to_status,
+            at: self.at,
+            note: self.note,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct HeldRow {
+    event_id: String,
+    name: String,
+    trusted: i64,
+    at: i64,
+}
+
+#[derive(Deserialize)]
+struct BoardRow {
+    participant_id: i64,
+    score: i64,
+}
+
+impl<C: Sql> Store for SqlStore<'_, C> {
+    fn mark_seen(&mut self, event_id: &str) -> bool {
+        !self
+            .run(
+                "INSERT INTO seen_events (event_id) VALUES (?1) ON CONFLICT DO NOTHING RETURNING event_id",
+                &[json!(event_id)],
+            )
+            .is_empty()
+    }
+
+    fn next_participant_id(&self) -> ParticipantId {
+        ParticipantId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM participants", &[]) as u64)
+    }
+
+    fn participant(&self, id: ParticipantId) -> Option<Participant> {
+        self.one::<ParticipantRow>("SELECT * FROM participants WHERE id = ?1", &[json!(id.0)])
+            .map(Participant::from)
+    }
+
+    fn is_erased(&self, id: ParticipantId) -> bool {
+        self.int("SELECT erased AS n FROM participants WHERE id = ?1", &[json!(id.0)]) != 0
+    }
+
+    fn find(&self, anonymous_id: Option<&str>, user_id: Option<&str>) -> Option<ParticipantId> {
+        // A user id wins over an anonymous id ('user' sorts after 'anonymous').
+        self.one::<Int>(
+            "SELECT participant_id AS n FROM identities
+             WHERE (kind = 'user' AND value = ?1) OR (kind = 'anonymous' AND value = ?2)
+             ORDER BY kind DESC LIMIT 1",
+            &[opt(user_id), opt(anonymous_id)],
+        )
+        .and_then(|r| r.n)
+        .map(|n| ParticipantId(n as u64))
+    }
+
+    fn by_code(&self, code: &str) -> Option<ParticipantId> {
+        self.one::<Int>("SELECT id AS n FROM participants WHERE code = ?1", &[json!(code)])
+            .and_then(|r| r.n)
+            .map(|n| ParticipantId(n as u64))
+    }
+
+    fn insert_participant(&mut self, p: &Participant) {
+        self.run(
+            "INSERT INTO participants (id, anonymous_id, user_id, code, joined_at, traits, email_hash, email_domain, ip_hash, device_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                json!(p.id.0),
+                opt(p.anonymous_id.as_deref()),
+                opt(p.user_id.as_deref()),
+                json!(p.code),
+                json!(p.joined_at),
+                text(&p.traits),
+                opt(p.email_hash.as_deref()),
+                opt(p.email_domain.as_deref()),
+                opt(p.ip_hash.as_deref()),
+                opt(p.device_id.as_deref()),
+            ],
+        );
+        self.link_identity(p.id, p.anonymous_id.as_deref(), p.user_id.as_deref());
+    }
+
+    fn link_identity(&mut self, id: ParticipantId, anonymous_id: Option<&str>, user_id: Option<&str>) {
+        for (kind, value) in [("user", user_id), ("anonymous", anonymous_id)] {
+            if let Some(v) = value {
+                self.run(
+                    "INSERT INTO identities (kind, value, participant_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    &[json!(kind), json!(v), json!(id.0)],
+                );
+            }
+        }
+    }
+
+    fn update_participant(&mut self, p: &Participant) {
+        self.run(
+            "UPDATE participants SET anonymous_id = ?2, user_id = ?3, traits = ?4, email_hash = ?5, email_domain = ?6,
+               ip_hash = ?7, device_id = ?8 WHERE id = ?1",
+            &[
+                json!(p.id.0),
+                opt(p.anonymous_id.as_deref()),
+                opt(p.user_id.as_deref()),
+                text(&p.traits),
+                opt(p.email_hash.as_deref()),
+                opt(p.email_domain.as_deref()),
+                opt(p.ip_hash.as_deref()),
+                opt(p.device_id.as_deref()),
+            ],
+        );
+    }
+
+    fn erase(&mut self, id: ParticipantId) {
+        let id = json!(id.0);
+        self.run(
+            "UPDATE participants SET anonymous_id = NULL, user_id = NULL, traits = '{}', email_hash = NULL,
+               email_domain = NULL, ip_hash = NULL, device_id = NULL, erased = 1 WHERE id = ?1",
+            std::slice::from_ref(&id),
+        );
+        self.run("DELETE FROM identities WHERE participant_id = ?1", std::slice::from_ref(&id));
+        self.run("DELETE FROM scores WHERE participant_id = ?1", std::slice::from_ref(&id));
+    }
+
+    fn confirmed(&self, id: ParticipantId) -> u32 {
+        self.int("SELECT confirmed AS n FROM participants WHERE id = ?1", &[json!(id.0)]) as u32
+    }
+
+    fn set_confirmed(&mut self, id: ParticipantId, n: u32) {
+        self.run(
+            "UPDATE participants SET confirmed = ?2 WHERE id = ?1",
+            &[json!(id.0), json!(n)],
+        );
+    }
+
+    fn referral_points(&self, id: ParticipantId) -> i64 {
+        self.int("SELECT referral_points AS n FROM participants WHERE id = ?1", &[json!(id.0)])
+    }
+
+    fn add_referral_points(&mut self, id: ParticipantId, points: i64) {
+        self.run(
+            "UPDATE participants SET referral_points = referral_points + ?2 WHERE id = ?1",
+            &[json!(id.0), json!(points)],
+        );
+    }
+
+    fn next_referral_id(&self) -> ReferralId {
+        ReferralId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM referrals", &[]) as u64)
+    }
+
+    fn referral(&self, id: ReferralId) -> Option<Referral> {
+        self.one::<ReferralRow>("SELECT * FROM referrals WHERE id = ?1", &[json!(id.0)])
+            .map(Referral::from)
+    }
+
+    fn referral_of(&self, referee: ParticipantId) -> Option<Referral> {
+        self.one::<ReferralRow>("SELECT * FROM referrals WHERE referee_id = ?1", &[json!(referee.0)])
+            .map(Referral::from)
+    }
+
+    fn insert_referral(&mut self, r: &Referral, deadline: Millis) {
+        self.run(
+            "INSERT INTO referrals (id, referrer_id, referee_id, via, status, config_version, created_at, deadline,
+               done_mask, confirmed_at, flags, review, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            &[
+                json!(r.id.0),
+                json!(r.referrer.0),
+                json!(r.referee.0),
+                json!(r.via),
+                json!(r.status),
+                json!(r.config_version),
+                json!(r.created_at),
+                json!(deadline),
+                json!(r.done_mask),
+                json!(r.confirmed_at),
+                text(&r.flags),
+                json!(r.review),
+                opt(r.reason.as_deref()),
+            ],
+        );
+    }
+
+    fn update_referral(&mut self, r: &Referral) {
+        self.run(
+            "UPDATE referrals SET status = ?2, done_mask = ?3, confirmed_at = ?4, flags = ?5, review = ?6, reason = ?7
+             WHERE id = ?1",
+            &[
+                json!(r.id.0),
+                json!(r.status),
+                json!(r.done_mask),
+                json!(r.confirmed_at),
+                text(&r.flags),
+                json!(r.review),
+                opt(r.reason.as_deref()),
+            ],
+        );
+    }
+
+    fn activity(&self, referrer: ParticipantId, since: Millis, stale_before: Millis) -> ReferrerActivity {
+        #[derive(Deserialize)]
+        struct Activity {
+            last_hour: Option<i64>,
+            stale: Option<i64>,
+        }
+        let a = self.one::<Activity>(
+            "SELECT sum(created_at > ?2) AS last_hour, sum(status = 'pending' AND created_at < ?3) AS stale
+             FROM referrals WHERE referrer_id = ?1",
+            &[json!(referrer.0), json!(since), json!(stale_before)],
+        );
+        ReferrerActivity {
+            referrals_last_hour: a.as_ref().and_then(|a| a.last_hour).unwrap_or(0) as u32,
+            stale_pending: a.as_ref().and_then(|a| a.stale).unwrap_or(0) as u32,
+        }
+    }
+
+    fn overdue_referrals(&self, now: Millis) -> Vec<Referral> {
+        self.rows::<ReferralRow>(
+            "SELECT * FROM referrals WHERE status = 'pending' AND deadline < ?1 ORDER BY id",
+            &[json!(now)],
+        )
+        .into_iter()
+        .map(Referral::from)
+        .collect()
+    }
+
+    fn invitation(&self, token: &str) -> Option<Invitation> {
+        self.one::<InvitationRow>("SELECT token, inviter_id, created_at, expires_at, claimed_by FROM invitations WHERE token = ?1", &[json!(token)])
+            .map(|i| Invitation {
+                token: i.token,
+                inviter: ParticipantId(i.inviter_id as u64),
+                created_at: i.created_at,
+                expires_at: i.expires_at,
+                claimed_by: i.claimed_by.map(|c| ParticipantId(c as u64)),
+            })
+    }
+
+    fn insert_invitation(&mut self, i: &Invitation) {
+        self.run(
+            "INSERT INTO invitations (token, inviter_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            &[json!(i.token), json!(i.inviter.0), json!(i.created_at), json!(i.expires_at)],
+        );
+    }
+
+    fn claim_invitation(&mut self, token: &str, by: ParticipantId) {
+        self.run(
+            "UPDATE invitations SET claimed_by = ?2 WHERE token = ?1",
+            &[json!(token), json!(by.0)],
+        );
+    }
+
+    fn append_entry(&mut self, e: &LedgerEntry) -> bool {
+        let added = !self
+            .run(
+                "INSERT INTO ledger (participant_id, points, reason, source_event, referral_id, idempotency_key, at, config_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                &[
+                    json!(e.participant.0),
+                    json!(e.points),
+                    text(&e.reason),
+                    opt(e.source_event.as_deref()),
+                    json!(e.referral.map(|r| r.0)),
+                    json!(e.idempotency_key),
+                    json!(e.at),
+                    json!(e.config_version),
+                ],
+            )
+            .is_empty();
+        if added {
+            // The kept score moves in the same transaction as its entry.
+            self.run(
+                "UPDATE participants SET score = score + ?2 WHERE id = ?1",
+                &[json!(e.participant.0), json!(e.points)],
+            );
+        }
+        added
+    }
+
+    fn score(&self, id: ParticipantId) -> i64 {
+        self.int("SELECT score AS n FROM participants WHERE id = ?1", &[json!(id.0)])
+    }
+
+    fn board_add(&mut self, id: ParticipantId, joined_at: Millis, delta: i64, at: Millis) {
+        if self.is_erased(id) {
+            return;
+        }
+        for key in self.period_keys(at) {
+            self.run(
+                "INSERT INTO scores (period, participant_id, score, joined_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (period, participant_id) DO UPDATE SET score = score + excluded.score",
+                &[json!(key), json!(id.0), json!(delta), json!(joined_at)],
+            );
+        }
+    }
+
+    fn board_top(&self, period: Period, n: usize, now: Millis) -> Vec<Row> {
+        if !self.periods.contains(&period) {
+            return Vec::new();
+        }
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.rows::<BoardRow>(
+            "SELECT participant_id, score FROM scores WHERE period = ?1
+             ORDER BY score DESC, joined_at, participant_id LIMIT ?2",
+            &[json!(period_key(period, now)), json!(limit)],
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Row {
+            rank: i as u64 + 1,
+            participant: ParticipantId(r.participant_id as u64),
+            score: r.score,
+        })
+        .collect()
+    }
+
+    fn next_grant_id(&self) -> GrantId {
+        GrantId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM grants", &[]) as u64)
+    }
+
+    fn grant(&self, id: GrantId) -> Option<Grant> {
+        self.grants_where("id = ?1", &[json!(id.0)]).into_iter().next()
+    }
+
+    fn has_grant_key(&self, key: &str) -> bool {
+        self.int("SELECT count(*) AS n FROM grants WHERE idempotency_key = ?1", &[json!(key)]) > 0
+    }
+
+    fn token_taken(&self, token: &str) -> bool {
+        self.int("SELECT count(*) AS n FROM grants WHERE token = ?1", &[json!(token)]) > 0
+    }
+
+    fn insert_grant(&mut self, g: &Grant) {
+        let referral = match g.source {
+            GrantSource::Referee { referral } => json!(referral.0),
+            _ => Value::Null,
+        };
+        self.run(
+            "INSERT INTO grants (id, participant_id, reward_id, source, referral_id, status, token, value_minor, currency,
+               earned_at, expires_at, idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            &[
+                json!(g.id.0),
+                json!(g.participant.0),
+                json!(g.reward),
+                text(&g.source),
+                referral,
+                json!(g.status),
+                opt(g.token.as_deref()),
+                json!(g.value.as_ref().map(|v| v.amount_minor)),
+                opt(g.value.as_ref().map(|v| v.currency.as_str())),
+                json!(g.earned_at),
+                json!(g.expires_at),
+                json!(g.idempotency_key),
+            ],
+        );
+        for t in &g.history {
+            self.insert_transition(g.id, t);
+        }
+    }
+
+    fn update_grant(&mut self, g: &Grant) {
+        self.run(
+            "UPDATE grants SET status = ?2 WHERE id = ?1",
+            &[json!(g.id.0), json!(g.status)],
+        );
+        if let Some(t) = g.history.last() {
+            self.insert_transition(g.id, t);
+        }
+    }
+
+    fn cap_usage(&self, reward: &str, budget_currency: Option<&str>, to: ParticipantId) -> CapUsage {
+        #[derive(Deserialize)]
+        struct Usage {
+            winners: i64,
+            is_winner: i64,
+            spent: i64,
+            of_reward: i64,
+        }
+        let sql = format!(
+            "SELECT count(DISTINCT participant_id) AS winners,
+                    coalesce(max(participant_id = ?3), 0) AS is_winner,
+                    coalesce(sum(CASE WHEN currency = ?2 THEN value_minor ELSE 0 END), 0) AS spent,
+                    coalesce(sum(reward_id = ?1), 0) AS of_reward
+             FROM grants WHERE status IN {LIVE}"
+        );
+        let u = self.one::<Usage>(&sql, &[json!(reward), opt(budget_currency), json!(to.0)]);
+        u.map_or_else(CapUsage::default, |u| CapUsage {
+            winners: u.winners as u32,
+            is_winner: u.is_winner != 0,
+            spent_minor: u.spent,
+            grants_of_reward: u.of_reward as u32,
+        })
+    }
+
+    fn referee_grants(&self, referral: ReferralId) -> Vec<Grant> {
+        self.grants_where("referral_id = ?1", &[json!(referral.0)])
+    }
+
+    fn due_grants(&self, now: Millis) -> Vec<Grant> {
+        self.grants_where(
+            "expires_at IS NOT NULL AND expires_at <= ?1 AND status IN ('earned', 'pending_review', 'approved', 'fulfilled')",
+            &[json!(now)],
+        )
+    }
+
+    fn live_grants(&self) -> Vec<Grant> {
+        self.grants_where(&format!("status IN {LIVE}"), &[])
+    }
+
+    fn hold(&mut self, referral: ReferralId, e: &HeldEvent) {
+        self.run(
+            "INSERT INTO held_events (referral_id, event_id, name, trusted, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+            &[json!(referral.0), json!(e.id), json!(e.name), json!(i64::from(e.trusted)), json!(e.at)],
+        );
+    }
+
+    fn take_held(&mut self, referral: ReferralId) -> Vec<HeldEvent> {
+        let held = self
+            .rows::<HeldRow>(
+                "SELECT event_id, name, trusted, at FROM held_events WHERE referral_id = ?1 ORDER BY id",
+                &[json!(referral.0)],
+            )
+            .into_iter()
+            .map(|h| HeldEvent {
+                id: h.event_id,
+                name: h.name,
+                trusted: h.trusted != 0,
+                at: h.at,
+            })
+            .collect();
+        self.run("DELETE FROM held_events WHERE referral_id = ?1", &[json!(referral.0)]);
+        held
+    }
+
+    fn add_click(&mut self, code: &str, participant: ParticipantId, at: Millis) {
+        self.run(
+            "INSERT INTO clicks (participant_id, code, at) VALUES (?1, ?2, ?3)",
+            &[json!(participant.0), json!(code), json!(at)],
+        );
+    }
+
+    fn ended(&self) -> bool {
+        self.int("SELECT count(*) AS n FROM meta WHERE key = 'ended'", &[]) > 0
+    }
+
+    fn set_ended(&mut self) {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES ('ended', '1') ON CONFLICT DO NOTHING",
+            &[],
+        );
+    }
+
+    fn top_before(&self) -> Vec<ParticipantId> {
+        #[derive(Deserialize)]
+        struct Meta {
+            value: String,
+        }
+        self.one::<Meta>("SELECT value FROM meta WHERE key = 'top_before'", &[])
+            .and_then(|m| serde_json::from_str(&m.value).ok())
+            .unwrap_or_default()
+    }
+
+    fn set_top_before(&mut self, top: &[ParticipantId]) {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES ('top_before', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[text(&top)],
+        );
+    }
+}
+
+impl<C: Sql> SqlStore<'_, C> {
+    fn insert_transition(&self, grant: GrantId, t: &Transition) {
+        self.run(
+            "INSERT INTO grant_transitions (grant_id, from_status, to_status, at, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[json!(grant.0), json!(t.from), json!(t.to), json!(t.at), opt(t.note.as_deref())],
+        );
+    }
+}
