@@ -3,23 +3,18 @@
 //! line in the audit log.
 
 use crate::app::{
-    Ctx, Params, Reply, Request, Response, Site, bad, db_error, hex, internal, invalid, iso, json_body, not_found,
-    query_rows, row_value, site_by_secret_key,
+    Campaigns, Ctx, Params, Reply, Request, Response, Site, bad, db_error, hex, internal, invalid, iso, json_body,
+    not_found, query_rows, row_value, site_by_secret_key,
 };
-use crate::db::{Db, Kv, Row, RowExt, Stmt};
-use crate::public::{campaign_of, rank_of, stats_of};
+use crate::campaign::Op;
+use crate::db::{Db, Kv, RowExt, Stmt};
+use crate::directory::{CampaignRow, call, campaign_of};
 use crate::routes::{Route, parse_limit};
 use crate::sql;
 use crate::stmt;
-use crate::store::{
-    CampaignRow, board_statements, config_version, effect_statements, entry_statement, grant_from_row,
-    moved_grant_statements, notice_statement, period_key, person_from_row, referral_from_row,
-};
-use refloop_core::engine::analytics::{daily_trend, funnel};
-use refloop_core::engine::config::{CampaignConfig, ConfigError, Period, PointRule, RewardDef, ScoreBy, Versioned};
-use refloop_core::engine::model::{CampaignId, DAY_MS, ParticipantId};
+use refloop_core::engine::config::{CampaignConfig, ConfigError, Period, PointRule, RewardDef, Versioned};
+use refloop_core::engine::model::DAY_MS;
 use refloop_core::engine::rewards::GrantStatus;
-use refloop_core::engine::step::{HeldEvent, Slice, adjustment, decide_review, decide_transition};
 use refloop_core::keys::hash_secret_key;
 use refloop_core::time::parse_rfc3339_ms;
 use refloop_core::{ApiError, ErrorCode};
@@ -28,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 // ---- tenants (root key) ------------------------------------------------------
 
-fn check_root<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Result<(), ApiError> {
+fn check_root<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Result<(), ApiError> {
     let expected = ctx
         .root_key_hash
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no root key is configured on this edge"))?;
@@ -57,7 +52,7 @@ fn valid_origin(o: &str) -> bool {
 
 /// `POST /v1/admin/tenants` `{name, site: {name, origins}}` → the tenant and its
 /// first site's keys. The secret key is shown once; only its hash is kept.
-pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+pub async fn create_tenant<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
     check_root(ctx, req)?;
     let body = json_body(req)?;
     let name = text_field(&body, "name", 200)?;
@@ -115,7 +110,7 @@ pub async fn create_tenant<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> 
     ))
 }
 
-pub async fn list_tenants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+pub async fn list_tenants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
     check_root(ctx, req)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_TENANTS)).await?;
     Ok(Response::value(200, &json!({ "tenants": rows })))
@@ -123,7 +118,7 @@ pub async fn list_tenants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> R
 
 // ---- the secret-key routes ---------------------------------------------------
 
-pub async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, route: Route, p: &Params) -> Reply {
+pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, route: Route, p: &Params) -> Reply {
     let site = site_by_secret_key(ctx.db, req).await?;
     crate::app::rate_limit(ctx, &format!("admin:{}", site.id), site.limit(ctx)).await?;
     let c = p.get("campaign");
@@ -155,6 +150,8 @@ pub async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, route: R
         Route::DeleteWebhook => delete_webhook(ctx, &site, p.get("webhook")).await,
         Route::Deliveries => deliveries(ctx, req, &site, p.get("webhook")).await,
         Route::Audit => audit_log(ctx, req, &site).await,
+        Route::EndCampaign => end_campaign(ctx, req, &site, c).await,
+        Route::CheckCampaign => check_campaign(ctx, &site, c).await,
         _ => Err(not_found("no such route")),
     }
 }
@@ -182,7 +179,7 @@ fn id_param(v: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| invalid(format!("{what} must be a positive integer id, not {v:?}")))
 }
 
-async fn events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
+async fn events<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 1000).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_EVENTS, site.id, limit)).await?;
     let events: Vec<Value> = rows
@@ -231,7 +228,7 @@ fn parse_config(v: &Value) -> Result<CampaignConfig, ApiError> {
     CampaignConfig::from_json(&v.to_string()).map_err(config_errors)
 }
 
-async fn list_campaigns<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply {
+async fn list_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site) -> Reply {
     let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id)).await?;
     let campaigns: Vec<Value> = rows
         .iter()
@@ -242,7 +239,7 @@ async fn list_campaigns<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply
 }
 
 /// `POST /v1/admin/campaigns` `{slug, config}` or `{slug, preset}`.
-async fn create_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
+async fn create_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
     let body = json_body(req)?;
     let slug = text_field(&body, "slug", 64)?;
     if !slug
@@ -297,7 +294,7 @@ async fn create_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site:
     Ok(Response::value(201, &campaign_json(&c, &v)))
 }
 
-async fn get_campaign<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
+async fn get_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
     let (c, v) = campaign_of(ctx, site.tenant_id, name).await?;
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
@@ -309,8 +306,8 @@ enum Part {
 }
 
 /// An update is a new version: referrals keep the version they started under.
-async fn update_campaign<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
+async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -381,7 +378,7 @@ async fn update_campaign<D: Db, K: Kv>(
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
 
-async fn set_status<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn set_status<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
     let body = json_body(req)?;
     let status = text_field(&body, "status", 16)?;
     if !["active", "paused", "ended"].contains(&status.as_str()) {
@@ -404,7 +401,7 @@ async fn set_status<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
     get_campaign(ctx, site, name).await
 }
 
-async fn versions<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
+async fn versions<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGN_VERSIONS, c.id)).await?;
     let versions: Vec<Value> = rows
@@ -420,90 +417,78 @@ async fn versions<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) ->
     Ok(Response::value(200, &json!({ "versions": versions })))
 }
 
-// ---- participants and the ledger ---------------------------------------------------
+// ---- a campaign's own state: answered by its object ---------------------------
 
-fn participant_json(r: &Row) -> Value {
-    json!({
-        "id": r.int("id"), "code": r.text("code"), "user_id": row_value(r, "user_id"),
-        "anonymous_id": row_value(r, "anonymous_id"), "joined_at": iso(r.opt_int("joined_at")),
-        "confirmed_referrals": r.int("confirmed"), "points": r.int("score"),
-        "traits": serde_json::from_str::<Value>(&r.text("traits")).unwrap_or(Value::Null),
-        "erased": r.opt_int("erased_at").is_some(),
-    })
+/// The webhook notices an admin call produced, as outbox statements.
+fn notice_statements(tenant: i64, answer: &Value, now: i64) -> Vec<Stmt> {
+    answer["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let kind = n.get(0)?.as_str()?.to_owned();
+            let payload = n.get(1)?.to_string();
+            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, payload, now))
+        })
+        .collect()
 }
 
-async fn search<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+/// The answer, without the notices it queued.
+fn without_notices(mut answer: Value) -> Value {
+    if let Value::Object(m) = &mut answer {
+        m.remove("notices");
+    }
+    answer
+}
+
+/// A write of an operator's: the campaign decides, then the audit line and
+/// the notices go to D1 in one transaction.
+async fn admin_write<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    site: &Site,
+    c: &CampaignRow,
+    op: Op,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> Result<Value, ApiError> {
+    let answer = call(ctx, c, op).await?;
+    let mut stmts = notice_statements(site.tenant_id, &answer, ctx.now);
+    stmts.push(audit(site.tenant_id, action, target, detail, ctx.now));
+    ctx.db.batch(stmts).await.map_err(db_error)?;
+    Ok(without_notices(answer))
+}
+
+async fn search<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let q = req.param("q").unwrap_or("").trim();
-    let q_code = if q.len() == 8 {
-        q.to_ascii_uppercase()
-    } else {
-        q.to_owned()
-    };
-    let mut rows = query_rows(ctx.db, stmt!(sql::SEARCH_PERSONS, c.id, q_code.as_str(), limit)).await?;
-    if q_code != q {
-        rows.extend(
-            ctx.db
-                .query(stmt!(sql::SEARCH_PERSONS, c.id, q, limit))
-                .await
-                .map_err(db_error)?,
-        );
-    }
-    let people: Vec<Value> = rows.iter().map(participant_json).collect();
-    Ok(Response::value(200, &json!({ "participants": people })))
+    let q = req.param("q").unwrap_or("").to_owned();
+    Ok(Response::value(200, &call(ctx, &c, Op::Participants { q, limit }).await?))
 }
 
-async fn person_row<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, c: &CampaignRow, id: &str) -> Result<Row, ApiError> {
-    let id = id_param(id, "participant")?;
-    ctx.db
-        .query(stmt!(sql::PERSON_BY_ID, id, c.id))
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| not_found("no such participant in this campaign"))
-}
-
-/// A participant's ledger as an audit trail, with the invariant checked on
-/// the way out: the kept score is the sum of the entries.
-async fn ledger<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str, pid: &str) -> Reply {
-    let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let row = person_row(ctx, &c, pid).await?;
-    let id = row.int("id");
+/// A participant's ledger as an audit trail; the object checks the invariant
+/// (the kept score is the sum of the entries) on the way out.
+async fn ledger<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    pid: &str,
+) -> Reply {
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let participant = id_param(pid, "participant")? as u64;
     let limit = parse_limit(req.param("limit"), 100, 1000).map_err(invalid)?;
-    let entries = query_rows(ctx.db, stmt!(sql::LEDGER_OF, id, limit)).await?;
-    let sum = query_rows(ctx.db, stmt!(sql::LEDGER_SUM, id))
-        .await?
-        .first()
-        .map_or(0, |r| r.int("total"));
-    if sum != row.int("score") {
-        return Err(internal(format!(
-            "participant {id}: score {} but ledger sum {sum}",
-            row.int("score")
-        )));
-    }
-    let stats = stats_of(ctx, &c, &current, &person_from_row(&row)).await?;
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.int("id"), "points": e.int("points"),
-                "reason": serde_json::from_str::<Value>(&e.text("reason")).unwrap_or(Value::Null),
-                "source_event": row_value(e, "source_event"), "referral": row_value(e, "referral_id"),
-                "idempotency_key": e.text("idempotency_key"), "at": iso(e.opt_int("at")),
-                "config_version": e.int("config_version"),
-            })
-        })
-        .collect();
-    Ok(Response::value(
-        200,
-        &json!({ "participant": participant_json(&row), "score": sum, "stats": stats, "entries": entries }),
-    ))
+    Ok(Response::value(200, &call(ctx, &c, Op::Ledger { participant, limit }).await?))
 }
 
 /// `{points, note, idempotency_key?}`: an operator's correction, once per key.
-async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str, pid: &str) -> Reply {
+async fn adjust<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    pid: &str,
+) -> Reply {
     let body = json_body(req)?;
     let points = body
         .get("points")
@@ -511,7 +496,7 @@ async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
         .filter(|p| *p != 0 && p.abs() <= 1_000_000_000)
         .ok_or_else(|| invalid("`points` must be a non-zero integer within ±1,000,000,000"))?;
     let note = text_field(&body, "note", 500)?;
-    let key = match body.get("idempotency_key").or(None) {
+    let key = match body.get("idempotency_key") {
         Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => k.clone(),
         Some(_) => return Err(invalid("`idempotency_key` must be text of 1 to 100 characters")),
         None => req
@@ -519,241 +504,105 @@ async fn adjust<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, n
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}:{}", ctx.now, ctx.seed)),
     };
-    let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let row = person_row(ctx, &c, pid).await?;
-    if row.opt_int("erased_at").is_some() {
-        return Err(ApiError::new(ErrorCode::Conflict, "this participant was erased"));
-    }
-    let p = ParticipantId(row.int("id") as u64);
-    let entry = adjustment(
-        &current,
-        CampaignId(c.id as u64),
-        p,
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let participant = id_param(pid, "participant")? as u64;
+    let op = Op::Adjust {
+        participant,
         points,
-        note.clone(),
-        &key,
-        ctx.now,
-    );
-    let exists = query_rows(ctx.db, stmt!(sql::ENTRY_WITH_KEY, c.id, entry.idempotency_key.as_str())).await?;
-    if exists.is_empty() {
-        let mut stmts = vec![entry_statement(&entry), stmt!(sql::ADD_SCORE, p.0, points, 0i64)];
-        if current.config.leaderboard.score_by == ScoreBy::Points {
-            board_statements(c.id, p, points, ctx.now, &mut stmts);
-        }
-        stmts.push(audit(
-            site.tenant_id,
-            "ledger.adjust",
-            &format!("participant:{}", p.0),
-            json!({"points": points, "note": note, "key": key}),
-            ctx.now,
-        ));
-        ctx.db.batch(stmts).await.map_err(db_error)?;
-    }
-    let score = query_rows(ctx.db, stmt!(sql::LEDGER_SUM, p.0))
-        .await?
-        .first()
-        .map_or(0, |r| r.int("total"));
-    Ok(Response::value(
-        if exists.is_empty() { 201 } else { 200 },
-        &json!({"participant": p.0, "points": points, "score": score, "idempotency_key": key, "duplicate": !exists.is_empty()}),
-    ))
+        note: note.clone(),
+        key: key.clone(),
+    };
+    let detail = json!({"points": points, "note": note, "key": key});
+    let answer = admin_write(ctx, site, &c, op, "ledger.adjust", &format!("participant:{participant}"), detail).await?;
+    let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
+    Ok(Response::value(status, &answer))
 }
 
-/// GDPR erasure: the person is forgotten (ids, traits, hashes, raw events,
-/// board rows); the ledger's numbers stay so every sum stays true.
-async fn erase<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str, pid: &str) -> Reply {
+/// GDPR erasure: the person is forgotten in the campaign (ids, traits,
+/// hashes, board rows) and in the site's raw events; the ledger's numbers
+/// stay so every sum stays true.
+async fn erase<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str, pid: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let row = person_row(ctx, &c, pid).await?;
-    let id = row.int("id");
-    let stmts = vec![
-        stmt!(
-            sql::ERASE_EVENTS,
-            site.id,
-            row.opt_text("user_id"),
-            row.opt_text("anonymous_id")
-        ),
-        stmt!(sql::ERASE_PERSON, id, ctx.now),
-        stmt!(sql::ERASE_ALIASES, id),
-        stmt!(sql::ERASE_CLICK_IPS, id),
-        stmt!(sql::LEAVE_ALL_BUCKETS, c.id, id),
-        stmt!(sql::LEAVE_ALL_TIES, c.id, id),
-        stmt!(sql::DELETE_SCORES, c.id, id),
-        audit(
-            site.tenant_id,
-            "participant.erase",
-            &format!("participant:{id}"),
-            json!({}),
-            ctx.now,
-        ),
-    ];
-    ctx.db.batch(stmts).await.map_err(db_error)?;
-    Ok(Response::value(200, &json!({"participant": id, "erased": true})))
+    let participant = id_param(pid, "participant")? as u64;
+    let answer = call(ctx, &c, Op::Erase { participant }).await?;
+    let (user, anonymous) = (answer["user_id"].as_str(), answer["anonymous_id"].as_str());
+    ctx.db
+        .batch(vec![
+            stmt!(sql::ERASE_EVENTS, site.id, user, anonymous),
+            audit(
+                site.tenant_id,
+                "participant.erase",
+                &format!("participant:{participant}"),
+                json!({}),
+                ctx.now,
+            ),
+        ])
+        .await
+        .map_err(db_error)?;
+    Ok(Response::value(200, &json!({"participant": participant, "erased": true})))
 }
 
-// ---- referrals, grants -------------------------------------------------------------
-
-async fn referrals<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn referrals<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let status = req.param("status").unwrap_or("");
-    let review = req.param("review").unwrap_or("");
-    if !["", "pending", "confirmed", "rejected", "expired"].contains(&status) {
+    let status = req.param("status").unwrap_or("").to_owned();
+    let review = req.param("review").unwrap_or("").to_owned();
+    if !["", "pending", "confirmed", "rejected", "expired"].contains(&status.as_str()) {
         return Err(invalid("status is pending, confirmed, rejected or expired"));
     }
-    if !["", "clear", "pending", "approved", "rejected"].contains(&review) {
+    if !["", "clear", "pending", "approved", "rejected"].contains(&review.as_str()) {
         return Err(invalid("review is clear, pending, approved or rejected"));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = query_rows(ctx.db, stmt!(sql::LIST_REFERRALS, c.id, status, review, limit)).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.int("id"), "referrer": {"id": r.int("referrer_id"), "code": r.text("referrer_code")},
-                "referee": {"id": r.int("referee_id"), "code": r.text("referee_code")},
-                "status": r.text("status"), "review": r.text("review"), "reason": row_value(r, "reason"),
-                "flags": serde_json::from_str::<Value>(&r.text("flags")).unwrap_or(Value::Null),
-                "created_at": iso(r.opt_int("created_at")), "confirmed_at": iso(r.opt_int("confirmed_at")),
-                "config_version": r.int("config_version"),
-            })
-        })
-        .collect();
-    Ok(Response::value(200, &json!({ "referrals": list })))
+    Ok(Response::value(200, &call(ctx, &c, Op::Referrals { status, review, limit }).await?))
 }
 
 /// `{approve: bool}` on a flagged referral.
-async fn review<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str, rid: &str) -> Reply {
+async fn review<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    rid: &str,
+) -> Reply {
     let body = json_body(req)?;
     let approve = body
         .get("approve")
         .and_then(Value::as_bool)
         .ok_or_else(|| bad("send `approve`: true or false"))?;
-    let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let rid = id_param(rid, "referral")?;
-    for attempt in 0..20u64 {
-        let row = query_rows(ctx.db, stmt!(sql::REFERRAL_BY_ID, rid, c.id))
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found("no such referral in this campaign"))?;
-        let (referral, rev) = referral_from_row(&row);
-        let load = |id: u64| async move {
-            ctx.db
-                .query(stmt!(sql::PERSON_BY_ID, id, c.id))
-                .await
-                .map_err(db_error)
-                .map(|rows| rows.first().map(person_from_row))
-        };
-        let actor = load(referral.referee.0).await?;
-        let referrer = load(referral.referrer.0).await?;
-        let pinned = if referral.config_version != current.version {
-            Some(
-                config_version(ctx.db, ctx.kv, c.id, referral.config_version)
-                    .await
-                    .map_err(db_error)?,
-            )
-        } else {
-            None
-        };
-        let usage = crate::store::load_usage(ctx.db, &c, &current.config)
-            .await
-            .map_err(db_error)?;
-        let ids = serde_json::to_string(&[referral.referee.0, referral.referrer.0]).unwrap_or_default();
-        let grant_keys = query_rows(ctx.db, stmt!(sql::GRANT_KEYS_OF, ids))
-            .await?
-            .iter()
-            .map(|r| r.text("idempotency_key"))
-            .collect();
-        let waiting: Vec<_> = query_rows(ctx.db, stmt!(sql::WAITING_GRANTS, rid))
-            .await?
-            .iter()
-            .map(|r| grant_from_row(r, Vec::new()))
-            .collect();
-        let held: Vec<HeldEvent> = query_rows(ctx.db, stmt!(sql::HELD_EVENTS, rid))
-            .await?
-            .iter()
-            .map(|r| HeldEvent {
-                id: r.text("event_id"),
-                name: r.text("name"),
-                trusted: r.int("trusted") != 0,
-                at: r.int("at"),
-            })
-            .collect();
-        let slice = Slice {
-            campaign: CampaignId(c.id as u64),
-            current: current.clone(),
-            pinned,
-            actor,
-            referral: Some((referral, rev)),
-            referrer,
-            referrer_erased: false,
-            invitation: None,
-            activity: Default::default(),
-            usage,
-            grant_keys,
-        };
-        let mut rng = ctx.rng();
-        for _ in 0..attempt {
-            rng.next_u64();
-        }
-        let effects = decide_review(&slice, &waiting, &held, approve, ctx.now, &mut rng)
-            .map_err(|m| ApiError::new(ErrorCode::Conflict, m))?;
-        let mut stmts = Vec::new();
-        effect_statements(&c, &effects, slice.pinned.as_ref().unwrap_or(&current), &mut stmts);
-        stmts.push(audit(
-            site.tenant_id,
-            if approve { "referral.approve" } else { "referral.reject" },
-            &format!("referral:{rid}"),
-            json!({}),
-            ctx.now,
-        ));
-        match ctx.db.batch(stmts).await {
-            Ok(_) => {
-                return Ok(Response::value(
-                    200,
-                    &json!({"referral": rid, "approved": approve, "grants": effects.grants_moved.len() + effects.grants.len()}),
-                ));
-            }
-            Err(e) if e.retryable => ctx.db.pause(crate::db::backoff(attempt as u32, rng.next_u64())).await,
-            Err(e) => return Err(internal(e)),
-        }
-    }
-    Err(ApiError::new(ErrorCode::Busy, "the referral kept changing; retry"))
-}
-
-fn grant_json(r: &Row, transitions: &[Row]) -> Value {
-    json!({
-        "id": r.int("id"), "participant": {"id": r.int("participant_id"), "code": row_value(r, "code")},
-        "reward": r.text("reward_id"), "status": r.text("status"), "token": row_value(r, "token"),
-        "source": serde_json::from_str::<Value>(&r.text("source")).unwrap_or(Value::Null),
-        "value_minor": row_value(r, "value_minor"), "currency": row_value(r, "currency"),
-        "earned_at": iso(r.opt_int("earned_at")), "expires_at": iso(r.opt_int("expires_at")),
-        "history": transitions.iter().map(|t| json!({
-            "from": row_value(t, "from_status"), "to": t.text("to_status"), "at": iso(t.opt_int("at")), "note": row_value(t, "note"),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-async fn grants<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let status = req.param("status").unwrap_or("");
-    if !status.is_empty() && GrantStatus::parse(status).is_none() {
+    let referral = id_param(rid, "referral")? as u64;
+    let action = if approve { "referral.approve" } else { "referral.reject" };
+    let op = Op::Review { referral, approve };
+    let answer = admin_write(ctx, site, &c, op, action, &format!("referral:{referral}"), json!({})).await?;
+    Ok(Response::value(200, &answer))
+}
+
+async fn grants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let status = req.param("status").unwrap_or("").to_owned();
+    if !status.is_empty() && GrantStatus::parse(&status).is_none() {
         return Err(invalid(
             "status is one of earned, pending_review, approved, fulfilled, redeemed, rejected, expired, revoked",
         ));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    let rows = query_rows(ctx.db, stmt!(sql::LIST_GRANTS, c.id, status, limit)).await?;
-    let mut list = Vec::new();
-    for r in &rows {
-        let t = query_rows(ctx.db, stmt!(sql::TRANSITIONS_OF, r.int("id"))).await?;
-        list.push(grant_json(r, &t));
-    }
-    Ok(Response::value(200, &json!({ "grants": list })))
+    Ok(Response::value(200, &call(ctx, &c, Op::Grants { status, limit }).await?))
 }
 
 /// `{to, note?}`: moves a grant along its lifecycle; approval pays a points
 /// reward into the ledger, revocation takes it back.
-async fn transition<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str, gid: &str) -> Reply {
+async fn transition<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    gid: &str,
+) -> Reply {
     let body = json_body(req)?;
     let to = body
         .get("to")
@@ -765,46 +614,56 @@ async fn transition<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
         Some(Value::String(s)) if s.chars().count() <= 500 => Some(s.clone()),
         Some(_) => return Err(invalid("`note` is text of at most 500 characters")),
     };
-    let (c, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let gid = id_param(gid, "grant")?;
-    let row = query_rows(ctx.db, stmt!(sql::GRANT, gid, c.id))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| not_found("no such grant in this campaign"))?;
-    let grant = grant_from_row(&row, Vec::new());
-    let (moved, entry, notice) = decide_transition(&current, CampaignId(c.id as u64), &grant, to, ctx.now, note)
-        .map_err(|m| ApiError::new(ErrorCode::Conflict, m))?;
-    let mut stmts = Vec::new();
-    moved_grant_statements(c.id, &moved, &mut stmts);
-    if let Some(e) = &entry {
-        stmts.push(entry_statement(e));
-        stmts.push(stmt!(sql::ADD_SCORE, e.participant.0, e.points, 0i64));
-        if current.config.leaderboard.score_by == ScoreBy::Points {
-            board_statements(c.id, e.participant, e.points, e.at, &mut stmts);
-        }
-    }
-    stmts.push(notice_statement(c.tenant_id, &c, &notice, ctx.now));
-    stmts.push(audit(
-        site.tenant_id,
-        "grant.transition",
-        &format!("grant:{gid}"),
-        json!({"from": grant.status.as_str(), "to": to.as_str()}),
-        ctx.now,
-    ));
-    ctx.db.batch(stmts).await.map_err(|e| {
-        if e.retryable {
-            ApiError::new(ErrorCode::Conflict, "the grant moved meanwhile; reload")
-        } else {
-            internal(e)
-        }
-    })?;
-    let row = query_rows(ctx.db, stmt!(sql::GRANT, gid, c.id)).await?;
-    let t = query_rows(ctx.db, stmt!(sql::TRANSITIONS_OF, gid)).await?;
-    Ok(Response::value(200, &grant_json(&row[0], &t)))
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let grant = id_param(gid, "grant")? as u64;
+    let op = Op::Transition { grant, to, note };
+    let detail = json!({"to": to.as_str()});
+    let answer = admin_write(ctx, site, &c, op, "grant.transition", &format!("grant:{grant}"), detail).await?;
+    Ok(Response::value(200, &answer))
 }
 
-// ---- leaderboard snapshots, statistics, export --------------------------------------
+/// `POST /v1/admin/campaigns/{campaign}/end` `{seed?}`: the campaign ends now
+/// (status `ended`), its end distributions run (top N, min score, min
+/// referrals, raffle with the recorded seed) and the grants are returned.
+async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
+    let body = if req.body.is_empty() {
+        Default::default()
+    } else {
+        json_body(req)?
+    };
+    let seed = match body.get("seed") {
+        None | Some(Value::Null) => ctx.seed >> 11,
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| invalid("`seed` is a non-negative integer (or its decimal text)"))?,
+    };
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let answer = call(ctx, &c, Op::End { seed }).await?;
+    let mut stmts = notice_statements(site.tenant_id, &answer, ctx.now);
+    stmts.push(stmt!(sql::SET_CAMPAIGN_STATUS, c.id, "ended", ctx.now));
+    stmts.push(audit(
+        site.tenant_id,
+        "campaign.end",
+        &format!("campaign:{}", c.slug),
+        json!({"seed": seed.to_string(), "grants": answer["grants"]}),
+        ctx.now,
+    ));
+    ctx.db.batch(stmts).await.map_err(db_error)?;
+    Ok(Response::value(200, &without_notices(answer)))
+}
+
+/// `GET /v1/admin/campaigns/{campaign}/check`: every invariant of the
+/// campaign's ledger restated from its tables, and its row counts.
+async fn check_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    Ok(Response::value(200, &call(ctx, &c, Op::Check).await?))
+}
 
 fn period_of(v: Option<&str>) -> Result<Period, ApiError> {
     match v.unwrap_or("all") {
@@ -815,93 +674,46 @@ fn period_of(v: Option<&str>) -> Result<Period, ApiError> {
     }
 }
 
-async fn take_snapshot<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn take_snapshot<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let body = if req.body.is_empty() {
         Default::default()
     } else {
         json_body(req)?
     };
-    let period_name = body.get("period").and_then(Value::as_str).unwrap_or("all").to_owned();
-    let period = period_of(Some(&period_name))?;
+    let period = period_of(body.get("period").and_then(Value::as_str))?;
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let id = snapshot(ctx.db, c.id, period, &period_name, ctx.now).await?;
-    ctx.db
-        .batch(vec![audit(
-            site.tenant_id,
-            "snapshot.take",
-            &format!("campaign:{}", c.slug),
-            json!({"id": id}),
-            ctx.now,
-        )])
-        .await
-        .map_err(db_error)?;
-    Ok(Response::value(
-        201,
-        &json!({"id": id, "period": period_name, "taken_at": iso(Some(ctx.now))}),
-    ))
+    let target = format!("campaign:{}", c.slug);
+    let answer = admin_write(ctx, site, &c, Op::Snapshot { period }, "snapshot.take", &target, json!({})).await?;
+    Ok(Response::value(201, &answer))
 }
 
-/// An immutable copy of the top 100 of a board, now.
-pub async fn snapshot(db: &impl Db, campaign: i64, period: Period, name: &str, now: i64) -> Result<i64, ApiError> {
-    let rows = db
-        .query(stmt!(sql::TOP, campaign, period_key(period, now), 100u32))
-        .await
-        .map_err(db_error)?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| json!({"rank": i + 1, "participant": r.int("participant_id"), "code": r.text("code"), "score": r.int("score")}))
-        .collect();
-    db.query(stmt!(
-        sql::INSERT_SNAPSHOT,
-        campaign,
-        name,
-        now,
-        Value::Array(rows).to_string()
-    ))
-    .await
-    .map_err(db_error)?
-    .first()
-    .map(|r| r.int("id"))
-    .ok_or_else(|| internal("snapshot insert returned no id"))
-}
-
-async fn snapshots<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn snapshots<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 20, 100).map_err(invalid)?;
-    let rows = query_rows(ctx.db, stmt!(sql::LIST_SNAPSHOTS, c.id, limit)).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.int("id"), "period": r.text("period"), "taken_at": iso(r.opt_int("taken_at")),
-                "rows": serde_json::from_str::<Value>(&r.text("rows")).unwrap_or(Value::Null),
-            })
-        })
-        .collect();
-    Ok(Response::value(200, &json!({ "snapshots": list })))
+    Ok(Response::value(200, &call(ctx, &c, Op::Snapshots { limit }).await?))
 }
 
-async fn stats_funnel<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
+async fn stats_funnel<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let r = query_rows(ctx.db, stmt!(sql::FUNNEL, c.id))
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let f = funnel(
-        r.int("clicks") as u64,
-        r.int("signups") as u64,
-        r.int("confirmed") as u64,
-        r.int("participants") as u64,
-    );
-    Ok(Response::value(
-        200,
-        &json!({"funnel": f, "participants": r.int("participants")}),
-    ))
+    Ok(Response::value(200, &call(ctx, &c, Op::Funnel).await?))
 }
 
-async fn stats_trend<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn stats_trend<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let time = |k: &str, default: i64| -> Result<i64, ApiError> {
         match req.param(k) {
@@ -916,24 +728,7 @@ async fn stats_trend<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Si
     if from > to || to - from > 366 * DAY_MS {
         return Err(invalid("`from` must come before `to`, at most a year apart"));
     }
-    let end = to + DAY_MS;
-    let clicks: Vec<i64> = query_rows(ctx.db, stmt!(sql::TREND_CLICKS, c.id, from, end))
-        .await?
-        .iter()
-        .map(|r| r.int("at"))
-        .collect();
-    let refs = query_rows(ctx.db, stmt!(sql::TREND_REFERRALS, c.id, from, end)).await?;
-    let signups: Vec<i64> = refs.iter().map(|r| r.int("created_at")).collect();
-    let confirmed: Vec<i64> = refs
-        .iter()
-        .filter(|r| r.text("status") == "confirmed" && matches!(r.text("review").as_str(), "clear" | "approved"))
-        .filter_map(|r| r.opt_int("confirmed_at"))
-        .collect();
-    let days: Vec<Value> = daily_trend(&clicks, &signups, &confirmed, from, to)
-        .into_iter()
-        .map(|d| json!({"day": iso(Some(d.day)), "clicks": d.clicks, "signups": d.signups, "confirmed": d.confirmed}))
-        .collect();
-    Ok(Response::value(200, &json!({ "days": days })))
+    Ok(Response::value(200, &call(ctx, &c, Op::Trend { from, to }).await?))
 }
 
 /// A CSV cell: quoted when needed, and never a formula a spreadsheet would run.
@@ -950,34 +745,27 @@ pub fn csv_cell(s: &str) -> String {
     }
 }
 
-async fn export<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> Reply {
+async fn export<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let answer = call(ctx, &c, Op::Export).await?;
     let mut out = String::from("participant_id,code,user_id,joined_at,confirmed_referrals,points,rank,erased\n");
-    let mut after = 0i64;
-    // Pages of 1,000 up to 50,000 rows; a bigger export belongs in a queue.
-    for _ in 0..50 {
-        let rows = query_rows(ctx.db, stmt!(sql::EXPORT_PARTICIPANTS, c.id, after, 1000u32)).await?;
-        for r in &rows {
-            let rank = rank_of(ctx.db, c.id, "all", r.int("id"))
-                .await?
-                .map(|x| x.0.to_string())
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
-                r.int("id"),
-                csv_cell(&r.text("code")),
-                csv_cell(&r.text("user_id")),
-                refloop_core::time::format_rfc3339_ms(r.int("joined_at")),
-                r.int("confirmed"),
-                r.int("score"),
-                rank,
-                r.opt_int("erased_at").is_some()
-            ));
-            after = r.int("id");
-        }
-        if rows.len() < 1000 {
-            break;
-        }
+    for r in answer["rows"].as_array().into_iter().flatten() {
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        let number = |k: &str| r[k].as_i64().map(|n| n.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            number("id"),
+            csv_cell(&text("code")),
+            csv_cell(&text("user_id")),
+            r["joined_at"]
+                .as_i64()
+                .map(refloop_core::time::format_rfc3339_ms)
+                .unwrap_or_default(),
+            number("confirmed"),
+            number("score"),
+            number("rank"),
+            r["erased"].as_i64().unwrap_or(0) != 0
+        ));
     }
     Ok(Response {
         status: 200,
@@ -993,6 +781,41 @@ async fn export<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, name: &str) -> R
     })
 }
 
+/// `GET /v1/admin/check` (root key): every campaign's invariants and row
+/// counts, and the directory's, for operators of the edge (and the tests).
+pub async fn check_all<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+    check_root(ctx, req)?;
+    let mut campaigns = Vec::new();
+    let mut violations = Vec::new();
+    let mut totals: serde_json::Map<String, Value> = serde_json::Map::new();
+    for c in query_rows(ctx.db, stmt!(sql::ALL_CAMPAIGNS))
+        .await?
+        .iter()
+        .map(CampaignRow::from_row)
+        .filter(|c| c.current_version > 0)
+    {
+        let answer = call(ctx, &c, Op::Check).await?;
+        for v in answer["violations"].as_array().into_iter().flatten() {
+            violations.push(json!(format!("campaign {}: {}", c.id, v.as_str().unwrap_or_default())));
+        }
+        if let Some(counts) = answer["counts"].as_object() {
+            for (k, v) in counts {
+                let n = totals.get(k).and_then(Value::as_i64).unwrap_or(0) + v.as_i64().unwrap_or(0);
+                totals.insert(k.clone(), json!(n));
+            }
+        }
+        campaigns.push(json!({"id": c.id, "slug": c.slug, "counts": answer["counts"]}));
+    }
+    let directory = query_rows(ctx.db, stmt!(sql::DIRECTORY_COUNTS)).await?;
+    Ok(Response::value(
+        200,
+        &json!({
+            "violations": violations, "counts": totals, "campaigns": campaigns,
+            "directory": directory.into_iter().next().unwrap_or_default(),
+        }),
+    ))
+}
+
 // ---- webhooks and the audit log ------------------------------------------------------
 
 const NOTICE_TYPES: [&str; 5] = [
@@ -1003,7 +826,7 @@ const NOTICE_TYPES: [&str; 5] = [
     "leaderboard.top_n_changed",
 ];
 
-async fn create_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
+async fn create_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
     let body = json_body(req)?;
     let url = text_field(&body, "url", 500)?;
     let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
@@ -1053,12 +876,12 @@ async fn create_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: 
     ))
 }
 
-async fn list_webhooks<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site) -> Reply {
+async fn list_webhooks<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site) -> Reply {
     let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     Ok(Response::value(200, &json!({ "webhooks": rows })))
 }
 
-async fn webhook_of<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str) -> Result<i64, ApiError> {
+async fn webhook_of<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, id: &str) -> Result<i64, ApiError> {
     let id = id_param(id, "webhook")?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     rows.iter()
@@ -1067,7 +890,7 @@ async fn webhook_of<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str) ->
         .ok_or_else(|| not_found("no such webhook"))
 }
 
-async fn delete_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str) -> Reply {
+async fn delete_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, id: &str) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     ctx.db
         .batch(vec![
@@ -1085,14 +908,14 @@ async fn delete_webhook<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, site: &Site, id: &str
     Ok(Response::value(200, &json!({"id": id, "active": false})))
 }
 
-async fn deliveries<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site, id: &str) -> Reply {
+async fn deliveries<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, id: &str) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::DELIVERIES, id, limit)).await?;
     Ok(Response::value(200, &json!({ "deliveries": rows })))
 }
 
-async fn audit_log<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Reply {
+async fn audit_log<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_AUDIT, site.tenant_id, limit)).await?;
     Ok(Response::value(200, &json!({ "entries": rows })))

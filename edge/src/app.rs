@@ -107,10 +107,18 @@ impl Default for Limits {
     }
 }
 
+/// The campaigns' single writers: one call reaches one campaign's Durable
+/// Object (natively, its rusqlite database) and returns its answer.
+#[allow(async_fn_in_trait)]
+pub trait Campaigns {
+    async fn call(&self, call: &crate::campaign::Call) -> Result<serde_json::Value, ApiError>;
+}
+
 /// What a request may use besides its own bytes.
-pub struct Ctx<'a, D: Db, K: Kv> {
+pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns> {
     pub db: &'a D,
     pub kv: &'a K,
+    pub campaigns: &'a C,
     pub now: Millis,
     /// Fresh randomness for this request (ids, codes, tokens).
     pub seed: u64,
@@ -127,7 +135,7 @@ pub struct Ctx<'a, D: Db, K: Kv> {
     pub site_cache_seconds: i64,
 }
 
-impl<D: Db, K: Kv> Ctx<'_, D, K> {
+impl<D: Db, K: Kv, C: Campaigns> Ctx<'_, D, K, C> {
     pub fn rng(&self) -> SplitMix64 {
         SplitMix64::new(self.seed)
     }
@@ -202,7 +210,7 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn limit<D: Db, K: Kv>(&self, ctx: &Ctx<'_, D, K>) -> i64 {
+    pub fn limit<D: Db, K: Kv, C: Campaigns>(&self, ctx: &Ctx<'_, D, K, C>) -> i64 {
         self.per_minute.unwrap_or(ctx.limits.per_key_per_minute)
     }
 }
@@ -214,7 +222,7 @@ thread_local! {
 }
 
 /// The site of a publishable key, from the isolate's cache when fresh.
-pub async fn cached_site<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, key: Option<&str>) -> Result<Site, ApiError> {
+pub async fn cached_site<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, key: Option<&str>) -> Result<Site, ApiError> {
     if ctx.site_cache_seconds > 0
         && let Some(k) = key
         && let Some(site) = SITES.with(|c| {
@@ -328,7 +336,7 @@ pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
 /// Fixed one-minute windows per bucket (a key, an IP hash), all counted in one
 /// statement. D1 keeps the counters so every isolate sees the same count; on
 /// Cloudflare the Rate Limiting binding would do it without a write.
-pub async fn rate_limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, buckets: &[(String, i64)]) -> Result<(), ApiError> {
+pub async fn rate_limits<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, buckets: &[(String, i64)]) -> Result<(), ApiError> {
     let window = ctx.now / 60_000;
     let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>()).unwrap_or_default();
     let rows = ctx
@@ -350,7 +358,7 @@ pub async fn rate_limits<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, buckets: &[(String, 
     Ok(())
 }
 
-pub async fn rate_limit<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
+pub async fn rate_limit<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
     rate_limits(ctx, &[(bucket.to_owned(), per_minute)]).await
 }
 
@@ -362,7 +370,7 @@ fn is_browser_route(r: Route) -> bool {
     )
 }
 
-pub async fn handle<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Response {
+pub async fn handle<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Response {
     // The baseline of the load benchmark: the same worker, request and
     // context, no work. Only in the build with the `bench` feature.
     #[cfg(feature = "bench")]
@@ -389,7 +397,7 @@ pub async fn handle<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Respons
     response
 }
 
-async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, matched: Matched) -> Reply {
+async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, matched: Matched) -> Reply {
     let (r, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::Preflight => return preflight(ctx, req).await,
@@ -414,6 +422,7 @@ async fn dispatch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, matched: Mat
         Route::Qr => crate::public::qr(req),
         Route::Tenants => crate::admin::create_tenant(ctx, req).await,
         Route::ListTenants => crate::admin::list_tenants(ctx, req).await,
+        Route::CheckAll => crate::admin::check_all(ctx, req).await,
         other => crate::admin::dispatch(ctx, req, other, &p).await,
     }
 }
@@ -429,7 +438,7 @@ impl Params {
 
 /// A preflight names no key, so it is answered for any origin some site allows;
 /// the request itself is then checked against its own site's list.
-async fn preflight<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+async fn preflight<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
     let origin = req.origin().ok_or_else(|| bad("a preflight needs an Origin"))?;
     let allowed = ctx
         .db

@@ -1,16 +1,21 @@
-//! The scheduled work: expire overdue referrals and grants, deliver the
-//! webhook outbox (signed, retried with backoff), take daily snapshots, and
-//! forget old rate-limit windows.
+//! The scheduled work: each active campaign's object expires what is overdue
+//! and takes the daily snapshot of its board; the webhook outbox is delivered
+//! (signed, retried with backoff); old rate-limit windows are forgotten.
+//! Bounded per run: at most `CAMPAIGNS_PER_RUN` campaigns and
+//! `DELIVERIES_PER_RUN` deliveries.
 
-use crate::db::{Db, RowExt};
+use crate::app::{Campaigns, Ctx};
+use crate::campaign::Op;
+use crate::db::{Db, Kv, RowExt};
+use crate::directory::{CampaignRow, call};
 use crate::sql;
 use crate::stmt;
-use crate::store::{CampaignRow, moved_grant_statements};
 use hmac::{Hmac, Mac};
 use refloop_core::engine::config::Period;
-use refloop_core::engine::model::{GrantId, ParticipantId};
-use refloop_core::engine::rewards::{Grant, GrantSource, GrantStatus};
 use sha2::Sha256;
+
+pub const CAMPAIGNS_PER_RUN: usize = 200;
+pub const DELIVERIES_PER_RUN: u32 = 50;
 
 /// Sends one webhook: (url, headers, body) → HTTP status, or why it failed.
 #[allow(async_fn_in_trait)]
@@ -36,79 +41,61 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CronReport {
-    pub referrals_expired: u64,
     pub grants_expired: u64,
     pub delivered: u64,
     pub failed: u64,
     pub snapshots: u64,
-    pub top_changes: u64,
 }
 
-pub async fn run(db: &impl Db, out: &impl Outbound, now: i64) -> Result<CronReport, crate::db::DbError> {
+pub async fn run<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    out: &impl Outbound,
+) -> Result<CronReport, crate::db::DbError> {
+    let (db, now) = (ctx.db, ctx.now);
     let mut report = CronReport::default();
-    let changed = db
-        .batch(vec![
-            stmt!(sql::EXPIRE_REFERRALS, now),
-            stmt!(sql::FORGET_WINDOWS, now / 60_000 - 60),
-        ])
-        .await?;
-    report.referrals_expired = changed.first().copied().unwrap_or(0);
+    db.batch(vec![stmt!(sql::FORGET_WINDOWS, now / 60_000 - 60)]).await?;
 
-    for r in db.query(stmt!(sql::DUE_GRANTS, now)).await? {
-        let from = GrantStatus::parse(&r.text("status")).unwrap_or(GrantStatus::Earned);
-        let mut g = Grant {
-            id: GrantId(r.int("id") as u64),
-            participant: ParticipantId(0),
-            reward: String::new(),
-            source: GrantSource::Manual { note: String::new() },
-            status: from,
-            token: None,
-            value: None,
-            earned_at: 0,
-            expires_at: None,
-            idempotency_key: String::new(),
-            history: Vec::new(),
-        };
-        if g.transition(GrantStatus::Expired, now, Some("expired".into())).is_ok() {
-            let campaign = db
-                .query(stmt!(sql::CAMPAIGN_OF_GRANT, g.id.0))
-                .await?
-                .first()
-                .map_or(0, |x| x.int("campaign_id"));
-            let mut stmts = Vec::new();
-            moved_grant_statements(campaign, &g, &mut stmts);
-            if let Some(c) = db
-                .query(stmt!(sql::CAMPAIGN_BY_ID, campaign))
-                .await?
-                .first()
-                .map(CampaignRow::from_row)
-            {
-                let notice = refloop_core::engine::program::Notice::RewardStatusChanged {
-                    grant: g.id,
-                    from,
-                    to: GrantStatus::Expired,
-                };
-                stmts.push(crate::store::notice_statement(c.tenant_id, &c, &notice, now));
+    let campaigns: Vec<CampaignRow> = db
+        .query(stmt!(sql::ALL_ACTIVE_CAMPAIGNS))
+        .await?
+        .iter()
+        .map(CampaignRow::from_row)
+        .take(CAMPAIGNS_PER_RUN)
+        .collect();
+    for c in &campaigns {
+        // A campaign that fails is logged and tried again next run; the others go on.
+        let tick = match call(ctx, c, Op::Tick).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                crate::app::log(&format!("cron: campaign {}: {}", c.id, e.message));
+                continue;
             }
-            if db.batch(stmts).await.is_ok() {
-                report.grants_expired += 1;
+        };
+        let notices: Vec<_> = tick["notices"].as_array().cloned().unwrap_or_default();
+        let mut stmts = Vec::new();
+        for n in &notices {
+            if let (Some(kind), Some(payload)) = (n.get(0).and_then(|k| k.as_str()), n.get(1)) {
+                if kind == "reward.status_changed" {
+                    report.grants_expired += 1;
+                }
+                stmts.push(stmt!(sql::ENQUEUE_NOTICE, c.tenant_id, kind, payload.to_string(), now));
             }
         }
-    }
-
-    // One snapshot of the all-time board per active campaign per day.
-    let campaigns = db.query(stmt!(sql::ALL_ACTIVE_CAMPAIGNS)).await?;
-    for c in campaigns.iter().map(CampaignRow::from_row) {
-        let last = db
-            .query(stmt!(sql::LIST_SNAPSHOTS, c.id, 1u32))
-            .await?
-            .first()
-            .map_or(0, |r| r.int("taken_at"));
-        if now - last >= 86_400_000 && crate::admin::snapshot(db, c.id, Period::All, "all", now).await.is_ok() {
+        if !stmts.is_empty() {
+            db.batch(stmts).await?;
+        }
+        // One snapshot of the all-time board per campaign per day.
+        let last = call(ctx, c, Op::Snapshots { limit: 1 })
+            .await
+            .ok()
+            .and_then(|s| s["snapshots"][0]["taken_at"].as_str().map(str::to_owned))
+            .and_then(|t| refloop_core::time::parse_rfc3339_ms(&t))
+            .unwrap_or(0);
+        if now - last >= 86_400_000 && call(ctx, c, Op::Snapshot { period: Period::All }).await.is_ok() {
             report.snapshots += 1;
         }
     }
-    for d in db.query(stmt!(sql::DUE_DELIVERIES, now, 50u32)).await? {
+    for d in db.query(stmt!(sql::DUE_DELIVERIES, now, DELIVERIES_PER_RUN)).await? {
         let body = d.text("payload");
         let headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),

@@ -1,17 +1,27 @@
 //! The Worker glue, and nothing else: a `worker::Request` becomes an
-//! `app::Request`, D1 and KV become `Db` and `Kv`, the clock and
-//! `crypto.getRandomValues` fill the `Ctx`, and the `app::Response` goes back.
-//! A panic would kill the isolate, so nothing here unwraps outside input.
+//! `app::Request`, D1 and KV become `Db` and `Kv`, the campaigns' Durable
+//! Objects become `Campaigns`, the clock and `crypto.getRandomValues` fill the
+//! `Ctx`, and the `app::Response` goes back. `CampaignObject` is the Durable
+//! Object class: its SQLite storage is the campaign's `Sql`, and each call
+//! runs in one `transactionSync`. A panic would kill the isolate, so nothing
+//! here unwraps outside input.
 
-use crate::app::{self, Ctx, Limits};
+use crate::app::{self, Campaigns, Ctx, Limits};
+use crate::campaign::{self, Call};
 use crate::cron::{self, Outbound};
 use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
+use refloop_core::engine::config::Versioned;
+use refloop_core::engine::sql_store::{Sql, SqlStore};
 use refloop_core::keys::hash_secret_key;
+use refloop_core::{ApiError, ErrorCode};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::{
-    D1Database, Env, Fetch, Headers, Method, Request, RequestInit, Response, ScheduleContext, ScheduledEvent, event,
-    kv::KvStore,
+    D1Database, DurableObject, Env, Fetch, Headers, Method, ObjectNamespace, Request, RequestInit, Response,
+    ScheduleContext, ScheduledEvent, SqlStorage, SqlStorageValue, State, durable_object, event, kv::KvStore,
 };
 
 struct D1(D1Database);
@@ -172,12 +182,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         Ok(db) => {
             let db = D1(db);
             let kv = WorkersKv(env.kv("KV").ok());
+            let campaigns = Objects(env.durable_object("CAMPAIGNS").ok());
             let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
             let root = text_var(&env, "ROOT_KEY").map(|k| hash_secret_key(&k));
             let seed_bytes: [u8; 8] = random_bytes();
             let ctx = Ctx {
                 db: &db,
                 kv: &kv,
+                campaigns: &campaigns,
                 now: worker::Date::now().as_millis() as i64,
                 seed: u64::from_le_bytes(seed_bytes),
                 entropy: random_bytes(),
@@ -230,8 +242,184 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         app::log("cron: no D1 binding");
         return;
     };
-    match cron::run(&D1(db), &WorkerFetch, worker::Date::now().as_millis() as i64).await {
+    let db = D1(db);
+    let kv = WorkersKv(env.kv("KV").ok());
+    let campaigns = Objects(env.durable_object("CAMPAIGNS").ok());
+    let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
+    let ctx = Ctx {
+        db: &db,
+        kv: &kv,
+        campaigns: &campaigns,
+        now: worker::Date::now().as_millis() as i64,
+        seed: u64::from_le_bytes(random_bytes()),
+        entropy: random_bytes(),
+        salt: &salt,
+        root_key_hash: None,
+        limits: Limits::default(),
+        top_cache_seconds: 0,
+        site_cache_seconds: 0,
+    };
+    match cron::run(&ctx, &WorkerFetch).await {
         Ok(report) => worker::console_log!("cron: {report:?}"),
         Err(e) => app::log(&format!("cron failed: {e}")),
+    }
+}
+
+// ---- the campaigns' Durable Objects ------------------------------------------------
+
+/// The worker's side: one `fetch` to the campaign's object per call.
+struct Objects(Option<ObjectNamespace>);
+
+impl Campaigns for Objects {
+    async fn call(&self, call: &Call) -> Result<serde_json::Value, ApiError> {
+        let unavailable = |e: String| {
+            app::log(&format!("campaign {}: {e}", call.campaign.id));
+            ApiError::new(ErrorCode::Busy, "the campaign could not be reached; retry")
+        };
+        let ns = self.0.as_ref().ok_or_else(|| unavailable("no CAMPAIGNS binding".into()))?;
+        let stub = ns
+            .id_from_name(&format!("campaign:{}", call.campaign.id))
+            .and_then(|id| id.get_stub())
+            .map_err(|e| unavailable(e.to_string()))?;
+        let body = serde_json::to_string(call).map_err(|e| app::internal(e))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        let req = Request::new_with_init("https://campaign/call", &init).map_err(|e| unavailable(e.to_string()))?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(|e| unavailable(e.to_string()))?;
+        let text = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
+        campaign::read_answer(resp.status_code(), &text)
+    }
+}
+
+/// A campaign's SQLite storage as the engine's `Sql`.
+struct ObjectSql(SqlStorage);
+
+fn sql_value(v: &serde_json::Value) -> SqlStorageValue {
+    match v {
+        serde_json::Value::Null => SqlStorageValue::Null,
+        serde_json::Value::Bool(b) => SqlStorageValue::Integer(i64::from(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlStorageValue::Integer(i),
+            None => SqlStorageValue::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => SqlStorageValue::String(s.clone()),
+        other => SqlStorageValue::String(other.to_string()),
+    }
+}
+
+fn json_value(v: SqlStorageValue) -> serde_json::Value {
+    match v {
+        SqlStorageValue::Null | SqlStorageValue::Blob(_) => serde_json::Value::Null,
+        SqlStorageValue::Boolean(b) => serde_json::Value::from(i64::from(b)),
+        SqlStorageValue::Integer(i) => serde_json::Value::from(i),
+        SqlStorageValue::Float(f) => serde_json::Value::from(f),
+        SqlStorageValue::String(s) => serde_json::Value::String(s),
+    }
+}
+
+impl Sql for ObjectSql {
+    fn exec(&self, sql: &str, args: &[serde_json::Value]) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+        let cursor = self
+            .0
+            .exec(sql, args.iter().map(sql_value).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())?;
+        let names = cursor.column_names();
+        let mut rows = Vec::new();
+        for row in cursor.raw() {
+            let row = row.map_err(|e| e.to_string())?;
+            rows.push(names.iter().cloned().zip(row.into_iter().map(json_value)).collect());
+        }
+        Ok(rows)
+    }
+}
+
+/// The single writer of one campaign: its state in its SQLite storage, the
+/// engine run over it, one transaction per call.
+#[durable_object]
+pub struct CampaignObject {
+    state: State,
+    env: Env,
+    /// Every configuration version of the campaign (immutable once written),
+    /// loaded from D1 when a call names one not seen yet.
+    versions: RefCell<Vec<Versioned>>,
+}
+
+impl CampaignObject {
+    async fn versions_for(&self, call: &Call) -> Result<Vec<Versioned>, ApiError> {
+        if !self.versions.borrow().iter().any(|v| v.version == call.version) {
+            let db = D1(self.env.d1("DB").map_err(app::internal)?);
+            let loaded = crate::directory::all_versions(&db, call.campaign.id)
+                .await
+                .map_err(app::db_error)?;
+            *self.versions.borrow_mut() = loaded;
+        }
+        Ok(self.versions.borrow().clone())
+    }
+
+    /// Runs `call` in one `transactionSync`: an error rolls every write back.
+    fn in_transaction(&self, versions: Vec<Versioned>, call: Call) -> (u16, String) {
+        let sql = ObjectSql(self.state.storage().sql());
+        if !call.op.writes() {
+            return campaign::answer(&sql, &versions, &call);
+        }
+        let out: Rc<RefCell<Option<(u16, String)>>> = Rc::new(RefCell::new(None));
+        let slot = out.clone();
+        let body = Closure::<dyn FnMut() -> Result<JsValue, JsValue>>::new(move || {
+            let (status, text) = campaign::answer(&sql, &versions, &call);
+            let failed = status != 200;
+            *slot.borrow_mut() = Some((status, text));
+            if failed {
+                // Thrown out of transactionSync: the writes roll back.
+                Err(JsValue::from_str("rolled back"))
+            } else {
+                Ok(JsValue::UNDEFINED)
+            }
+        });
+        let handle = self.state.storage();
+        let storage: &JsValue = handle.as_raw().as_ref();
+        let run = Reflect::get(storage, &"transactionSync".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let thrown = match run {
+            Some(f) => f.call1(storage, body.as_ref().unchecked_ref()).err(),
+            None => Some(JsValue::from_str("this runtime has no transactionSync")),
+        };
+        let answer = out.borrow_mut().take();
+        match (answer, thrown) {
+            (Some(a), _) => a,
+            (None, e) => {
+                let e = app::internal(format!("transaction failed: {e:?}"));
+                (e.status(), e.to_json())
+            }
+        }
+    }
+}
+
+impl DurableObject for CampaignObject {
+    fn new(state: State, env: Env) -> Self {
+        let sql = ObjectSql(state.storage().sql());
+        if let Err(e) = SqlStore::migrate(&sql) {
+            app::log(&format!("campaign schema: {e}"));
+        }
+        CampaignObject {
+            state,
+            env,
+            versions: RefCell::new(Vec::new()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let text = req.text().await?;
+        let (status, body) = match serde_json::from_str::<Call>(&text) {
+            Err(e) => {
+                let e = app::internal(format!("a call that does not read: {e}"));
+                (e.status(), e.to_json())
+            }
+            Ok(call) => match self.versions_for(&call).await {
+                Ok(versions) => self.in_transaction(versions, call),
+                Err(e) => (e.status(), e.to_json()),
+            },
+        };
+        Ok(Response::ok(body)?.with_status(status))
     }
 }

@@ -1,29 +1,45 @@
 //! `POST /v1/batch` (publishable key, from browsers) and `POST /v1/server/events`
-//! (secret key, trusted). Each event is stored and decided by every active
-//! campaign of the tenant in one transaction; a guard that saw a stale read
-//! rolls it back and the event is decided again from fresh rows.
+//! (secret key, trusted).
+//!
+//! A request costs a fixed number of round trips whatever the number of events:
+//! the limits (one D1 statement), one call per campaign the events reach (its
+//! Durable Object decides all of them in one transaction and dedupes them by
+//! id), then one D1 transaction that logs the events, queues the webhook
+//! notices and records the referral codes handed out. A visitor's page views
+//! reach no campaign, so their request is one D1 transaction in all.
+//!
+//! Order matters for "no event lost, none counted twice": the campaigns decide
+//! before the log is written, so a failure anywhere leaves nothing in the log
+//! and the client's retry is decided again; a campaign that already applied an
+//! event answers it as a duplicate.
 
-use crate::app::{Ctx, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key};
-use crate::db::{Db, Kv, Stmt};
+use crate::app::{Campaigns, Ctx, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key};
+use crate::campaign::{EventsReply, Op};
+use crate::db::{Db, Kv, RowExt, Stmt};
+use crate::directory::{CampaignRow, call, config_version};
 use crate::sql;
 use crate::stmt;
-use crate::store::{CampaignRow, effect_statements, load_event_slice};
 use refloop_core::ApiError;
 use refloop_core::email::{email_sha256, normalise_email};
+use refloop_core::engine::config::CampaignConfig;
+use refloop_core::engine::machine::EngineEvent;
 use refloop_core::engine::model::Traits;
-use refloop_core::engine::program::EngineEvent;
 use refloop_core::engine::referral::Touch;
-use refloop_core::engine::step::decide_event;
 use refloop_core::event::Event;
 use refloop_core::ingest::{BatchOutcome, parse_batch, plan_inserts, too_large};
 use refloop_core::limits::MAX_BATCH_BYTES;
 use refloop_core::time::parse_rfc3339_ms;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
-/// Attempts at one event before answering `busy`.
-const ATTEMPTS: u32 = 40;
+/// D1 round trips of one ingestion request, at most: the campaigns of the
+/// tenant, the links the events name, the limits, the log. (The site is
+/// cached by the isolate; configurations come from KV, and from D1 only
+/// the first time a version is seen.) Subrequests to campaign objects: one
+/// per campaign reached, at most the tenant's active campaigns.
+pub const MAX_D1_ROUND_TRIPS: usize = 4;
 
-pub async fn batch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+pub async fn batch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
     check_size(req)?;
     let parsed = parse_batch(&req.body, ctx.now)?;
     let site = crate::app::cached_site(ctx, parsed.key.as_deref()).await?;
@@ -31,7 +47,7 @@ pub async fn batch<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
     ingest(ctx, req, &site, parsed.events, false).await
 }
 
-pub async fn server_events<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request) -> Reply {
+pub async fn server_events<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
     check_size(req)?;
     let site = site_by_secret_key(ctx.db, req).await?;
     let parsed = parse_batch(&req.body, ctx.now)?;
@@ -46,108 +62,191 @@ fn check_size(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn ingest<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
+/// A campaign that takes events, with its current configuration.
+struct Live {
+    row: CampaignRow,
+    config: CampaignConfig,
+}
+
+impl Live {
+    /// Whether an event of this name can change anything in the campaign: it
+    /// makes someone join, a rule or a quest step names it.
+    fn acts_on(&self, e: &EngineEvent) -> bool {
+        e.joins()
+            || self.config.rules_for(&e.name).next().is_some()
+            || self.config.quest.steps.iter().any(|s| s.event == e.name)
+    }
+}
+
+async fn ingest<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
     req: &Request,
     site: &Site,
     events: Vec<Result<Event, refloop_core::event::EventRejection>>,
     trusted: bool,
 ) -> Reply {
+    let mut round_trips = 0usize;
     let ip_hash = ctx.ip_hash(req);
     let plan = plan_inserts(events);
-    let mut inserted = vec![false; plan.inserts.len()];
-    // One transaction counts the request against its limits and stores every
-    // event no campaign can act on (a visitor's page views): one statement
-    // inserts those whose actor is nobody's participant. Over a limit, the
-    // whole transaction is refused, events and count alike.
-    let inert = maybe_inert(&plan.inserts);
-    let mut fast = limit_statements(ctx, req, site);
-    let candidates: Vec<Value> = plan
+    let engine_events: Vec<EngineEvent> = plan
         .inserts
         .iter()
-        .zip(&inert)
-        .filter(|(_, inert)| **inert)
-        .map(|(e, _)| {
-            serde_json::json!({
-                "id": e.id, "type": e.event_type.as_str(), "name": e.name, "anonymous_id": e.anonymous_id,
-                "user_id": e.user_id, "at": e.occurred_at_ms, "payload": stored_payload(e),
-            })
-        })
+        .map(|e| engine_event(ctx, e, trusted, ip_hash.clone()))
         .collect();
-    if !candidates.is_empty() {
-        fast.push(stmt!(
-            sql::INSERT_INERT_EVENTS,
-            site.id,
-            ctx.now,
-            trusted,
-            Value::Array(candidates).to_string()
-        ));
-    }
-    let results = ctx.db.batch_rows(fast).await.map_err(|e| {
-        if e.message.contains("rate_limited") {
-            rate_limited(ctx)
-        } else {
-            db_error(e)
-        }
-    })?;
-    let stored: std::collections::HashSet<String> = results
-        .last()
-        .filter(|_| inert.iter().any(|i| *i))
-        .into_iter()
-        .flatten()
-        .map(|r| crate::db::RowExt::text(r, "event_id"))
-        .collect();
-    let mut slow = Vec::new();
-    for (i, e) in plan.inserts.iter().enumerate() {
-        if inert[i] && stored.contains(&e.id) {
-            inserted[i] = true;
-        } else {
-            // A duplicate, or someone a campaign knows: the engine decides.
-            slow.push(i);
-        }
-    }
-    if slow.is_empty() {
-        return Ok(Response::json(202, BatchOutcome::new(plan, &inserted).to_json()));
-    }
-    let campaigns: Vec<CampaignRow> = ctx
+
+    // Which campaigns each event reaches.
+    round_trips += 1;
+    let mut live = Vec::new();
+    for row in ctx
         .db
         .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
         .await
         .map_err(db_error)?
         .iter()
         .map(CampaignRow::from_row)
-        .collect();
-    let known = known_ids(ctx, site, &plan.inserts).await?;
-    for i in slow {
-        let e = &plan.inserts[i];
-        if known.contains(&e.id) {
-            continue;
-        }
-        // Each event gets its own randomness, so a retried batch draws the same ids.
-        let seed = ctx.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        inserted[i] = one_event(ctx, site, &campaigns, e, trusted, ip_hash.clone(), seed).await?;
+    {
+        let config = config_version(ctx.db, ctx.kv, row.id, row.current_version)
+            .await
+            .map_err(db_error)?
+            .config;
+        live.push(Live { row, config });
     }
-    let outcome = BatchOutcome::new(plan, &inserted);
-    Ok(Response::json(202, outcome.to_json()))
+    let links = if live.is_empty() {
+        HashMap::new()
+    } else {
+        round_trips += 1;
+        links_of(ctx, &engine_events).await?
+    };
+    let mut reach: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, (e, raw)) in engine_events.iter().zip(&plan.inserts).enumerate() {
+        for c in targets(&live, e, raw, &links) {
+            reach.entry(c).or_default().push(i);
+        }
+    }
+
+    let limits = limit_statements(ctx, req, site);
+    let log = log_statement(ctx, site, &plan.inserts, trusted);
+    let mut last: Vec<Stmt> = Vec::new();
+    if !reach.is_empty() {
+        // The limits first, on their own: over a limit nothing is decided.
+        round_trips += 1;
+        ctx.db.batch_rows(limits).await.map_err(|e| limit_error(ctx, e))?;
+        for (campaign, indexes) in &reach {
+            let Some(c) = live.iter().find(|l| l.row.id == *campaign) else { continue };
+            let events = indexes.iter().map(|i| engine_events[*i].clone()).collect();
+            let answer = call(ctx, &c.row, Op::Events { events }).await?;
+            let reply: EventsReply = serde_json::from_value(answer)
+                .map_err(|e| crate::app::internal(format!("campaign {campaign} answered: {e}")))?;
+            for (kind, payload) in &reply.notices {
+                last.push(stmt!(sql::ENQUEUE_NOTICE, site.tenant_id, kind.as_str(), payload.to_string(), ctx.now));
+            }
+            for code in &reply.codes {
+                last.push(stmt!(sql::INSERT_LINK, code.as_str(), *campaign, "code"));
+            }
+        }
+    } else {
+        last = limits;
+    }
+    // The log last, in the same transaction as the notices and codes.
+    let stored: std::collections::HashSet<String> = match log {
+        Some(log) => {
+            last.insert(0, log);
+            round_trips += 1;
+            let results = ctx.db.batch_rows(last).await.map_err(|e| limit_error(ctx, e))?;
+            results
+                .first()
+                .into_iter()
+                .flatten()
+                .map(|r| r.text("event_id"))
+                .collect()
+        }
+        None => {
+            if !last.is_empty() {
+                round_trips += 1;
+                ctx.db.batch_rows(last).await.map_err(|e| limit_error(ctx, e))?;
+            }
+            Default::default()
+        }
+    };
+    debug_assert!(
+        round_trips <= MAX_D1_ROUND_TRIPS,
+        "{round_trips} D1 round trips, the bound is {MAX_D1_ROUND_TRIPS}"
+    );
+    let inserted: Vec<bool> = plan.inserts.iter().map(|e| stored.contains(&e.id)).collect();
+    Ok(Response::json(202, BatchOutcome::new(plan, &inserted).to_json()))
 }
 
-fn rate_limited<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>) -> ApiError {
-    let wait = 60 - (ctx.now / 1000) % 60;
-    ApiError::new(
-        refloop_core::ErrorCode::RateLimited,
-        format!("too many requests; retry after {wait}s"),
-    )
+/// The campaigns an event reaches. An event that names its `campaign` reaches
+/// that one; a signup whose referral code or invitation names a campaign
+/// reaches that one; any other event reaches every active campaign of the
+/// tenant that can act on it (a join, or a rule or quest step of its name).
+fn targets(live: &[Live], e: &EngineEvent, raw: &Event, links: &HashMap<String, i64>) -> Vec<i64> {
+    let named = raw.payload.get("campaign").and_then(Value::as_str);
+    if let Some(slug) = named {
+        return live
+            .iter()
+            .filter(|l| l.row.slug == slug && l.acts_on(e))
+            .map(|l| l.row.id)
+            .collect();
+    }
+    if let Some(t) = &e.touch
+        && let Some(c) = [&t.code, &t.invitation]
+            .into_iter()
+            .flatten()
+            .find_map(|token| links.get(token))
+    {
+        return live.iter().filter(|l| l.row.id == *c).map(|l| l.row.id).collect();
+    }
+    live.iter().filter(|l| l.acts_on(e)).map(|l| l.row.id).collect()
+}
+
+/// The campaigns the batch's referral codes and invitations name (one query).
+async fn links_of<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    events: &[EngineEvent],
+) -> Result<HashMap<String, i64>, ApiError> {
+    let tokens: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.touch.as_ref())
+        .flat_map(|t| [t.code.as_deref(), t.invitation.as_deref()])
+        .flatten()
+        .collect();
+    if tokens.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list = serde_json::to_string(&tokens).unwrap_or_else(|_| "[]".into());
+    Ok(ctx
+        .db
+        .query(stmt!(sql::LINKS, list))
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.text("token"), r.int("id")))
+        .collect())
+}
+
+fn limit_error<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, e: crate::db::DbError) -> ApiError {
+    if e.message.contains("rate_limited") {
+        let wait = 60 - (ctx.now / 1000) % 60;
+        ApiError::new(
+            refloop_core::ErrorCode::RateLimited,
+            format!("too many requests; retry after {wait}s"),
+        )
+    } else {
+        db_error(e)
+    }
 }
 
 /// The counters of the site's key and the caller's IP, and the guards that
 /// refuse the transaction when either is over its limit.
-fn limit_statements<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Site) -> Vec<Stmt> {
+fn limit_statements<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Vec<Stmt> {
     let window = ctx.now / 60_000;
     let mut buckets = vec![(format!("site:{}", site.id), site.limit(ctx))];
     if let Some(ip) = ctx.ip_hash(req) {
         buckets.push((format!("ip:{ip}"), ctx.limits.per_ip_per_minute));
     }
-    let names = json_list(buckets.iter().map(|b| b.0.as_str()));
+    let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into());
     let mut out = vec![stmt!(sql::COUNT_REQUESTS, names, window)];
     for (bucket, limit) in buckets {
         out.push(stmt!(sql::GUARD_RATE, bucket, window, limit));
@@ -155,119 +254,38 @@ fn limit_statements<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, req: &Request, site: &Sit
     out
 }
 
-/// Events that cannot make anyone join: not a signup or identify, and from
-/// no identity that joins in this batch. Whether the actor is a participant
-/// already is asked by the insert itself.
-fn maybe_inert(events: &[Event]) -> Vec<bool> {
-    let joins = |e: &Event| e.name == refloop_core::engine::program::SIGNUP || e.name == "identify";
-    let joining: std::collections::HashSet<&str> = events
-        .iter()
-        .filter(|e| joins(e))
-        .flat_map(|e| [e.anonymous_id.as_deref(), e.user_id.as_deref()])
-        .flatten()
-        .collect();
-    events
-        .iter()
-        .map(|e| {
-            let ids = [e.anonymous_id.as_deref(), e.user_id.as_deref()];
-            !joins(e) && ids.iter().flatten().all(|i| !joining.contains(i))
-        })
-        .collect()
-}
-
-/// Stores and decides one event; false when the site had it already.
-async fn one_event<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
-    site: &Site,
-    campaigns: &[CampaignRow],
-    e: &Event,
-    trusted: bool,
-    ip_hash: Option<String>,
-    seed: u64,
-) -> Result<bool, ApiError> {
-    let engine_event = engine_event(ctx, e, trusted, ip_hash);
-    let mut last = None;
-    for attempt in 0..ATTEMPTS {
-        // The batch-level check saw it new; a retry asks again (a concurrent
-        // copy may have landed, and then this one is a duplicate).
-        if attempt > 0 {
-            let known = ctx
-                .db
-                .query(stmt!(sql::EVENT_EXISTS, site.id, e.id.as_str()))
-                .await
-                .map_err(db_error)?;
-            if !known.is_empty() {
-                return Ok(false);
-            }
-        }
-        let mut stmts: Vec<Stmt> = vec![insert_statement(sql::INSERT_EVENT_STRICT, site, e, ctx.now, trusted)];
-        let mut rng = refloop_core::engine::rewards::SplitMix64::new(seed.wrapping_add(u64::from(attempt)));
-        for campaign in campaigns {
-            let slice = load_event_slice(ctx.db, ctx.kv, campaign, &engine_event)
-                .await
-                .map_err(db_error)?;
-            let effects = decide_event(&slice, &engine_event, &mut rng);
-            let pinned = slice.pinned.as_ref().unwrap_or(&slice.current);
-            effect_statements(campaign, &effects, pinned, &mut stmts);
-        }
-        match ctx.db.batch(stmts).await {
-            Ok(_) => return Ok(true),
-            Err(err) if err.retryable => {
-                last = Some(err);
-                ctx.db.pause(crate::db::backoff(attempt, rng.next_u64())).await;
-            }
-            Err(err) => return Err(db_error(err)),
-        }
-    }
-    Err(db_error(
-        last.unwrap_or_else(|| crate::db::DbError::from_message("busy")),
-    ))
-}
-
-fn insert_statement(sql: &'static str, site: &Site, e: &Event, now: i64, trusted: bool) -> Stmt {
-    stmt!(
-        sql,
-        site.id,
-        e.id.as_str(),
-        e.event_type.as_str(),
-        e.name.as_str(),
-        e.anonymous_id.clone(),
-        e.user_id.clone(),
-        e.occurred_at_ms,
-        now,
-        trusted,
-        stored_payload(e)
-    )
-}
-
-fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
-}
-
-/// Which of the batch's ids the site already has (one query).
-async fn known_ids<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
+/// The one statement that logs every event of the batch (none: no statement).
+fn log_statement<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
     site: &Site,
     events: &[Event],
-) -> Result<std::collections::HashSet<String>, ApiError> {
+    trusted: bool,
+) -> Option<Stmt> {
     if events.is_empty() {
-        return Ok(Default::default());
+        return None;
     }
-    let ids = json_list(events.iter().map(|e| e.id.as_str()));
-    Ok(ctx
-        .db
-        .query(stmt!(sql::KNOWN_EVENT_IDS, site.id, ids))
-        .await
-        .map_err(db_error)?
+    let rows: Vec<Value> = events
         .iter()
-        .map(|r| crate::db::RowExt::text(r, "event_id"))
-        .collect())
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id, "type": e.event_type.as_str(), "name": e.name, "anonymous_id": e.anonymous_id,
+                "user_id": e.user_id, "at": e.occurred_at_ms, "payload": stored_payload(e),
+            })
+        })
+        .collect();
+    Some(stmt!(
+        sql::INSERT_EVENTS,
+        site.id,
+        ctx.now,
+        trusted,
+        Value::Array(rows).to_string()
+    ))
 }
 
 /// The event as the engine sees it: attribution as a touch, the email only as
 /// a salted hash of its normalised form, the IP only as a salted hash.
-pub fn engine_event<D: Db, K: Kv>(
-    ctx: &Ctx<'_, D, K>,
+pub fn engine_event<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
     e: &Event,
     trusted: bool,
     ip_hash: Option<String>,
@@ -315,7 +333,10 @@ pub fn engine_event<D: Db, K: Kv>(
 /// Takes `email` (plain, when the site opted in) or `email_sha256` (what the
 /// SDK sends by default) out of the traits and returns the salted hash and
 /// the domain (for the disposable-domain signal).
-fn email_identity<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, traits: &mut Traits) -> (Option<String>, Option<String>) {
+fn email_identity<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    traits: &mut Traits,
+) -> (Option<String>, Option<String>) {
     let plain = traits.remove("email");
     let hashed = traits.remove("email_sha256");
     let domain = traits

@@ -42,6 +42,9 @@ pub enum Route {
     DeleteWebhook,
     Deliveries,
     Audit,
+    EndCampaign,
+    CheckCampaign,
+    CheckAll,
 }
 
 /// (method, path pattern, route). `{name}` matches one path segment.
@@ -124,6 +127,9 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("DELETE", "/v1/admin/webhooks/{webhook}", Route::DeleteWebhook),
     ("GET", "/v1/admin/webhooks/{webhook}/deliveries", Route::Deliveries),
     ("GET", "/v1/admin/audit", Route::Audit),
+    ("POST", "/v1/admin/campaigns/{campaign}/end", Route::EndCampaign),
+    ("GET", "/v1/admin/campaigns/{campaign}/check", Route::CheckCampaign),
+    ("GET", "/v1/admin/check", Route::CheckAll),
 ];
 
 /// What a request matched.

@@ -61,6 +61,18 @@ impl ErrorCode {
         }
     }
 
+    /// The code of `as_str`'s text.
+    pub fn parse(s: &str) -> Option<Self> {
+        use ErrorCode::*;
+        [
+            MalformedRequest, MissingKey, UnknownKey, OriginNotAllowed, PayloadTooLarge, TooManyEvents, Unauthorized,
+            InvalidParameter, NotFound, MethodNotAllowed, RateLimited, Forbidden, Conflict, InvalidConfig, Busy,
+            Internal,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
     pub const fn http_status(self) -> u16 {
         match self {
             Self::MalformedRequest | Self::MissingKey | Self::InvalidParameter => 400,

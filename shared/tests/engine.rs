@@ -388,7 +388,7 @@ fn the_end_of_the_campaign_distributes_to_the_top() {
     let winners: Vec<_> = out
         .grants
         .iter()
-        .map(|g| d.program.grants()[g.0 as usize].participant)
+        .map(|g| d.program.grant(*g).unwrap().participant)
         .collect();
     assert_eq!(winners, [top[0].participant, top[1].participant, top[2].participant]);
     assert!(
@@ -404,7 +404,7 @@ fn grant_transitions_follow_the_lifecycle() {
     d.signup("ana", None);
     d.signup("ben", Some("ana"));
     let g = d.program.grants().iter().find(|g| g.reward == "thanks").unwrap().id;
-    assert_eq!(d.program.grants()[g.0 as usize].status, GrantStatus::Approved);
+    assert_eq!(d.program.grant(g).unwrap().status, GrantStatus::Approved);
     let bad = d.program.apply(Input::Transition {
         grant: g,
         to: GrantStatus::Redeemed,
@@ -426,7 +426,7 @@ fn grant_transitions_follow_the_lifecycle() {
                 .any(|n| matches!(n, Notice::RewardStatusChanged { .. }))
         );
     }
-    assert_eq!(d.program.grants()[g.0 as usize].history.len(), 4);
+    assert_eq!(d.program.grant(g).unwrap().history.len(), 4);
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn run(actions: &[Action], with_resends: bool) -> (Program, Vec<Input>) {
                 Input::Event(Box::new(e))
             }
             Action::Review { referral, approve } => Input::Review {
-                referral: ReferralId(u64::from(*referral)),
+                referral: ReferralId(u64::from(*referral) + 1),
                 approve: *approve,
                 at: now,
             },

@@ -27,7 +27,8 @@ pub fn migration_files() -> Vec<PathBuf> {
     files
 }
 
-use refloop_edge::app::{self, Ctx, Limits, Request, Response};
+use refloop_edge::app::{self, Campaigns, Ctx, Limits, Request, Response};
+use refloop_edge::campaign::{self, Call};
 use refloop_edge::db::{Arg, Db, DbError, Kv, Row, Stmt};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct Sqlite {
     pub conn: RefCell<Connection>,
     /// Statements run, for tests that count database work.
     pub statements: Cell<u64>,
+    /// Round trips (a query or a batch each): what D1 bills as a subrequest.
+    pub round_trips: Cell<u64>,
 }
 
 impl Sqlite {
@@ -61,6 +64,7 @@ impl Sqlite {
         Sqlite {
             conn: RefCell::new(conn),
             statements: Cell::new(0),
+            round_trips: Cell::new(0),
         }
     }
 
@@ -106,6 +110,7 @@ fn rows(conn: &Connection, s: &Stmt) -> rusqlite::Result<Vec<Row>> {
 impl Db for Sqlite {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, DbError> {
         self.statements.set(self.statements.get() + 1);
+        self.round_trips.set(self.round_trips.get() + 1);
         rows(&self.conn.borrow(), &stmt).map_err(|e| DbError::from_message(e.to_string()))
     }
 
@@ -121,6 +126,7 @@ impl Db for Sqlite {
 impl Sqlite {
     fn run_batch(&self, stmts: &[Stmt]) -> Result<Vec<(u64, Vec<Row>)>, DbError> {
         self.statements.set(self.statements.get() + stmts.len() as u64);
+        self.round_trips.set(self.round_trips.get() + 1);
         let mut conn = self.conn.borrow_mut();
         let tx = conn.transaction().map_err(|e| DbError::from_message(e.to_string()))?;
         let mut out = Vec::new();
@@ -150,6 +156,8 @@ impl Kv for MemKv {
 pub struct Edge {
     pub db: Sqlite,
     pub kv: MemKv,
+    /// Each campaign's own database, as its Durable Object keeps it.
+    pub objects: Objects,
     pub now: Cell<i64>,
     pub seed: Cell<u64>,
     pub limits: Limits,
@@ -164,6 +172,7 @@ impl Edge {
         Edge {
             db: Sqlite::seeded(),
             kv: MemKv::default(),
+            objects: Objects::default(),
             now: Cell::new(1_790_000_000_000),
             seed: Cell::new(1),
             limits: Limits {
@@ -200,9 +209,11 @@ impl Edge {
                 .wrapping_add(1442695040888963407),
         );
         let root = refloop_core::keys::hash_secret_key(ROOT);
+        let campaigns = self.objects.reached_through(&self.db);
         let ctx = Ctx {
             db: &self.db,
             kv: &self.kv,
+            campaigns: &campaigns,
             now: self.now.get(),
             seed: self.seed.get(),
             entropy: [7; 48],
@@ -247,28 +258,104 @@ impl Edge {
         (r.status == 200).then(|| serde_json::from_str(&r.body).unwrap())
     }
 
-    /// The ledger invariants over the whole database; the violations found.
+    /// Every campaign's invariants, as the root key's check restates them
+    /// from each campaign's tables; the violations found.
     pub fn violations(&self) -> Vec<String> {
-        let conn = self.db.conn.borrow();
-        let mut stmt = conn
-            .prepare(
-                "SELECT 'score ' || p.id FROM participants p
-                   WHERE p.score <> (SELECT coalesce(sum(points), 0) FROM ledger l WHERE l.participant_id = p.id)
-                 UNION ALL SELECT 'confirmed ' || p.id FROM participants p
-                   WHERE p.confirmed <> (SELECT count(*) FROM referrals r WHERE r.referrer_id = p.id
-                     AND r.status = 'confirmed' AND r.review IN ('clear', 'approved'))
-                 UNION ALL SELECT 'bucket ' || b.score FROM score_buckets b
-                   WHERE b.n <> (SELECT count(*) FROM scores s WHERE s.campaign_id = b.campaign_id
-                     AND s.period = b.period AND s.score = b.score)
-                 UNION ALL SELECT 'tie ' || b.score || ' ' || b.hour FROM tie_buckets b
-                   WHERE b.n <> (SELECT count(*) FROM scores s JOIN participants p ON p.id = s.participant_id
-                     WHERE s.campaign_id = b.campaign_id AND s.period = b.period AND s.score = b.score
-                     AND p.joined_at / 3600000 = b.hour)
-                 UNION ALL SELECT 'board ' || s.participant_id FROM scores s JOIN participants p ON p.id = s.participant_id
-                   WHERE s.period = 'all' AND s.score <> p.score",
-            )
-            .unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let auth = format!("Bearer {ROOT}");
+        let r = self.call("GET", "/v1/admin/check", &[("authorization", &auth)], "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Runs the cron at `now` with `out` as the webhook receivers.
+    pub fn cron(&self, out: &impl refloop_edge::cron::Outbound, now: i64) -> refloop_edge::cron::CronReport {
+        let campaigns = self.objects.reached_through(&self.db);
+        let ctx = Ctx {
+            db: &self.db,
+            kv: &self.kv,
+            campaigns: &campaigns,
+            now,
+            seed: 3,
+            entropy: [7; 48],
+            salt: "test-salt",
+            root_key_hash: None,
+            limits: self.limits,
+            top_cache_seconds: 0,
+            site_cache_seconds: 0,
+        };
+        block_on(refloop_edge::cron::run(&ctx, out)).expect("cron")
+    }
+}
+
+/// The campaigns' objects, natively: one rusqlite database per campaign,
+/// each call through the same JSON wire and in one transaction, as the
+/// worker's Durable Objects do.
+#[derive(Default)]
+pub struct Objects {
+    pub dbs: RefCell<HashMap<i64, CampaignDb>>,
+    /// Each object's versions, loaded from the directory when a call names
+    /// one it has not seen (as the Durable Object does).
+    versions: RefCell<HashMap<i64, Vec<refloop_core::engine::config::Versioned>>>,
+    /// Calls made, for tests that count subrequests.
+    pub calls: Cell<u64>,
+}
+
+impl Objects {
+    fn reached_through<'a>(&'a self, d1: &'a Sqlite) -> Reach<'a> {
+        Reach { objects: self, d1 }
+    }
+
+    /// Runs `f` on a campaign's database (for tests that look inside).
+    pub fn with<T>(&self, campaign: i64, f: impl FnOnce(&CampaignDb) -> T) -> T {
+        let mut dbs = self.dbs.borrow_mut();
+        f(dbs.entry(campaign).or_default())
+    }
+}
+
+/// `Objects` with the directory their versions come from.
+pub struct Reach<'a> {
+    objects: &'a Objects,
+    d1: &'a Sqlite,
+}
+
+impl Campaigns for Reach<'_> {
+    async fn call(&self, call: &Call) -> Result<serde_json::Value, refloop_core::ApiError> {
+        self.objects.calls.set(self.objects.calls.get() + 1);
+        let wire = serde_json::to_string(call).expect("a call serialises");
+        let call: Call = serde_json::from_str(&wire).expect("a call reads back");
+        let known = self
+            .objects
+            .versions
+            .borrow()
+            .get(&call.campaign.id)
+            .is_some_and(|v| v.iter().any(|v| v.version == call.version));
+        if !known {
+            let loaded = refloop_edge::directory::all_versions(self.d1, call.campaign.id)
+                .await
+                .map_err(refloop_edge::app::db_error)?;
+            self.objects.versions.borrow_mut().insert(call.campaign.id, loaded);
+        }
+        let versions = self.objects.versions.borrow()[&call.campaign.id].clone();
+        let (status, body) = self.objects.with(call.campaign.id, |db| {
+            let writes = call.op.writes();
+            if writes {
+                db.conn.execute_batch("BEGIN").expect("begin");
+            }
+            let (status, body) = campaign::answer(db, &versions, &call);
+            if writes {
+                db.conn
+                    .execute_batch(if status == 200 { "COMMIT" } else { "ROLLBACK" })
+                    .expect("end of transaction");
+            }
+            (status, body)
+        });
+        campaign::read_answer(status, &body)
     }
 }
 

@@ -240,7 +240,7 @@ impl Run {
                 at: *now,
             },
             Action::Review { referral, approve } => Input::Review {
-                referral: ReferralId(u64::from(*referral)),
+                referral: ReferralId(u64::from(*referral) + 1),
                 approve: *approve,
                 at: *now,
             },
@@ -302,8 +302,8 @@ impl Run {
         let periods = self.periods();
         let sql = SqlStore::new(&self.db, &periods);
         let people = self.db.count("SELECT count(*) FROM participants") as u64;
-        assert_eq!(people, self.mem.next_participant_id().0, "participants");
-        for id in (0..people).map(ParticipantId) {
+        assert_eq!(people + 1, self.mem.next_participant_id().0, "participants");
+        for id in (1..=people).map(ParticipantId) {
             assert_eq!(sql.participant(id), self.mem.participant(id), "participant {id:?}");
             assert_eq!(sql.is_erased(id), self.mem.is_erased(id));
             assert_eq!(sql.score(id), self.mem.score(id), "score of {id:?}");
@@ -312,12 +312,12 @@ impl Run {
         }
         let referrals = sql.next_referral_id().0;
         assert_eq!(referrals, self.mem.next_referral_id().0, "referrals");
-        for id in (0..referrals).map(ReferralId) {
+        for id in (1..referrals).map(ReferralId) {
             assert_eq!(sql.referral(id), self.mem.referral(id), "referral {id:?}");
         }
         let grants = sql.next_grant_id().0;
         assert_eq!(grants, self.mem.next_grant_id().0, "grants");
-        for id in (0..grants).map(GrantId) {
+        for id in (1..grants).map(GrantId) {
             assert_eq!(sql.grant(id), self.mem.grant(id), "grant {id:?}");
         }
         // The all-time board row by row. (Windowed boards answer for the
@@ -448,7 +448,7 @@ fn a_revoked_grant_frees_a_winner_place_in_both_stores() {
         Action::Signup { who: 1, by: None, disposable: false },
         Action::Signup { who: 2, by: Some(0), disposable: false },
         // Participant 0 won the only place; the grant is revoked…
-        Action::Transition { grant: 0, to: 7 },
+        Action::Transition { grant: 1, to: 7 },
         // …so participant 1's milestone may be granted.
         Action::Signup { who: 3, by: Some(1), disposable: false },
     ];

@@ -8,7 +8,6 @@
 //! - `machine`: the one composition of all of it over one campaign, generic over `store::Store`.
 //! - `store`: where a campaign's state lives (`MemStore`); `sql_store`: the same in SQLite.
 //! - `program`: the engine over memory with its input log (replay) and invariant checks.
-//! - `step`: the edge's copy over D1 slices, until campaigns move to their Durable Objects.
 //! - `presets`: ready-made programs (the waitlist and the nine pulses).
 
 pub mod analytics;
@@ -25,5 +24,4 @@ pub mod referral;
 pub mod rewards;
 pub mod rules;
 pub mod sql_store;
-pub mod step;
 pub mod store;

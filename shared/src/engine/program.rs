@@ -75,7 +75,7 @@ impl Program {
     pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
         self.store
             .participants
-            .get(id.0 as usize)
+            .get((id.0 as usize).wrapping_sub(1))
             .filter(|_| !self.store.erased.contains(&id))
     }
 
@@ -95,7 +95,7 @@ impl Program {
     }
 
     pub fn referral(&self, id: ReferralId) -> Option<&Referral> {
-        self.store.referrals.get(id.0 as usize)
+        self.store.referrals.get((id.0 as usize).wrapping_sub(1))
     }
 
     pub fn referrals(&self) -> &[Referral] {
@@ -116,6 +116,10 @@ impl Program {
 
     pub fn ledger(&self) -> &Ledger {
         &self.store.ledger
+    }
+
+    pub fn grant(&self, id: GrantId) -> Option<&Grant> {
+        self.store.grants.get((id.0 as usize).wrapping_sub(1))
     }
 
     pub fn grants(&self) -> &[Grant] {

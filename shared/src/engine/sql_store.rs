@@ -128,6 +128,9 @@ pub const SCHEMA: &[&str] = &[
        grant_id INTEGER NOT NULL REFERENCES grants(id),
        from_status TEXT, to_status TEXT NOT NULL, at INTEGER NOT NULL, note TEXT)",
     "CREATE INDEX IF NOT EXISTS grant_transitions_by_grant ON grant_transitions(grant_id, id)",
+    // Immutable copies of a board at a moment (the engine never reads them).
+    "CREATE TABLE IF NOT EXISTS snapshots (
+       id INTEGER PRIMARY KEY, period TEXT NOT NULL, taken_at INTEGER NOT NULL, rows TEXT NOT NULL)",
 ];
 
 /// The statuses of a live grant, as SQL.
@@ -406,7 +409,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn next_participant_id(&self) -> ParticipantId {
-        ParticipantId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM participants", &[]) as u64)
+        ParticipantId(self.int("SELECT coalesce(max(id) + 1, 1) AS n FROM participants", &[]) as u64)
     }
 
     fn participant(&self, id: ParticipantId) -> Option<Participant> {
@@ -518,7 +521,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn next_referral_id(&self) -> ReferralId {
-        ReferralId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM referrals", &[]) as u64)
+        ReferralId(self.int("SELECT coalesce(max(id) + 1, 1) AS n FROM referrals", &[]) as u64)
     }
 
     fn referral(&self, id: ReferralId) -> Option<Referral> {
@@ -687,7 +690,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn next_grant_id(&self) -> GrantId {
-        GrantId(self.int("SELECT coalesce(max(id) + 1, 0) AS n FROM grants", &[]) as u64)
+        GrantId(self.int("SELECT coalesce(max(id) + 1, 1) AS n FROM grants", &[]) as u64)
     }
 
     fn grant(&self, id: GrantId) -> Option<Grant> {

@@ -189,17 +189,22 @@ impl MemStore {
     }
 }
 
+/// Ids are dense from 1 (the API's ids are positive): id n is slot n - 1.
+fn slot(id: u64) -> usize {
+    (id as usize).wrapping_sub(1)
+}
+
 impl Store for MemStore {
     fn mark_seen(&mut self, event_id: &str) -> bool {
         self.seen.insert(event_id.to_owned())
     }
 
     fn next_participant_id(&self) -> ParticipantId {
-        ParticipantId(self.participants.len() as u64)
+        ParticipantId(self.participants.len() as u64 + 1)
     }
 
     fn participant(&self, id: ParticipantId) -> Option<Participant> {
-        self.participants.get(id.0 as usize).cloned()
+        self.participants.get(slot(id.0)).cloned()
     }
 
     fn is_erased(&self, id: ParticipantId) -> bool {
@@ -234,13 +239,13 @@ impl Store for MemStore {
     }
 
     fn update_participant(&mut self, p: &Participant) {
-        if let Some(slot) = self.participants.get_mut(p.id.0 as usize) {
+        if let Some(slot) = self.participants.get_mut(slot(p.id.0)) {
             *slot = p.clone();
         }
     }
 
     fn erase(&mut self, id: ParticipantId) {
-        let Some(person) = self.participants.get_mut(id.0 as usize) else {
+        let Some(person) = self.participants.get_mut(slot(id.0)) else {
             return;
         };
         person.anonymous_id = None;
@@ -273,11 +278,11 @@ impl Store for MemStore {
     }
 
     fn next_referral_id(&self) -> ReferralId {
-        ReferralId(self.referrals.len() as u64)
+        ReferralId(self.referrals.len() as u64 + 1)
     }
 
     fn referral(&self, id: ReferralId) -> Option<Referral> {
-        self.referrals.get(id.0 as usize).cloned()
+        self.referrals.get(slot(id.0)).cloned()
     }
 
     fn referral_of(&self, referee: ParticipantId) -> Option<Referral> {
@@ -294,7 +299,7 @@ impl Store for MemStore {
     }
 
     fn update_referral(&mut self, r: &Referral) {
-        if let Some(slot) = self.referrals.get_mut(r.id.0 as usize) {
+        if let Some(slot) = self.referrals.get_mut(slot(r.id.0)) {
             *slot = r.clone();
         }
     }
@@ -306,7 +311,7 @@ impl Store for MemStore {
             .get(&referrer)
             .into_iter()
             .flatten()
-            .filter_map(|r| self.referrals.get(r.0 as usize))
+            .filter_map(|r| self.referrals.get(slot(r.0)))
         {
             if r.created_at > since {
                 a.referrals_last_hour += 1;
@@ -360,11 +365,11 @@ impl Store for MemStore {
     }
 
     fn next_grant_id(&self) -> GrantId {
-        GrantId(self.grants.len() as u64)
+        GrantId(self.grants.len() as u64 + 1)
     }
 
     fn grant(&self, id: GrantId) -> Option<Grant> {
-        self.grants.get(id.0 as usize).cloned()
+        self.grants.get(slot(id.0)).cloned()
     }
 
     fn has_grant_key(&self, key: &str) -> bool {
@@ -385,7 +390,7 @@ impl Store for MemStore {
     }
 
     fn update_grant(&mut self, g: &Grant) {
-        if let Some(slot) = self.grants.get_mut(g.id.0 as usize) {
+        if let Some(slot) = self.grants.get_mut(slot(g.id.0)) {
             *slot = g.clone();
         }
     }

@@ -1,0 +1,121 @@
+//! The directory in D1: campaigns and their configuration versions, cached in
+//! KV (versions never change once written, so they are never invalidated; an
+//! update is a new version the campaign row points at, visible at once), and
+//! the one way the worker talks to a campaign: `call`.
+
+use crate::app::{Campaigns, Ctx, db_error, not_found};
+use crate::campaign::{CampaignMeta, Call, Op};
+use crate::db::{Db, DbError, Kv, Row, RowExt};
+use crate::sql;
+use crate::stmt;
+use refloop_core::ApiError;
+use refloop_core::engine::config::{CampaignConfig, Versioned};
+
+/// A campaign row of the directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub current_version: u32,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+}
+
+impl CampaignRow {
+    pub fn from_row(r: &Row) -> Self {
+        CampaignRow {
+            id: r.int("id"),
+            tenant_id: r.int("tenant_id"),
+            slug: r.text("slug"),
+            name: r.text("name"),
+            status: r.text("status"),
+            current_version: r.int("current_version") as u32,
+            created_at: r.int("created_at"),
+            updated_at: r.opt_int("updated_at"),
+        }
+    }
+
+    pub fn meta(&self) -> CampaignMeta {
+        CampaignMeta {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            slug: self.slug.clone(),
+        }
+    }
+}
+
+/// One configuration version, from KV when it is there.
+pub async fn config_version(db: &impl Db, kv: &impl Kv, campaign: i64, version: u32) -> Result<Versioned, DbError> {
+    let key = format!("cfg:{campaign}:{version}");
+    if let Some(text) = kv.get(&key).await
+        && let Ok(config) = serde_json::from_str::<CampaignConfig>(&text)
+    {
+        return Ok(Versioned { version, config });
+    }
+    let rows = db.query(stmt!(sql::CAMPAIGN_VERSION, campaign, version)).await?;
+    let text = rows
+        .first()
+        .map(|r| r.text("config"))
+        .ok_or_else(|| DbError::from_message(format!("campaign {campaign} has no version {version}")))?;
+    let config: CampaignConfig =
+        serde_json::from_str(&text).map_err(|e| DbError::from_message(format!("stored config: {e}")))?;
+    kv.put(&key, &text, None).await;
+    Ok(Versioned { version, config })
+}
+
+/// Every version of a campaign, oldest first (what its object needs: a
+/// referral stays pinned to the version it started under).
+pub async fn all_versions(db: &impl Db, campaign: i64) -> Result<Vec<Versioned>, DbError> {
+    db.query(stmt!(sql::CAMPAIGN_VERSIONS, campaign))
+        .await?
+        .iter()
+        .map(|r| {
+            let config = serde_json::from_str::<CampaignConfig>(&r.text("config"))
+                .map_err(|e| DbError::from_message(format!("stored config of campaign {campaign}: {e}")))?;
+            Ok(Versioned {
+                version: r.int("version") as u32,
+                config,
+            })
+        })
+        .collect()
+}
+
+/// The campaign `name` (slug or id) of the tenant, with its current configuration.
+pub async fn campaign_of<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    tenant: i64,
+    name: &str,
+) -> Result<(CampaignRow, Versioned), ApiError> {
+    let campaign = ctx
+        .db
+        .query(stmt!(sql::CAMPAIGN, tenant, name))
+        .await
+        .map_err(db_error)?
+        .first()
+        .map(CampaignRow::from_row)
+        .filter(|c| c.current_version > 0)
+        .ok_or_else(|| not_found(format!("no campaign {name:?}")))?;
+    let current = config_version(ctx.db, ctx.kv, campaign.id, campaign.current_version)
+        .await
+        .map_err(db_error)?;
+    Ok((campaign, current))
+}
+
+/// One call to the campaign's single writer, at server time.
+pub async fn call<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    campaign: &CampaignRow,
+    op: Op,
+) -> Result<serde_json::Value, ApiError> {
+    let call = Call {
+        campaign: campaign.meta(),
+        version: campaign.current_version,
+        now: ctx.now,
+        seed: ctx.seed ^ (campaign.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        op,
+    };
+    ctx.campaigns.call(&call).await
+}
