@@ -152,6 +152,7 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &
         Route::Audit => audit_log(ctx, req, &site).await,
         Route::EndCampaign => end_campaign(ctx, req, &site, c).await,
         Route::CheckCampaign => check_campaign(ctx, &site, c).await,
+        Route::Replay => replay(ctx, req, &site, c).await,
         _ => Err(not_found("no such route")),
     }
 }
@@ -656,6 +657,32 @@ async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
     ));
     ctx.db.batch(stmts).await.map_err(db_error)?;
     Ok(Response::value(200, &without_notices(answer)))
+}
+
+/// `POST /v1/admin/campaigns/{campaign}/replay` `{version, apply?}`: every
+/// input of the campaign run again under configuration `version`; without
+/// `apply` a preview of the correcting entries, with it they are appended
+/// (never an edit). Running the same replay again corrects nothing more.
+async fn replay<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+    let body = json_body(req)?;
+    let version = body
+        .get("version")
+        .and_then(Value::as_u64)
+        .filter(|v| (1..=u64::from(u32::MAX)).contains(v))
+        .ok_or_else(|| bad("send the configuration `version` to replay under"))? as u32;
+    let apply = match body.get("apply") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("`apply` is true or false")),
+    };
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let op = Op::Replay { version, apply };
+    if !apply {
+        return Ok(Response::value(200, &call(ctx, &c, op).await?));
+    }
+    let target = format!("campaign:{}", c.slug);
+    let answer = admin_write(ctx, site, &c, op, "campaign.replay", &target, json!({"version": version})).await?;
+    Ok(Response::value(200, &answer))
 }
 
 /// `GET /v1/admin/campaigns/{campaign}/check`: every invariant of the

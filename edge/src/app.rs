@@ -169,6 +169,7 @@ pub fn internal(e: impl std::fmt::Display) -> ApiError {
 /// A database failure: contention is `busy` (retry), anything else internal.
 pub fn db_error(e: DbError) -> ApiError {
     if e.retryable {
+        log(&format!("busy: {e}"));
         ApiError::new(ErrorCode::Busy, "the data changed under this request; retry")
     } else {
         internal(e)

@@ -12,7 +12,9 @@ use refloop_core::engine::config::{Period, Versioned};
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
 use refloop_core::engine::model::*;
 use refloop_core::engine::quest;
-use refloop_core::engine::rewards::{GrantStatus, SplitMix64, times_reached};
+use refloop_core::engine::ledger::corrections;
+use refloop_core::engine::rewards::{Codes, GrantStatus, times_reached};
+use refloop_core::engine::store::MemStore;
 use refloop_core::engine::sql_store::{Sql, SqlStore, period_key};
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
@@ -35,8 +37,12 @@ pub struct Call {
     pub version: u32,
     /// Server time: every window, date and tie is decided by it.
     pub now: Millis,
-    /// Fresh randomness for codes and tokens.
+    /// Fresh randomness (a raffle's seed when the operator names none).
     pub seed: u64,
+    /// 32 bytes from the worker's CSPRNG, hex: the campaign's secret for its
+    /// codes if it has none yet (its first call).
+    #[serde(default)]
+    pub entropy: String,
     pub op: Op,
 }
 
@@ -73,6 +79,9 @@ pub enum Op {
     End { seed: u64 },
     /// Every invariant of the ledger restated from the tables, and row counts.
     Check,
+    /// The campaign's inputs run again under configuration `version`: the
+    /// correcting ledger entries, previewed, or appended with `apply`.
+    Replay { version: u32, apply: bool },
 }
 
 impl Op {
@@ -91,6 +100,7 @@ impl Op {
                 | Op::Trend { .. }
                 | Op::Export
                 | Op::Check
+                | Op::Replay { apply: false, .. }
         )
     }
 }
@@ -146,7 +156,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
     let versions = &versions[..=current];
     let config = &versions[current].config;
     let mut store = SqlStore::new(sql, &config.leaderboard.periods);
-    let mut rng = SplitMix64::new(call.seed);
+    let codes = codes_of(&store, &call.entropy)?;
     let campaign = CampaignId(call.campaign.id as u64);
     let now = call.now;
     let view = View {
@@ -156,15 +166,20 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
         now,
     };
     let result = {
-        let mut engine = Machine::new(&mut store, versions, campaign, &mut rng);
+        let mut engine = Machine::new(&mut store, versions, campaign, &codes);
         match &call.op {
             Op::Events { events } => {
                 let mut reply = EventsReply::default();
                 for e in events {
-                    let out = engine.apply(&Input::Event(Box::new(e.clone())));
+                    let out = run(&mut engine, Input::Event(Box::new(e.clone())));
                     reply.applied.push(!out.duplicate);
+                    // A resent join answers its code again, so a directory write
+                    // lost after the first answer is made good by the retry.
+                    let actor = out
+                        .participant
+                        .or_else(|| engine.store.find(e.anonymous_id.as_deref(), e.user_id.as_deref()));
                     if e.joins()
-                        && let Some(p) = out.participant.and_then(|p| engine.store.participant(p))
+                        && let Some(p) = actor.and_then(|p| engine.store.participant(p))
                     {
                         reply.codes.push(p.code);
                     }
@@ -173,7 +188,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                 Ok(serde_json::to_value(reply).unwrap_or(Value::Null))
             }
             Op::Click { code } => {
-                let out = engine.apply(&Input::Click { code: code.clone(), at: now });
+                let out = run(&mut engine, Input::Click { code: code.clone(), at: now });
                 match out.refusal {
                     Some(_) => Err(not_found("no such referral code")),
                     None => Ok(json!({"landing_url": config.landing_url})),
@@ -184,7 +199,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                     .store
                     .find(anonymous_id.as_deref(), user_id.as_deref())
                     .ok_or_else(|| not_found("not a participant of this campaign yet (sign up first)"))?;
-                let out = engine.apply(&Input::Invite { participant: p, at: now });
+                let out = run(&mut engine, Input::Invite { participant: p, at: now });
                 if let Some(e) = out.error {
                     return Err(conflict(e));
                 }
@@ -198,7 +213,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                 key,
             } => {
                 let p = ParticipantId(*participant);
-                let out = engine.apply(&Input::Adjust {
+                let out = run(&mut engine, Input::Adjust {
                     participant: p,
                     points: *points,
                     note: note.clone(),
@@ -221,17 +236,18 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
             Op::Erase { participant } => {
                 let p = ParticipantId(*participant);
                 let person = engine.store.participant(p).ok_or_else(|| not_found("no such participant in this campaign"))?;
-                let out = engine.apply(&Input::Erase { participant: p, at: now });
+                let out = run(&mut engine, Input::Erase { participant: p, at: now });
                 if let Some(e) = out.error {
                     return Err(not_found(e));
                 }
+                forget_in_inputs(sql, p, &person)?;
                 Ok(json!({
                     "participant": p.0, "erased": true,
                     "anonymous_id": person.anonymous_id, "user_id": person.user_id,
                 }))
             }
             Op::Review { referral, approve } => {
-                let out = engine.apply(&Input::Review {
+                let out = run(&mut engine, Input::Review {
                     referral: ReferralId(*referral),
                     approve: *approve,
                     at: now,
@@ -251,7 +267,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                 }
             }
             Op::Transition { grant, to, note } => {
-                let out = engine.apply(&Input::Transition {
+                let out = run(&mut engine, Input::Transition {
                     grant: GrantId(*grant),
                     to: *to,
                     at: now,
@@ -268,11 +284,11 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                 }
             }
             Op::Tick => {
-                let out = engine.apply(&Input::Tick { now });
+                let out = run(&mut engine, Input::Tick { now });
                 Ok(json!({"notices": notices_of(&call.campaign, &out, now)}))
             }
             Op::End { seed } => {
-                let out = engine.apply(&Input::End { at: now, seed: *seed });
+                let out = run(&mut engine, Input::End { at: now, seed: *seed });
                 if let Some(e) = out.error {
                     return Err(conflict(e));
                 }
@@ -309,6 +325,13 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
             Op::Trend { from, to } => view.trend(*from, *to),
             Op::Export => view.export(),
             Op::Check => view.check(),
+            Op::Replay { version, apply } => {
+                let target = versions
+                    .iter()
+                    .find(|v| v.version == *version)
+                    .ok_or_else(|| not_found(format!("this campaign has no version {version}")))?;
+                replay(engine.store, target, &codes, campaign, *version, *apply, now)
+            }
         }
     };
     match store.failure() {
@@ -335,6 +358,94 @@ pub fn read_answer(status: u16, body: &str) -> Result<Value, ApiError> {
     let code = v["error"]["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Internal);
     let message = v["error"]["message"].as_str().unwrap_or("the campaign failed").to_owned();
     Err(ApiError::new(code, message))
+}
+
+/// Applies one input and keeps it in the campaign's log of inputs.
+fn run<C: Sql>(engine: &mut Machine<'_, SqlStore<'_, C>>, input: Input) -> Outcome {
+    let out = engine.apply(&input);
+    engine.store.log_input(&input);
+    out
+}
+
+/// The campaign's codes, keyed by its secret (kept on its first call).
+fn codes_of<C: Sql>(store: &SqlStore<'_, C>, entropy: &str) -> Result<Codes, ApiError> {
+    let secret = store.secret(entropy);
+    let bytes: Vec<u8> = (0..secret.len() / 2)
+        .filter_map(|i| u8::from_str_radix(secret.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| internal("the campaign has no secret for its codes (no entropy was sent)"))?;
+    Ok(Codes::new(secret))
+}
+
+/// Erasure reaches the log of inputs too: the person's events keep only a
+/// pseudonym (`erased:<id>`, so a replay still links them) and lose their
+/// traits and hashes.
+fn forget_in_inputs(sql: &impl Sql, p: ParticipantId, person: &Participant) -> Result<(), ApiError> {
+    let pseudonym = format!("erased:{}", p.0);
+    for (field, value) in [("anonymous_id", &person.anonymous_id), ("user_id", &person.user_id)] {
+        let Some(value) = value else { continue };
+        sql.exec(
+            &format!(
+                "UPDATE inputs SET input = json_remove(json_set(input, '$.{field}', ?2),
+                   '$.traits', '$.email_hash', '$.email_domain', '$.ip_hash', '$.device_id')
+                 WHERE json_extract(input, '$.{field}') = ?1"
+            ),
+            &[json!(value), json!(pseudonym)],
+        )
+        .map_err(|e| internal(format!("erasure of the inputs: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs every input again, in memory, under `target` (all referrals pinned to
+/// it), and returns the correcting entries that bring the ledger there;
+/// appends them with `apply`. Manual adjustments stand; nothing is edited.
+fn replay<C: Sql>(
+    store: &mut SqlStore<'_, C>,
+    target: &Versioned,
+    codes: &Codes,
+    campaign: CampaignId,
+    version: u32,
+    apply: bool,
+    now: Millis,
+) -> Result<Value, ApiError> {
+    let mut fresh = MemStore::new(&target.config.leaderboard.periods);
+    let versions = [Versioned {
+        version,
+        config: target.config.clone(),
+    }];
+    let mut engine = Machine::new(&mut fresh, &versions, campaign, codes);
+    let inputs = store.inputs();
+    for input in &inputs {
+        engine.apply(input);
+    }
+    let replay_id = format!("{now}-v{version}");
+    let fixes = corrections(&store.ledger(), fresh.ledger().entries(), &replay_id, now, version);
+    if apply {
+        let by_points = target.config.leaderboard.score_by == refloop_core::engine::config::ScoreBy::Points;
+        for f in &fixes {
+            if store.append_entry(f)
+                && by_points
+                && let Some(p) = store.participant(f.participant).filter(|_| !store.is_erased(f.participant))
+            {
+                store.board_add(p.id, p.joined_at, f.points, f.at);
+            }
+        }
+    }
+    let total: i64 = fixes.iter().map(|f| f.points).sum();
+    Ok(json!({
+        "version": version,
+        "replay": replay_id,
+        "applied": apply,
+        "inputs": inputs.len(),
+        "points": total,
+        "corrections": fixes.iter().map(|f| json!({
+            "participant": f.participant.0, "points": f.points,
+            "corrects": match &f.reason { EntryReason::Correction { corrects, .. } => corrects.clone(), _ => String::new() },
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 fn collect(campaign: &CampaignMeta, out: &Outcome, at: Millis, reply: &mut EventsReply) {

@@ -112,6 +112,26 @@ pub trait Db {
     async fn pause(&self, _ms: u64) {}
 }
 
+/// Attempts at a D1 write that contention refused (busy, overloaded, a unique
+/// index a concurrent insert hit) before the client is told `503 busy`.
+pub const WRITE_ATTEMPTS: u32 = 4;
+
+/// `batch_rows`, tried again after a retryable error, with full-jitter backoff.
+/// Only for writes that are safe to repeat whole (a refused transaction left
+/// nothing behind).
+pub async fn batch_rows_retrying(db: &impl Db, stmts: Vec<Stmt>, jitter: u64) -> Result<Vec<Vec<Row>>, DbError> {
+    let mut attempt = 0;
+    loop {
+        match db.batch_rows(stmts.clone()).await {
+            Err(e) if e.retryable && attempt + 1 < WRITE_ATTEMPTS && !e.message.contains("rate_limited") => {
+                db.pause(backoff(attempt, jitter.rotate_left(attempt * 7))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Full-jitter exponential backoff: a wait in [0, min(cap, base·2^attempt)).
 pub fn backoff(attempt: u32, random: u64) -> u64 {
     let ceiling = (5u64 << attempt.min(10)).min(400);

@@ -270,24 +270,41 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// The worker's side: one `fetch` to the campaign's object per call.
 struct Objects(Option<ObjectNamespace>);
 
-impl Campaigns for Objects {
-    async fn call(&self, call: &Call) -> Result<serde_json::Value, ApiError> {
-        let unavailable = |e: String| {
-            app::log(&format!("campaign {}: {e}", call.campaign.id));
-            ApiError::new(ErrorCode::Busy, "the campaign could not be reached; retry")
-        };
-        let ns = self.0.as_ref().ok_or_else(|| unavailable("no CAMPAIGNS binding".into()))?;
+/// Attempts at reaching a campaign's object for a call that is safe to repeat
+/// (events are deduped by id in the object; reads change nothing).
+const CALL_ATTEMPTS: u32 = 3;
+
+impl Objects {
+    async fn call_once(&self, call: &Call, body: &str) -> Result<(u16, String), String> {
+        let ns = self.0.as_ref().ok_or("no CAMPAIGNS binding")?;
         let stub = ns
             .id_from_name(&format!("campaign:{}", call.campaign.id))
             .and_then(|id| id.get_stub())
-            .map_err(|e| unavailable(e.to_string()))?;
-        let body = serde_json::to_string(call).map_err(|e| app::internal(e))?;
+            .map_err(|e| e.to_string())?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
-        let req = Request::new_with_init("https://campaign/call", &init).map_err(|e| unavailable(e.to_string()))?;
-        let mut resp = stub.fetch_with_request(req).await.map_err(|e| unavailable(e.to_string()))?;
-        let text = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
-        campaign::read_answer(resp.status_code(), &text)
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(body)));
+        let req = Request::new_with_init("https://campaign/call", &init).map_err(|e| e.to_string())?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(|e| e.to_string())?;
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((resp.status_code(), text))
+    }
+}
+
+impl Campaigns for Objects {
+    async fn call(&self, call: &Call) -> Result<serde_json::Value, ApiError> {
+        let body = serde_json::to_string(call).map_err(app::internal)?;
+        let repeatable = matches!(call.op, campaign::Op::Events { .. }) || !call.op.writes();
+        let attempts = if repeatable { CALL_ATTEMPTS } else { 1 };
+        for attempt in 0..attempts {
+            match self.call_once(call, &body).await {
+                Ok((status, text)) => return campaign::read_answer(status, &text),
+                Err(e) => {
+                    app::log(&format!("campaign {} (attempt {}): {e}", call.campaign.id, attempt + 1));
+                    worker::Delay::from(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+        }
+        Err(ApiError::new(ErrorCode::Busy, "the campaign could not be reached; retry"))
     }
 }
 

@@ -130,7 +130,9 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
     if !reach.is_empty() {
         // The limits first, on their own: over a limit nothing is decided.
         round_trips += 1;
-        ctx.db.batch_rows(limits).await.map_err(|e| limit_error(ctx, e))?;
+        crate::db::batch_rows_retrying(ctx.db, limits, ctx.seed)
+            .await
+            .map_err(|e| limit_error(ctx, e))?;
         for (campaign, indexes) in &reach {
             let Some(c) = live.iter().find(|l| l.row.id == *campaign) else { continue };
             let events = indexes.iter().map(|i| engine_events[*i].clone()).collect();
@@ -152,7 +154,9 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
         Some(log) => {
             last.insert(0, log);
             round_trips += 1;
-            let results = ctx.db.batch_rows(last).await.map_err(|e| limit_error(ctx, e))?;
+            let results = crate::db::batch_rows_retrying(ctx.db, last, ctx.seed)
+                .await
+                .map_err(|e| limit_error(ctx, e))?;
             results
                 .first()
                 .into_iter()

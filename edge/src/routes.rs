@@ -45,6 +45,7 @@ pub enum Route {
     EndCampaign,
     CheckCampaign,
     CheckAll,
+    Replay,
 }
 
 /// (method, path pattern, route). `{name}` matches one path segment.
@@ -130,6 +131,7 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/v1/admin/campaigns/{campaign}/end", Route::EndCampaign),
     ("GET", "/v1/admin/campaigns/{campaign}/check", Route::CheckCampaign),
     ("GET", "/v1/admin/check", Route::CheckAll),
+    ("POST", "/v1/admin/campaigns/{campaign}/replay", Route::Replay),
 ];
 
 /// What a request matched.

@@ -419,8 +419,10 @@ function start(cfg) {
     if (consent === 'denied') return undefined;
     var id = newId(), at = new Date().toISOString();
     var make = function (tr) {
-      return core.eventJson(id, kind, name, anonymousId, user || userId || undefined, at,
+      var text = core.eventJson(id, kind, name, anonymousId, user || userId || undefined, at,
         json(properties, 'properties'), json(tr, 'traits'), attribution ? JSON.stringify(attribution) : undefined);
+      // data-campaign names the program every event of this page belongs to.
+      return cfg.campaign ? text.slice(0, -1) + ',"campaign":' + JSON.stringify(cfg.campaign) + '}' : text;
     };
     if (slot) {
       var entry = { pending: true };

@@ -93,8 +93,9 @@ export async function freshTenant(request, site = {}) {
     const res = await request.post(`${EDGE}/v1/batch`, { data: { key: pk, events }, ...extra });
     return { status: res.status(), body: await res.json().catch(() => null), headers: res.headers() };
   };
-  const server = async (events) => {
-    const res = await request.post(`${EDGE}/v1/server/events`, { data: { events }, headers: { Authorization: `Bearer ${sk}` } });
+  const server = async (events, extra = {}) => {
+    const headers = { ...(extra.headers || {}), Authorization: `Bearer ${sk}` };
+    const res = await request.post(`${EDGE}/v1/server/events`, { data: { events }, headers });
     return { status: res.status(), body: await res.json().catch(() => null) };
   };
   const me = async (campaign, anonymousId) => {

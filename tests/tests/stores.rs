@@ -11,7 +11,7 @@ use refloop_core::engine::config::{CampaignConfig, Period, Versioned};
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Outcome, SIGNUP};
 use refloop_core::engine::model::*;
 use refloop_core::engine::referral::Touch;
-use refloop_core::engine::rewards::{GrantStatus, SplitMix64};
+use refloop_core::engine::rewards::{Codes, GrantStatus};
 use refloop_core::engine::sql_store::SqlStore;
 use refloop_core::engine::store::{MemStore, Store};
 use refloop_tests::CampaignDb;
@@ -141,8 +141,7 @@ struct Run {
     mem: MemStore,
     db: CampaignDb,
     versions: Vec<Versioned>,
-    mem_rng: SplitMix64,
-    sql_rng: SplitMix64,
+    codes: Codes,
     inputs: Vec<Input>,
 }
 
@@ -153,8 +152,7 @@ impl Run {
             mem: MemStore::new(&config.leaderboard.periods),
             db: CampaignDb::new(),
             versions: vec![Versioned { version: 1, config }],
-            mem_rng: SplitMix64::new(5),
-            sql_rng: SplitMix64::new(5),
+            codes: Codes::from_seed(5),
             inputs: Vec::new(),
         }
     }
@@ -172,10 +170,10 @@ impl Run {
             return (Outcome::default(), Outcome::default());
         }
         let campaign = CampaignId(1);
-        let mem = Machine::new(&mut self.mem, &self.versions, campaign, &mut self.mem_rng).apply(&input);
+        let mem = Machine::new(&mut self.mem, &self.versions, campaign, &self.codes).apply(&input);
         let periods = self.periods();
         let mut store = SqlStore::new(&self.db, &periods);
-        let sql = Machine::new(&mut store, &self.versions, campaign, &mut self.sql_rng).apply(&input);
+        let sql = Machine::new(&mut store, &self.versions, campaign, &self.codes).apply(&input);
         assert_eq!(store.failure(), None, "a statement failed on {input:?}");
         self.inputs.push(input);
         (mem, sql)

@@ -6,8 +6,8 @@
 //! Each input is read, decided and written here, step by step; the store only
 //! keeps what it is told. Configurations come beside the state (every version
 //! the campaign has had, newest last) and are never cloned per input.
-//! Randomness (codes, tokens) comes from the caller's generator; nothing here
-//! reads a clock.
+//! Codes and tokens are keyed hashes of the campaign's secret (`Codes`), so a
+//! replay draws the same ones; nothing here reads a clock or a random source.
 
 use super::config::{CampaignConfig, Mode, Period, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned};
 use super::fraud::VELOCITY_WINDOW_MS;
@@ -15,7 +15,7 @@ use super::ledger::{reward_key, rule_key};
 use super::model::*;
 use super::quest::{self, StepOutcome};
 use super::referral::{Invitation, RefusalReason, SignupDecision, SignupFacts, Touch, decide_signup};
-use super::rewards::{self, Grant, GrantSource, GrantStatus, SplitMix64, Standing};
+use super::rewards::{self, Codes, Grant, GrantSource, GrantStatus, Standing};
 use super::rules;
 use super::store::{HeldEvent, Store};
 use serde::{Deserialize, Serialize};
@@ -69,8 +69,10 @@ impl EngineEvent {
     }
 }
 
-/// Everything that can happen to a campaign, in the order it happened.
-#[derive(Debug, Clone)]
+/// Everything that can happen to a campaign, in the order it happened. A
+/// campaign keeps its inputs, so it can be replayed under another version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
 pub enum Input {
     Event(Box<EngineEvent>),
     Click {
@@ -174,17 +176,17 @@ pub struct Machine<'a, S: Store> {
     /// Every version the campaign has had, oldest first; the last is current.
     pub versions: &'a [Versioned],
     pub campaign: CampaignId,
-    pub rng: &'a mut SplitMix64,
+    pub codes: &'a Codes,
 }
 
 impl<'a, S: Store> Machine<'a, S> {
-    pub fn new(store: &'a mut S, versions: &'a [Versioned], campaign: CampaignId, rng: &'a mut SplitMix64) -> Self {
+    pub fn new(store: &'a mut S, versions: &'a [Versioned], campaign: CampaignId, codes: &'a Codes) -> Self {
         assert!(!versions.is_empty(), "a campaign has at least one configuration version");
         Machine {
             store,
             versions,
             campaign,
-            rng,
+            codes,
         }
     }
 
@@ -279,7 +281,7 @@ impl<'a, S: Store> Machine<'a, S> {
 
     fn join(&mut self, e: &EngineEvent) -> ParticipantId {
         let id = self.store.next_participant_id();
-        let code = self.fresh_code("", |s, c| s.by_code(c).is_some());
+        let code = self.fresh_code("", &format!("participant:{}", id.0), |s, c| s.by_code(c).is_some());
         let p = Participant {
             id,
             anonymous_id: e.anonymous_id.clone(),
@@ -617,7 +619,7 @@ impl<'a, S: Store> Machine<'a, S> {
             return;
         }
         let token = match &reward.kind {
-            RewardKind::Coupon { prefix } => Some(self.fresh_code(prefix, |s, t| s.token_taken(t))),
+            RewardKind::Coupon { prefix } => Some(self.fresh_code(prefix, &format!("grant:{key}"), |s, t| s.token_taken(t))),
             _ => None,
         };
         let g = Grant::new(self.store.next_grant_id(), p, reward, source, needs_review, token, at);
@@ -692,7 +694,7 @@ impl<'a, S: Store> Machine<'a, S> {
             return;
         }
         let invitation = Invitation {
-            token: self.fresh_code("", |s, t| s.invitation(t).is_some()),
+            token: self.fresh_code("", &format!("invitation:{}:{at}", p.0), |s, t| s.invitation(t).is_some()),
             inviter: p,
             created_at: at,
             expires_at: at + config.attribution_window_ms(),
@@ -862,21 +864,23 @@ impl<'a, S: Store> Machine<'a, S> {
         }
     }
 
-    /// A code (with `prefix`, if any) that `taken` does not already know.
-    /// 31^8 codes: a clash is rare and just draws again, a bounded number of
-    /// times (a store that answers "taken" for everything is a bug).
-    fn fresh_code(&mut self, prefix: &str, taken: impl Fn(&S, &str) -> bool) -> String {
-        const DRAWS: usize = 64;
+    /// The code of `name` (with `prefix`, if any) that `taken` does not
+    /// already know. 31^8 codes: a clash is rare and takes the next attempt, a
+    /// bounded number of times (a store that answers "taken" for everything
+    /// is a bug).
+    fn fresh_code(&self, prefix: &str, name: &str, taken: impl Fn(&S, &str) -> bool) -> String {
+        const ATTEMPTS: u32 = 64;
+        // The campaign is part of the name: two campaigns never share a code by construction.
+        let name = format!("campaign:{}:{name}", self.campaign.0);
         let mut last = String::new();
-        for _ in 0..DRAWS {
-            let bytes: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
-            if let Some(code) = rewards::token_from_random(prefix, &bytes) {
+        for attempt in 0..ATTEMPTS {
+            if let Some(code) = self.codes.code(prefix, &name, attempt) {
                 if !taken(self.store, &code) {
                     return code;
                 }
                 last = code;
             }
         }
-        panic!("{DRAWS} fresh codes in a row were taken (last {last}): the store's uniqueness check is broken");
+        panic!("{ATTEMPTS} codes of {name} in a row were taken (last {last}): the store's uniqueness check is broken");
     }
 }

@@ -10,7 +10,7 @@ use super::leaderboard::Leaderboard;
 use super::ledger::{Ledger, corrections};
 use super::machine::Machine;
 use super::model::*;
-use super::rewards::{self, Grant, GrantSource, SplitMix64};
+use super::rewards::{self, Codes, Grant, GrantSource};
 use super::store::{MemStore, Store};
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +19,7 @@ pub use super::machine::{EngineEvent, Input, Notice, Outcome, SIGNUP};
 pub struct Program {
     campaign: CampaignId,
     versions: Vec<Versioned>,
-    rng: SplitMix64,
+    codes: Codes,
     seed: u64,
     store: MemStore,
     log: Vec<Input>,
@@ -32,7 +32,7 @@ impl Program {
         Ok(Self {
             campaign: CampaignId::default(),
             versions: vec![Versioned { version: 1, config }],
-            rng: SplitMix64::new(seed),
+            codes: Codes::from_seed(seed),
             seed,
             store,
             log: Vec::new(),
@@ -176,7 +176,7 @@ impl Program {
                 }
                 out
             }
-            other => Machine::new(&mut self.store, &self.versions, self.campaign, &mut self.rng).apply(other),
+            other => Machine::new(&mut self.store, &self.versions, self.campaign, &self.codes).apply(other),
         };
         self.log.push(input);
         debug_assert_eq!(self.check(), Ok(()));

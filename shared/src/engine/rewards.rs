@@ -236,6 +236,41 @@ pub fn token_from_random(prefix: &str, random: &[u8]) -> Option<String> {
     })
 }
 
+/// A campaign's codes and tokens: HMAC-SHA256 of the campaign's secret (32
+/// bytes from a CSPRNG, kept with the campaign) and the name of what the code
+/// is for (`participant:7`, a grant's key, an invitation). So the same entity
+/// gets the same code in a replay under any configuration, one code reveals
+/// nothing about another, and nobody without the secret can guess one.
+#[derive(Clone)]
+pub struct Codes {
+    secret: [u8; 32],
+}
+
+impl Codes {
+    pub fn new(secret: [u8; 32]) -> Self {
+        Codes { secret }
+    }
+
+    /// A secret spread from a seed, for tests, benchmarks and the in-memory
+    /// reference (never for a real campaign).
+    pub fn from_seed(seed: u64) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(seed.to_le_bytes());
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&digest);
+        Codes { secret }
+    }
+
+    /// The code of `name` (with `prefix`), try `attempt` (a clash draws the next).
+    pub fn code(&self, prefix: &str, name: &str, attempt: u32) -> Option<String> {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret).ok()?;
+        mac.update(name.as_bytes());
+        mac.update(&attempt.to_le_bytes());
+        token_from_random(prefix, &mac.finalize().into_bytes())
+    }
+}
+
 /// How many times a milestone has been reached at `confirmed` referrals.
 pub fn times_reached(m: &Milestone, confirmed: u32) -> u32 {
     match (m.every, m.confirmed_referrals) {

@@ -128,6 +128,8 @@ pub const SCHEMA: &[&str] = &[
        grant_id INTEGER NOT NULL REFERENCES grants(id),
        from_status TEXT, to_status TEXT NOT NULL, at INTEGER NOT NULL, note TEXT)",
     "CREATE INDEX IF NOT EXISTS grant_transitions_by_grant ON grant_transitions(grant_id, id)",
+    // Every input the campaign was given, in order: a replay runs them again.
+    "CREATE TABLE IF NOT EXISTS inputs (id INTEGER PRIMARY KEY, input TEXT NOT NULL)",
     // Immutable copies of a board at a moment (the engine never reads them).
     "CREATE TABLE IF NOT EXISTS snapshots (
        id INTEGER PRIMARY KEY, period TEXT NOT NULL, taken_at INTEGER NOT NULL, rows TEXT NOT NULL)",
@@ -200,6 +202,69 @@ impl<'c, C: Sql> SqlStore<'c, C> {
 
     fn int(&self, sql: &str, args: &[Value]) -> i64 {
         self.one::<Int>(sql, args).map_or(0, |r| r.n.unwrap_or(0))
+    }
+
+    /// Records an input the campaign was given (a replay runs them again).
+    pub fn log_input(&self, input: &super::machine::Input) {
+        self.run("INSERT INTO inputs (input) VALUES (?1)", &[text(input)]);
+    }
+
+    /// Every input the campaign was given, in order.
+    pub fn inputs(&self) -> Vec<super::machine::Input> {
+        #[derive(Deserialize)]
+        struct Logged {
+            input: String,
+        }
+        self.rows::<Logged>("SELECT input FROM inputs ORDER BY id", &[])
+            .into_iter()
+            .filter_map(|l| serde_json::from_str(&l.input).ok())
+            .collect()
+    }
+
+    /// The whole ledger, in order.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        #[derive(Deserialize)]
+        struct Entry {
+            participant_id: i64,
+            points: i64,
+            reason: String,
+            source_event: Option<String>,
+            referral_id: Option<i64>,
+            idempotency_key: String,
+            at: i64,
+            config_version: u32,
+        }
+        self.rows::<Entry>("SELECT * FROM ledger ORDER BY id", &[])
+            .into_iter()
+            .filter_map(|e| {
+                Some(LedgerEntry {
+                    campaign: CampaignId::default(),
+                    participant: ParticipantId(e.participant_id as u64),
+                    points: e.points,
+                    reason: serde_json::from_str(&e.reason).ok()?,
+                    source_event: e.source_event,
+                    referral: e.referral_id.map(|r| ReferralId(r as u64)),
+                    idempotency_key: e.idempotency_key,
+                    at: e.at,
+                    config_version: e.config_version,
+                })
+            })
+            .collect()
+    }
+
+    /// The campaign's secret for its codes: the one kept, else `fresh`, kept
+    /// from now on.
+    pub fn secret(&self, fresh: &str) -> String {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES ('secret', ?1) ON CONFLICT DO NOTHING",
+            &[json!(fresh)],
+        );
+        #[derive(Deserialize)]
+        struct Meta {
+            value: String,
+        }
+        self.one::<Meta>("SELECT value FROM meta WHERE key = 'secret'", &[])
+            .map_or_else(|| fresh.to_owned(), |m| m.value)
     }
 
     fn history(&self, grant: i64) -> Vec<Transition> {

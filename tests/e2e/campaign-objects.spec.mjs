@@ -1,0 +1,135 @@
+// Each campaign lives in its own Durable Object under `wrangler dev`: what that
+// makes reachable (ending a program, a reproducible raffle, replay under another
+// version), campaigns side by side, and one hot referrer under concurrency.
+import { test, expect } from '@playwright/test';
+import { ev, freshTenant, invariantViolations } from './helpers.mjs';
+
+const SCORES = { a: 50, b: 40, c: 30, d: 20, e: 0 };
+
+test('an operator ends a waitlist: its top 3 get their grants, once', async ({ request }) => {
+  const t = await freshTenant(request);
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'wait', preset: 'waitlist' }, 201);
+  expect((await t.send(Object.keys(SCORES).map((w) => ev('signup', w, { campaign: 'wait' })))).status).toBe(202);
+  const { participants } = await t.json('GET', '/v1/admin/campaigns/wait/participants?limit=10');
+  const byAnon = Object.fromEntries(participants.map((p) => [p.anonymous_id, p]));
+  for (const [who, points] of Object.entries(SCORES)) {
+    if (points) await t.json('POST', `/v1/admin/campaigns/wait/participants/${byAnon[who].id}/adjustments`, { points, note: 'test' }, 201);
+  }
+  const ended = await t.json('POST', '/v1/admin/campaigns/wait/end', {});
+  expect(ended.grants).toHaveLength(3);
+  const { grants } = await t.json('GET', '/v1/admin/campaigns/wait/grants?limit=50');
+  const winners = grants.filter((g) => g.reward === 'early-access').map((g) => g.participant.code).sort();
+  expect(winners).toEqual(['a', 'b', 'c'].map((w) => byAnon[w].code).sort());
+  expect((await t.json('GET', '/v1/admin/campaigns/wait')).status).toBe('ended');
+  const again = await t.api('POST', '/v1/admin/campaigns/wait/end', {});
+  expect(again.status()).toBe(409);
+  // An ended campaign takes no more events: the directory lists it no more.
+  const late = await t.send([ev('signup', 'late', { campaign: 'wait' })]);
+  expect(late.status).toBe(202);
+  expect((await t.json('GET', '/v1/admin/campaigns/wait/participants?q=late')).participants).toHaveLength(0);
+  expect(invariantViolations()).toEqual([]);
+});
+
+const RAFFLE = {
+  name: 'raffle', ends_at: '2027-06-01T00:00:00Z',
+  point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 10 }],
+  rewards: [
+    { id: 'ticket', name: 'Ticket', kind: { type: 'raffle_ticket', tickets: 1 } },
+    { id: 'prize', name: 'Prize', kind: { type: 'badge', badge: 'winner' } },
+  ],
+  end_distributions: [
+    { reward: 'ticket', rule: { type: 'min_score', score: 10 } },
+    { reward: 'prize', rule: { type: 'raffle', winners: 2 } },
+  ],
+};
+
+test('a raffle drawn again with the same seed names the same winners', async ({ request }) => {
+  const t = await freshTenant(request);
+  const winners = {};
+  for (const slug of ['draw-1', 'draw-2']) {
+    await t.json('POST', '/v1/admin/campaigns', { slug, config: RAFFLE }, 201);
+    const events = Array.from({ length: 12 }, (_, i) => ev('signup', `${slug}-p${i}`, { campaign: slug }));
+    expect((await t.send(events)).status).toBe(202);
+    const ended = await t.json('POST', `/v1/admin/campaigns/${slug}/end`, { seed: 42 });
+    expect(ended.seed).toBe('42');
+    const { grants } = await t.json('GET', `/v1/admin/campaigns/${slug}/grants?limit=100`);
+    expect(grants.filter((g) => g.reward === 'ticket')).toHaveLength(12);
+    winners[slug] = grants.filter((g) => g.reward === 'prize').map((g) => g.participant.id).sort();
+    expect(winners[slug]).toHaveLength(2);
+  }
+  expect(winners['draw-2']).toEqual(winners['draw-1']);
+  const audit = await t.json('GET', '/v1/admin/audit?limit=20');
+  expect(audit.entries.filter((e) => e.action === 'campaign.end').map((e) => JSON.parse(e.detail).seed)).toEqual(['42', '42']);
+});
+
+test('a replay under another version previews its corrections, appends them, and then corrects nothing', async ({ request }) => {
+  const t = await freshTenant(request);
+  const config = { name: 'replay', point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 10 }] };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'rp', config }, 201);
+  expect((await t.send(Array.from({ length: 5 }, (_, i) => ev('signup', `rp${i}`, { campaign: 'rp' })))).status).toBe(202);
+  await t.json('PUT', '/v1/admin/campaigns/rp/point-rules', { point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 15 }] });
+  const preview = await t.json('POST', '/v1/admin/campaigns/rp/replay', { version: 2 });
+  expect(preview).toMatchObject({ applied: false, points: 25, inputs: 5 });
+  expect(preview.corrections).toHaveLength(5);
+  expect((await t.me('rp', 'rp0')).points).toBe(10);
+  const applied = await t.json('POST', '/v1/admin/campaigns/rp/replay', { version: 2, apply: true });
+  expect(applied).toMatchObject({ applied: true, points: 25 });
+  expect((await t.me('rp', 'rp0')).points).toBe(15);
+  const ledger = await t.json('GET', `/v1/admin/campaigns/rp/participants/${(await t.json('GET', '/v1/admin/campaigns/rp/participants?q=rp0')).participants[0].id}/ledger`);
+  expect(ledger.entries.map((e) => e.reason.type).sort()).toEqual(['correction', 'rule']);
+  expect((await t.json('POST', '/v1/admin/campaigns/rp/replay', { version: 2 })).corrections).toEqual([]);
+  expect((await t.api('POST', '/v1/admin/campaigns/rp/replay', { version: 9 })).status()).toBe(404);
+  expect(invariantViolations()).toEqual([]);
+});
+
+test('two campaigns of one tenant keep disjoint participants; a referral code names its own campaign', async ({ request }) => {
+  const t = await freshTenant(request);
+  const config = (name) => ({ name, quest: { steps: [] }, fraud: { flag_shared_ip: false }, point_rules: [{ id: 'r', event: 'referral_confirmed', to: 'referrer', points: 5 }] });
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'alpha', config: config('alpha') }, 201);
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'beta', config: config('beta') }, 201);
+  await t.send([ev('signup', 'a1', { campaign: 'alpha' }), ev('signup', 'a2', { campaign: 'alpha' }), ev('signup', 'b1', { campaign: 'beta' })]);
+  const anons = async (slug) => (await t.json('GET', `/v1/admin/campaigns/${slug}/participants?limit=50`)).participants.map((p) => p.anonymous_id).sort();
+  expect(await anons('alpha')).toEqual(['a1', 'a2']);
+  expect(await anons('beta')).toEqual(['b1']);
+  // A signup through alpha's link (no campaign named) joins alpha only.
+  const code = (await t.me('alpha', 'a1')).code;
+  await t.send([ev('signup', 'friend', { attribution: { ref: code } })]);
+  expect(await anons('alpha')).toEqual(['a1', 'a2', 'friend']);
+  expect(await anons('beta')).toEqual(['b1']);
+  expect((await t.me('alpha', 'a1')).referrals.confirmed).toBe(1);
+  expect(await t.me('beta', 'friend')).toBeNull();
+});
+
+test('300 concurrent signups, then 300 trusted purchases for one referrer: each referral confirmed once, no 5xx, score = ledger sum', async ({ request }) => {
+  test.setTimeout(120_000);
+  const t = await freshTenant(request);
+  const config = {
+    name: 'hot',
+    quest: { steps: [{ event: 'signup' }, { event: 'purchase', trusted: true }] },
+    point_rules: [{ id: 'per', event: 'referral_confirmed', to: 'referrer', points: 10 }],
+    milestones: [
+      { id: 'one', confirmed_referrals: 1, reward: 'bonus' },
+      { id: 'hundred', confirmed_referrals: 100, reward: 'bonus' },
+    ],
+    rewards: [{ id: 'bonus', name: 'Bonus', kind: { type: 'points', points: 100 } }],
+    fraud: { flag_shared_ip: false, velocity_per_hour: 100000 },
+  };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'hot', config }, 201);
+  await t.send([ev('signup', 'hub', { campaign: 'hot' })]);
+  const code = (await t.me('hot', 'hub')).code;
+  // Each request from its own client address, as 300 browsers would be.
+  const ip = (i) => ({ headers: { 'cf-connecting-ip': `198.51.100.${i % 250}`, 'x-real-ip': `198.51.100.${i % 250}` } });
+  const signups = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    t.send([ev('signup', `fan${i}`, { attribution: { ref: code } })], ip(i))));
+  expect(signups.filter((r) => r.status !== 202).map((r) => r.status)).toEqual([]);
+  const purchases = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    t.server([ev('purchase', `fan${i}`)], ip(i))));
+  expect(purchases.filter((r) => r.status !== 202).map((r) => [r.status, r.body])).toEqual([]);
+  const me = await t.me('hot', 'hub');
+  expect(me.referrals).toMatchObject({ pending: 0, confirmed: 300 });
+  expect(me.points).toBe(300 * 10 + 2 * 100);
+  const check = await t.json('GET', '/v1/admin/campaigns/hot/check');
+  expect(check.violations).toEqual([]);
+  expect(check.counts).toMatchObject({ participants: 301, referrals: 300, grants: 2 });
+  expect(invariantViolations()).toEqual([]);
+});
