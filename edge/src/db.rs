@@ -201,3 +201,41 @@ mod tests {
         assert!(!DbError::from_message("no such table: nope").retryable);
     }
 }
+
+/// A `Db` that counts its round trips (the benchmark build reports them per
+/// request; the native tests count the same way).
+pub struct Counted<'a, D: Db> {
+    pub db: &'a D,
+    pub round_trips: std::cell::Cell<u32>,
+}
+
+impl<'a, D: Db> Counted<'a, D> {
+    pub fn new(db: &'a D) -> Self {
+        Counted {
+            db,
+            round_trips: std::cell::Cell::new(0),
+        }
+    }
+
+    fn count(&self) {
+        self.round_trips.set(self.round_trips.get() + 1);
+    }
+}
+
+impl<D: Db> Db for Counted<'_, D> {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, DbError> {
+        self.count();
+        self.db.query(stmt).await
+    }
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
+        self.count();
+        self.db.batch(stmts).await
+    }
+    async fn batch_rows(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, DbError> {
+        self.count();
+        self.db.batch_rows(stmts).await
+    }
+    async fn pause(&self, ms: u64) {
+        self.db.pause(ms).await
+    }
+}

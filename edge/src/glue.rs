@@ -180,9 +180,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
     };
     let response = match env.d1("DB") {
         Ok(db) => {
-            let db = D1(db);
+            let d1 = D1(db);
+            let db = crate::db::Counted::new(&d1);
             let kv = WorkersKv(env.kv("KV").ok());
-            let campaigns = Objects(env.durable_object("CAMPAIGNS").ok());
+            let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
             let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
             let root = text_var(&env, "ROOT_KEY").map(|k| hash_secret_key(&k));
             let seed_bytes: [u8; 8] = random_bytes();
@@ -202,7 +203,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
                 top_cache_seconds: int_var(&env, "TOP_CACHE_SECONDS", 5),
                 site_cache_seconds: int_var(&env, "SITE_CACHE_SECONDS", 30),
             };
-            app::handle(&ctx, &request).await
+            let response = app::handle(&ctx, &request).await;
+            // The benchmark build says what each request cost.
+            #[cfg(feature = "bench")]
+            let response = response.with_header(
+                "Refloop-Cost",
+                format!("d1={}, campaigns={}", db.round_trips.get(), campaigns.calls().get()),
+            );
+            response
         }
         Err(e) => app::Response::error(&app::internal(e)),
     };
@@ -244,7 +252,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     let db = D1(db);
     let kv = WorkersKv(env.kv("KV").ok());
-    let campaigns = Objects(env.durable_object("CAMPAIGNS").ok());
+    let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
     let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
     let ctx = Ctx {
         db: &db,
@@ -268,13 +276,18 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 // ---- the campaigns' Durable Objects ------------------------------------------------
 
 /// The worker's side: one `fetch` to the campaign's object per call.
-struct Objects(Option<ObjectNamespace>);
+struct Objects(Option<ObjectNamespace>, std::cell::Cell<u32>);
 
 /// Attempts at reaching a campaign's object for a call that is safe to repeat
 /// (events are deduped by id in the object; reads change nothing).
 const CALL_ATTEMPTS: u32 = 3;
 
 impl Objects {
+    #[allow(dead_code)]
+    fn calls(&self) -> &std::cell::Cell<u32> {
+        &self.1
+    }
+
     async fn call_once(&self, call: &Call, body: &str) -> Result<(u16, String), String> {
         let ns = self.0.as_ref().ok_or("no CAMPAIGNS binding")?;
         let stub = ns
@@ -292,6 +305,7 @@ impl Objects {
 
 impl Campaigns for Objects {
     async fn call(&self, call: &Call) -> Result<serde_json::Value, ApiError> {
+        self.1.set(self.1.get() + 1);
         let body = serde_json::to_string(call).map_err(app::internal)?;
         let repeatable = matches!(call.op, campaign::Op::Events { .. }) || !call.op.writes();
         let attempts = if repeatable { CALL_ATTEMPTS } else { 1 };
