@@ -157,7 +157,12 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &
     }
 }
 
+/// Every write of the directory's campaigns goes through here: the isolate
+/// forgets the tenant's active campaigns, so its next batch sees the change.
 pub fn audit(tenant: i64, action: &str, target: &str, detail: Value, at: i64) -> Stmt {
+    if action.starts_with("campaign.") {
+        crate::ingest::forget_campaigns(tenant);
+    }
     stmt!(sql::AUDIT, tenant, action, target, detail.to_string(), at)
 }
 

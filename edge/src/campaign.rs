@@ -169,9 +169,12 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
         let mut engine = Machine::new(&mut store, versions, campaign, &codes);
         match &call.op {
             Op::Events { events } => {
+                // The top N is looked at once for the call, after its last event.
                 let mut reply = EventsReply::default();
                 for e in events {
-                    let out = run(&mut engine, Input::Event(Box::new(e.clone())));
+                    let input = Input::Event(Box::new(e.clone()));
+                    let out = engine.decide(&input);
+                    engine.store.log_input(&input);
                     reply.applied.push(!out.duplicate);
                     // A resent join answers its code again, so a directory write
                     // lost after the first answer is made good by the retry.
@@ -185,6 +188,9 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
                     }
                     collect(&call.campaign, &out, e.at, &mut reply);
                 }
+                let mut top = Outcome::default();
+                engine.note_top_n(&mut top);
+                collect(&call.campaign, &top, now, &mut reply);
                 Ok(serde_json::to_value(reply).unwrap_or(Value::Null))
             }
             Op::Click { code } => {

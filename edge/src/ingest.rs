@@ -33,9 +33,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 /// D1 round trips of one ingestion request, at most: the campaigns of the
-/// tenant, the links the events name, the limits, the log. (The site is
-/// cached by the isolate; configurations come from KV, and from D1 only
-/// the first time a version is seen.) Subrequests to campaign objects: one
+/// tenant (when the isolate has not kept them), the links the events name,
+/// the limits, the log. (The site is cached by the isolate; configurations
+/// come from KV, and from D1 only the first time a version is seen.) Subrequests to campaign objects: one
 /// per campaign reached, at most the tenant's active campaigns.
 pub const MAX_D1_ROUND_TRIPS: usize = 4;
 
@@ -95,16 +95,24 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
         .collect();
 
     // Which campaigns each event reaches.
-    round_trips += 1;
+    let rows = match cached_campaigns(ctx, site.tenant_id) {
+        Some(rows) => rows,
+        None => {
+            round_trips += 1;
+            let rows: Vec<CampaignRow> = ctx
+                .db
+                .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(CampaignRow::from_row)
+                .collect();
+            keep_campaigns(ctx, site.tenant_id, &rows);
+            rows
+        }
+    };
     let mut live = Vec::new();
-    for row in ctx
-        .db
-        .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(CampaignRow::from_row)
-    {
+    for row in rows {
         let config = config_version(ctx.db, ctx.kv, row.id, row.current_version)
             .await
             .map_err(db_error)?
@@ -178,6 +186,43 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
     );
     let inserted: Vec<bool> = plan.inserts.iter().map(|e| stored.contains(&e.id)).collect();
     Ok(Response::json(202, BatchOutcome::new(plan, &inserted).to_json()))
+}
+
+thread_local! {
+    /// The active campaigns of a tenant, kept by the isolate for
+    /// `Ctx::site_cache_seconds` (every batch asks; campaigns change rarely,
+    /// and a change made through this isolate forgets them at once).
+    static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (Vec<CampaignRow>, i64)>> = Default::default();
+}
+
+fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<Vec<CampaignRow>> {
+    if ctx.site_cache_seconds <= 0 {
+        return None;
+    }
+    CAMPAIGNS.with(|c| {
+        c.borrow()
+            .get(&tenant)
+            .filter(|(_, until)| *until > ctx.now)
+            .map(|(rows, _)| rows.clone())
+    })
+}
+
+fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, rows: &[CampaignRow]) {
+    if ctx.site_cache_seconds <= 0 {
+        return;
+    }
+    CAMPAIGNS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 10_000 {
+            c.clear();
+        }
+        c.insert(tenant, (rows.to_vec(), ctx.now + ctx.site_cache_seconds * 1000));
+    });
+}
+
+/// After a change to a tenant's campaigns: this isolate asks D1 again.
+pub fn forget_campaigns(tenant: i64) {
+    CAMPAIGNS.with(|c| c.borrow_mut().remove(&tenant));
 }
 
 /// The campaigns an event reaches. An event that names its `campaign` reaches

@@ -212,9 +212,18 @@ impl<'a, S: Store> Machine<'a, S> {
             .map_or(&self.current().config, |v| &v.config)
     }
 
-    /// Applies one input and returns what it did. `Configure` belongs to the
-    /// owner of the versions and does nothing here.
+    /// Applies one input and returns what it did, with a
+    /// `leaderboard.top_n_changed` notice when the top N moved. `Configure`
+    /// belongs to the owner of the versions and does nothing here.
     pub fn apply(&mut self, input: &Input) -> Outcome {
+        let mut out = self.decide(input);
+        self.note_top_n(&mut out);
+        out
+    }
+
+    /// Applies one input without looking at the top N: a caller applying
+    /// many inputs at once calls `note_top_n` once after the last.
+    pub fn decide(&mut self, input: &Input) -> Outcome {
         let mut out = Outcome::default();
         match input {
             Input::Event(e) => self.event(e, &mut out),
@@ -243,7 +252,6 @@ impl<'a, S: Store> Machine<'a, S> {
                 }
             }
         }
-        self.note_top_n(&mut out);
         out
     }
 
@@ -849,7 +857,7 @@ impl<'a, S: Store> Machine<'a, S> {
     }
 
     /// A `leaderboard.top_n_changed` notice when the all-time top N moved.
-    fn note_top_n(&mut self, out: &mut Outcome) {
+    pub fn note_top_n(&mut self, out: &mut Outcome) {
         let n = self.config().leaderboard.top_n as usize;
         let top: Vec<ParticipantId> = self
             .store

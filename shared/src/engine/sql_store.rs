@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// One SQLite connection, synchronous: a statement with `?1`-style
 /// parameters → its rows as column → value maps.
@@ -144,6 +145,24 @@ pub struct SqlStore<'c, C: Sql> {
     /// The boards the campaign keeps (the configuration's periods).
     periods: Vec<Period>,
     failure: RefCell<Option<String>>,
+    /// Participants read or written during this store's life (one call), so
+    /// an input reads each row once. Safe because the store is the campaign's
+    /// only writer while it lives, and every write below keeps it current.
+    people: RefCell<HashMap<u64, Person>>,
+    /// Referrals by referee, likewise (`None`: known to have none).
+    referrals_of: RefCell<HashMap<u64, Option<Referral>>>,
+    /// Identities known to belong to someone: (kind, value) → participant.
+    identities: RefCell<HashMap<(String, String), u64>>,
+}
+
+/// A participant's row: who they are and the counters the engine reads.
+#[derive(Clone)]
+struct Person {
+    participant: Participant,
+    confirmed: u32,
+    referral_points: i64,
+    score: i64,
+    erased: bool,
 }
 
 impl<'c, C: Sql> SqlStore<'c, C> {
@@ -152,6 +171,9 @@ impl<'c, C: Sql> SqlStore<'c, C> {
             sql,
             periods: periods.to_vec(),
             failure: RefCell::new(None),
+            people: RefCell::new(HashMap::new()),
+            referrals_of: RefCell::new(HashMap::new()),
+            identities: RefCell::new(HashMap::new()),
         }
     }
 
@@ -288,6 +310,25 @@ impl<'c, C: Sql> SqlStore<'c, C> {
             .collect()
     }
 
+    /// A participant's row, from this call's rows when read before.
+    fn person(&self, id: ParticipantId) -> Option<Person> {
+        if let Some(p) = self.people.borrow().get(&id.0) {
+            return Some(p.clone());
+        }
+        let p: Person = self
+            .one::<ParticipantRow>("SELECT * FROM participants WHERE id = ?1", &[json!(id.0)])?
+            .into();
+        self.people.borrow_mut().insert(id.0, p.clone());
+        Some(p)
+    }
+
+    /// Changes a participant's kept row (when this call has read it).
+    fn touch(&self, id: ParticipantId, f: impl FnOnce(&mut Person)) {
+        if let Some(p) = self.people.borrow_mut().get_mut(&id.0) {
+            f(p);
+        }
+    }
+
     fn period_keys(&self, at: Millis) -> Vec<String> {
         self.periods.iter().map(|p| period_key(*p, at)).collect()
     }
@@ -321,6 +362,14 @@ struct Int {
 
 #[derive(Deserialize)]
 struct ParticipantRow {
+    #[serde(default)]
+    confirmed: i64,
+    #[serde(default)]
+    referral_points: i64,
+    #[serde(default)]
+    score: i64,
+    #[serde(default)]
+    erased: i64,
     id: i64,
     anonymous_id: Option<String>,
     user_id: Option<String>,
@@ -331,6 +380,19 @@ struct ParticipantRow {
     email_domain: Option<String>,
     ip_hash: Option<String>,
     device_id: Option<String>,
+}
+
+impl From<ParticipantRow> for Person {
+    fn from(r: ParticipantRow) -> Self {
+        let (confirmed, referral_points, score, erased) = (r.confirmed as u32, r.referral_points, r.score, r.erased != 0);
+        Person {
+            participant: r.into(),
+            confirmed,
+            referral_points,
+            score,
+            erased,
+        }
+    }
 }
 
 impl From<ParticipantRow> for Participant {
@@ -478,24 +540,34 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn participant(&self, id: ParticipantId) -> Option<Participant> {
-        self.one::<ParticipantRow>("SELECT * FROM participants WHERE id = ?1", &[json!(id.0)])
-            .map(Participant::from)
+        self.person(id).map(|p| p.participant)
     }
 
     fn is_erased(&self, id: ParticipantId) -> bool {
-        self.int("SELECT erased AS n FROM participants WHERE id = ?1", &[json!(id.0)]) != 0
+        self.person(id).is_some_and(|p| p.erased)
     }
 
     fn find(&self, anonymous_id: Option<&str>, user_id: Option<&str>) -> Option<ParticipantId> {
-        // A user id wins over an anonymous id ('user' sorts after 'anonymous').
-        self.one::<Int>(
-            "SELECT participant_id AS n FROM identities
-             WHERE (kind = 'user' AND value = ?1) OR (kind = 'anonymous' AND value = ?2)
-             ORDER BY kind DESC LIMIT 1",
+        #[derive(Deserialize)]
+        struct Identity {
+            kind: String,
+            value: String,
+            participant_id: i64,
+        }
+        let rows = self.rows::<Identity>(
+            "SELECT kind, value, participant_id FROM identities
+             WHERE (kind = 'user' AND value = ?1) OR (kind = 'anonymous' AND value = ?2)",
             &[opt(user_id), opt(anonymous_id)],
-        )
-        .and_then(|r| r.n)
-        .map(|n| ParticipantId(n as u64))
+        );
+        let mut known = self.identities.borrow_mut();
+        for r in &rows {
+            known.insert((r.kind.clone(), r.value.clone()), r.participant_id as u64);
+        }
+        // A user id wins over an anonymous id.
+        rows.iter()
+            .find(|r| r.kind == "user")
+            .or_else(|| rows.first())
+            .map(|r| ParticipantId(r.participant_id as u64))
     }
 
     fn by_code(&self, code: &str) -> Option<ParticipantId> {
@@ -522,15 +594,32 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             ],
         );
         self.link_identity(p.id, p.anonymous_id.as_deref(), p.user_id.as_deref());
+        self.people.borrow_mut().insert(
+            p.id.0,
+            Person {
+                participant: p.clone(),
+                confirmed: 0,
+                referral_points: 0,
+                score: 0,
+                erased: false,
+            },
+        );
+        self.referrals_of.borrow_mut().insert(p.id.0, None);
     }
 
     fn link_identity(&mut self, id: ParticipantId, anonymous_id: Option<&str>, user_id: Option<&str>) {
         for (kind, value) in [("user", user_id), ("anonymous", anonymous_id)] {
             if let Some(v) = value {
+                // Already someone's (this call found it): nothing to link.
+                if self.identities.borrow().contains_key(&(kind.to_owned(), v.to_owned())) {
+                    continue;
+                }
                 self.run(
                     "INSERT INTO identities (kind, value, participant_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     &[json!(kind), json!(v), json!(id.0)],
                 );
+                // Someone's now (theirs, or whoever had it first).
+                self.identities.borrow_mut().insert((kind.to_owned(), v.to_owned()), id.0);
             }
         }
     }
@@ -550,6 +639,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 opt(p.device_id.as_deref()),
             ],
         );
+        self.touch(p.id, |person| person.participant = p.clone());
     }
 
     fn erase(&mut self, id: ParticipantId) {
@@ -560,11 +650,14 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             std::slice::from_ref(&id),
         );
         self.run("DELETE FROM identities WHERE participant_id = ?1", std::slice::from_ref(&id));
+        let erased = id.as_u64().unwrap_or_default();
+        self.identities.borrow_mut().retain(|_, p| *p != erased);
         self.run("DELETE FROM scores WHERE participant_id = ?1", std::slice::from_ref(&id));
+        self.people.borrow_mut().remove(&id.as_u64().unwrap_or_default());
     }
 
     fn confirmed(&self, id: ParticipantId) -> u32 {
-        self.int("SELECT confirmed AS n FROM participants WHERE id = ?1", &[json!(id.0)]) as u32
+        self.person(id).map_or(0, |p| p.confirmed)
     }
 
     fn set_confirmed(&mut self, id: ParticipantId, n: u32) {
@@ -572,10 +665,11 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             "UPDATE participants SET confirmed = ?2 WHERE id = ?1",
             &[json!(id.0), json!(n)],
         );
+        self.touch(id, |p| p.confirmed = n);
     }
 
     fn referral_points(&self, id: ParticipantId) -> i64 {
-        self.int("SELECT referral_points AS n FROM participants WHERE id = ?1", &[json!(id.0)])
+        self.person(id).map_or(0, |p| p.referral_points)
     }
 
     fn add_referral_points(&mut self, id: ParticipantId, points: i64) {
@@ -583,6 +677,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             "UPDATE participants SET referral_points = referral_points + ?2 WHERE id = ?1",
             &[json!(id.0), json!(points)],
         );
+        self.touch(id, |p| p.referral_points += points);
     }
 
     fn next_referral_id(&self) -> ReferralId {
@@ -595,8 +690,14 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn referral_of(&self, referee: ParticipantId) -> Option<Referral> {
-        self.one::<ReferralRow>("SELECT * FROM referrals WHERE referee_id = ?1", &[json!(referee.0)])
-            .map(Referral::from)
+        if let Some(r) = self.referrals_of.borrow().get(&referee.0) {
+            return r.clone();
+        }
+        let r = self
+            .one::<ReferralRow>("SELECT * FROM referrals WHERE referee_id = ?1", &[json!(referee.0)])
+            .map(Referral::from);
+        self.referrals_of.borrow_mut().insert(referee.0, r.clone());
+        r
     }
 
     fn insert_referral(&mut self, r: &Referral, deadline: Millis) {
@@ -620,6 +721,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 opt(r.reason.as_deref()),
             ],
         );
+        self.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
     }
 
     fn update_referral(&mut self, r: &Referral) {
@@ -636,6 +738,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 opt(r.reason.as_deref()),
             ],
         );
+        self.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
     }
 
     fn activity(&self, referrer: ParticipantId, since: Millis, stale_before: Millis) -> ReferrerActivity {
@@ -713,25 +816,27 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 "UPDATE participants SET score = score + ?2 WHERE id = ?1",
                 &[json!(e.participant.0), json!(e.points)],
             );
+            self.touch(e.participant, |p| p.score += e.points);
         }
         added
     }
 
     fn score(&self, id: ParticipantId) -> i64 {
-        self.int("SELECT score AS n FROM participants WHERE id = ?1", &[json!(id.0)])
+        self.person(id).map_or(0, |p| p.score)
     }
 
     fn board_add(&mut self, id: ParticipantId, joined_at: Millis, delta: i64, at: Millis) {
         if self.is_erased(id) {
             return;
         }
-        for key in self.period_keys(at) {
-            self.run(
-                "INSERT INTO scores (period, participant_id, score, joined_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (period, participant_id) DO UPDATE SET score = score + excluded.score",
-                &[json!(key), json!(id.0), json!(delta), json!(joined_at)],
-            );
-        }
+        // Every window of the boards in one statement.
+        let keys = self.period_keys(at);
+        self.run(
+            "INSERT INTO scores (period, participant_id, score, joined_at)
+             SELECT value, ?2, ?3, ?4 FROM json_each(?1) WHERE true
+             ON CONFLICT (period, participant_id) DO UPDATE SET score = score + excluded.score",
+            &[text(&keys), json!(id.0), json!(delta), json!(joined_at)],
+        );
     }
 
     fn board_top(&self, period: Period, n: usize, now: Millis) -> Vec<Row> {
