@@ -15,7 +15,7 @@ use refloop_core::engine::quest;
 use refloop_core::engine::ledger::corrections;
 use refloop_core::engine::rewards::{Codes, GrantStatus, times_reached};
 use refloop_core::engine::store::MemStore;
-use refloop_core::engine::sql_store::{Sql, SqlStore, period_key};
+use refloop_core::engine::sql_store::{Rows, Sql, SqlStore, period_key};
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -149,13 +149,20 @@ pub fn notice_payload(campaign: &CampaignMeta, n: &Notice, at: Millis) -> (Strin
 /// Answers one call. Write ops must run inside one transaction of the
 /// caller's: an `Err` means roll back.
 pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Value, ApiError> {
+    handle_with(sql, versions, call, &mut Rows::default())
+}
+
+/// `handle`, starting from the rows `kept` from earlier calls and leaving
+/// this call's there when it succeeds (emptied when it fails: the caller
+/// rolls back, and the rows may hold what was rolled back).
+pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> Result<Value, ApiError> {
     let current = versions
         .iter()
         .rposition(|v| v.version == call.version)
         .ok_or_else(|| internal(format!("campaign {} has no version {}", call.campaign.id, call.version)))?;
     let versions = &versions[..=current];
     let config = &versions[current].config;
-    let mut store = SqlStore::new(sql, &config.leaderboard.periods);
+    let mut store = SqlStore::with_rows(sql, &config.leaderboard.periods, std::mem::take(kept));
     let codes = codes_of(&store, &call.entropy)?;
     let campaign = CampaignId(call.campaign.id as u64);
     let now = call.now;
@@ -340,16 +347,20 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Val
             }
         }
     };
-    match store.failure() {
+    let result = match store.failure() {
         Some(f) => Err(internal(format!("campaign {}: {f}", call.campaign.id))),
         None => result,
+    };
+    if result.is_ok() {
+        *kept = store.into_rows();
     }
+    result
 }
 
 /// The wire between the worker and a campaign's object: a `Call` as JSON in,
 /// `(status, body)` out, the body the answer or the contract's error.
-pub fn answer(sql: &impl Sql, versions: &[Versioned], call: &Call) -> (u16, String) {
-    match handle(sql, versions, call) {
+pub fn answer(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> (u16, String) {
+    match handle_with(sql, versions, call, kept) {
         Ok(v) => (200, v.to_string()),
         Err(e) => (e.status(), e.to_json()),
     }

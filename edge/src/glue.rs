@@ -11,7 +11,7 @@ use crate::campaign::{self, Call};
 use crate::cron::{self, Outbound};
 use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
 use refloop_core::engine::config::Versioned;
-use refloop_core::engine::sql_store::{Sql, SqlStore};
+use refloop_core::engine::sql_store::{Rows, Sql, SqlStore};
 use refloop_core::keys::hash_secret_key;
 use refloop_core::{ApiError, ErrorCode};
 use std::cell::RefCell;
@@ -373,6 +373,9 @@ pub struct CampaignObject {
     /// Every configuration version of the campaign (immutable once written),
     /// loaded from D1 when a call names one not seen yet.
     versions: RefCell<Vec<Versioned>>,
+    /// The rows earlier calls read and wrote, kept in memory (the object is
+    /// the campaign's only writer); dropped when a call rolls back.
+    rows: Rc<RefCell<Rows>>,
 }
 
 impl CampaignObject {
@@ -391,12 +394,13 @@ impl CampaignObject {
     fn in_transaction(&self, versions: Vec<Versioned>, call: Call) -> (u16, String) {
         let sql = ObjectSql(self.state.storage().sql());
         if !call.op.writes() {
-            return campaign::answer(&sql, &versions, &call);
+            return campaign::answer(&sql, &versions, &call, &mut self.rows.borrow_mut());
         }
         let out: Rc<RefCell<Option<(u16, String)>>> = Rc::new(RefCell::new(None));
         let slot = out.clone();
+        let rows = self.rows.clone();
         let body = Closure::<dyn FnMut() -> Result<JsValue, JsValue>>::new(move || {
-            let (status, text) = campaign::answer(&sql, &versions, &call);
+            let (status, text) = campaign::answer(&sql, &versions, &call, &mut rows.borrow_mut());
             let failed = status != 200;
             *slot.borrow_mut() = Some((status, text));
             if failed {
@@ -416,6 +420,10 @@ impl CampaignObject {
             None => Some(JsValue::from_str("this runtime has no transactionSync")),
         };
         let answer = out.borrow_mut().take();
+        if thrown.is_some() {
+            // Rolled back: what the rows learnt may not be in storage.
+            *self.rows.borrow_mut() = Rows::default();
+        }
         match (answer, thrown) {
             (Some(a), _) => a,
             (None, e) => {
@@ -436,6 +444,7 @@ impl DurableObject for CampaignObject {
             state,
             env,
             versions: RefCell::new(Vec::new()),
+            rows: Default::default(),
         }
     }
 

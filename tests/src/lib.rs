@@ -302,6 +302,8 @@ pub struct Objects {
     /// Each object's versions, loaded from the directory when a call names
     /// one it has not seen (as the Durable Object does).
     versions: RefCell<HashMap<i64, Vec<refloop_core::engine::config::Versioned>>>,
+    /// Each object's rows kept between calls, as the Durable Object keeps them.
+    rows: RefCell<HashMap<i64, refloop_core::engine::sql_store::Rows>>,
     /// Calls made, for tests that count subrequests.
     pub calls: Cell<u64>,
 }
@@ -342,12 +344,13 @@ impl Campaigns for Reach<'_> {
             self.objects.versions.borrow_mut().insert(call.campaign.id, loaded);
         }
         let versions = self.objects.versions.borrow()[&call.campaign.id].clone();
+        let mut kept = self.objects.rows.borrow_mut().remove(&call.campaign.id).unwrap_or_default();
         let (status, body) = self.objects.with(call.campaign.id, |db| {
             let writes = call.op.writes();
             if writes {
                 db.conn.execute_batch("BEGIN").expect("begin");
             }
-            let (status, body) = campaign::answer(db, &versions, &call);
+            let (status, body) = campaign::answer(db, &versions, &call, &mut kept);
             if writes {
                 db.conn
                     .execute_batch(if status == 200 { "COMMIT" } else { "ROLLBACK" })
@@ -355,6 +358,10 @@ impl Campaigns for Reach<'_> {
             }
             (status, body)
         });
+        // As the object does: the rows are kept only after a call committed.
+        if status == 200 {
+            self.objects.rows.borrow_mut().insert(call.campaign.id, kept);
+        }
         campaign::read_answer(status, &body)
     }
 }

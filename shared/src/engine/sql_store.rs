@@ -145,14 +145,33 @@ pub struct SqlStore<'c, C: Sql> {
     /// The boards the campaign keeps (the configuration's periods).
     periods: Vec<Period>,
     failure: RefCell<Option<String>>,
-    /// Participants read or written during this store's life (one call), so
-    /// an input reads each row once. Safe because the store is the campaign's
-    /// only writer while it lives, and every write below keeps it current.
+    rows: Rows,
+}
+
+/// Rows the store has read or written, so an input reads each row once. Safe
+/// because the store is the campaign's only writer, and every write below
+/// keeps them current. A campaign's object keeps them between calls
+/// (`SqlStore::with_rows`, `into_rows`) and drops them when a call rolls back.
+#[derive(Default)]
+pub struct Rows {
     people: RefCell<HashMap<u64, Person>>,
-    /// Referrals by referee, likewise (`None`: known to have none).
+    /// Referrals by referee (`None`: known to have none).
     referrals_of: RefCell<HashMap<u64, Option<Referral>>>,
     /// Identities known to belong to someone: (kind, value) → participant.
     identities: RefCell<HashMap<(String, String), u64>>,
+}
+
+impl Rows {
+    /// Participants kept at most; past it the rows are dropped and read again.
+    pub const MAX_PEOPLE: usize = 50_000;
+
+    fn trim(&self) {
+        if self.people.borrow().len() > Self::MAX_PEOPLE {
+            self.people.borrow_mut().clear();
+            self.referrals_of.borrow_mut().clear();
+            self.identities.borrow_mut().clear();
+        }
+    }
 }
 
 /// A participant's row: who they are and the counters the engine reads.
@@ -167,14 +186,23 @@ struct Person {
 
 impl<'c, C: Sql> SqlStore<'c, C> {
     pub fn new(sql: &'c C, periods: &[Period]) -> Self {
+        Self::with_rows(sql, periods, Rows::default())
+    }
+
+    /// A store that starts from rows kept from earlier calls.
+    pub fn with_rows(sql: &'c C, periods: &[Period], rows: Rows) -> Self {
+        rows.trim();
         SqlStore {
             sql,
             periods: periods.to_vec(),
             failure: RefCell::new(None),
-            people: RefCell::new(HashMap::new()),
-            referrals_of: RefCell::new(HashMap::new()),
-            identities: RefCell::new(HashMap::new()),
+            rows,
         }
+    }
+
+    /// The rows to keep for the next call (only after this one committed).
+    pub fn into_rows(self) -> Rows {
+        self.rows
     }
 
     /// Creates the tables (again: nothing changes).
@@ -312,19 +340,19 @@ impl<'c, C: Sql> SqlStore<'c, C> {
 
     /// A participant's row, from this call's rows when read before.
     fn person(&self, id: ParticipantId) -> Option<Person> {
-        if let Some(p) = self.people.borrow().get(&id.0) {
+        if let Some(p) = self.rows.people.borrow().get(&id.0) {
             return Some(p.clone());
         }
         let p: Person = self
             .one::<ParticipantRow>("SELECT * FROM participants WHERE id = ?1", &[json!(id.0)])?
             .into();
-        self.people.borrow_mut().insert(id.0, p.clone());
+        self.rows.people.borrow_mut().insert(id.0, p.clone());
         Some(p)
     }
 
     /// Changes a participant's kept row (when this call has read it).
     fn touch(&self, id: ParticipantId, f: impl FnOnce(&mut Person)) {
-        if let Some(p) = self.people.borrow_mut().get_mut(&id.0) {
+        if let Some(p) = self.rows.people.borrow_mut().get_mut(&id.0) {
             f(p);
         }
     }
@@ -559,7 +587,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
              WHERE (kind = 'user' AND value = ?1) OR (kind = 'anonymous' AND value = ?2)",
             &[opt(user_id), opt(anonymous_id)],
         );
-        let mut known = self.identities.borrow_mut();
+        let mut known = self.rows.identities.borrow_mut();
         for r in &rows {
             known.insert((r.kind.clone(), r.value.clone()), r.participant_id as u64);
         }
@@ -594,7 +622,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             ],
         );
         self.link_identity(p.id, p.anonymous_id.as_deref(), p.user_id.as_deref());
-        self.people.borrow_mut().insert(
+        self.rows.people.borrow_mut().insert(
             p.id.0,
             Person {
                 participant: p.clone(),
@@ -604,14 +632,14 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 erased: false,
             },
         );
-        self.referrals_of.borrow_mut().insert(p.id.0, None);
+        self.rows.referrals_of.borrow_mut().insert(p.id.0, None);
     }
 
     fn link_identity(&mut self, id: ParticipantId, anonymous_id: Option<&str>, user_id: Option<&str>) {
         for (kind, value) in [("user", user_id), ("anonymous", anonymous_id)] {
             if let Some(v) = value {
                 // Already someone's (this call found it): nothing to link.
-                if self.identities.borrow().contains_key(&(kind.to_owned(), v.to_owned())) {
+                if self.rows.identities.borrow().contains_key(&(kind.to_owned(), v.to_owned())) {
                     continue;
                 }
                 self.run(
@@ -619,7 +647,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                     &[json!(kind), json!(v), json!(id.0)],
                 );
                 // Someone's now (theirs, or whoever had it first).
-                self.identities.borrow_mut().insert((kind.to_owned(), v.to_owned()), id.0);
+                self.rows.identities.borrow_mut().insert((kind.to_owned(), v.to_owned()), id.0);
             }
         }
     }
@@ -651,9 +679,9 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         );
         self.run("DELETE FROM identities WHERE participant_id = ?1", std::slice::from_ref(&id));
         let erased = id.as_u64().unwrap_or_default();
-        self.identities.borrow_mut().retain(|_, p| *p != erased);
+        self.rows.identities.borrow_mut().retain(|_, p| *p != erased);
         self.run("DELETE FROM scores WHERE participant_id = ?1", std::slice::from_ref(&id));
-        self.people.borrow_mut().remove(&id.as_u64().unwrap_or_default());
+        self.rows.people.borrow_mut().remove(&id.as_u64().unwrap_or_default());
     }
 
     fn confirmed(&self, id: ParticipantId) -> u32 {
@@ -690,13 +718,13 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn referral_of(&self, referee: ParticipantId) -> Option<Referral> {
-        if let Some(r) = self.referrals_of.borrow().get(&referee.0) {
+        if let Some(r) = self.rows.referrals_of.borrow().get(&referee.0) {
             return r.clone();
         }
         let r = self
             .one::<ReferralRow>("SELECT * FROM referrals WHERE referee_id = ?1", &[json!(referee.0)])
             .map(Referral::from);
-        self.referrals_of.borrow_mut().insert(referee.0, r.clone());
+        self.rows.referrals_of.borrow_mut().insert(referee.0, r.clone());
         r
     }
 
@@ -721,7 +749,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 opt(r.reason.as_deref()),
             ],
         );
-        self.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
+        self.rows.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
     }
 
     fn update_referral(&mut self, r: &Referral) {
@@ -738,7 +766,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                 opt(r.reason.as_deref()),
             ],
         );
-        self.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
+        self.rows.referrals_of.borrow_mut().insert(r.referee.0, Some(r.clone()));
     }
 
     fn activity(&self, referrer: ParticipantId, since: Millis, stale_before: Millis) -> ReferrerActivity {
