@@ -39,7 +39,11 @@ function login(message) {
   document.getElementById('f').onsubmit = async (ev) => {
     ev.preventDefault();
     sessionStorage.setItem(KEY, document.getElementById('k').value.trim());
-    try { await api('GET', '/campaigns'); location.hash = '#/'; route(); } catch (e) { login(e.message); }
+    // One render: a hash change routes by itself (rendering twice could wipe what was just typed).
+    try {
+      await api('GET', '/campaigns');
+      if (location.hash === '#/') route(); else location.hash = '#/';
+    } catch (e) { login(e.message); }
   };
 }
 
