@@ -84,10 +84,15 @@ fn sql_args(args: &[Arg]) -> Vec<rusqlite::types::Value> {
 }
 
 fn rows(conn: &Connection, s: &Stmt) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = conn.prepare(s.sql)?;
+    read_rows(&mut conn.prepare(s.sql)?, sql_args(&s.args))
+}
+
+/// A statement's rows as column → JSON value maps (what D1 and a Durable
+/// Object's cursor give the edge).
+fn read_rows(stmt: &mut rusqlite::Statement<'_>, args: Vec<rusqlite::types::Value>) -> rusqlite::Result<Vec<Row>> {
     let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
     let mut out = Vec::new();
-    let mut q = stmt.query(rusqlite::params_from_iter(sql_args(&s.args)))?;
+    let mut q = stmt.query(rusqlite::params_from_iter(args))?;
     while let Some(r) = q.next()? {
         let mut row = Row::new();
         for (i, name) in names.iter().enumerate() {
@@ -420,27 +425,6 @@ impl refloop_core::engine::sql_store::Sql for CampaignDb {
     fn exec(&self, sql: &str, args: &[serde_json::Value]) -> Result<Vec<Row>, String> {
         self.statements.set(self.statements.get() + 1);
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| e.to_string())?;
-        let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
-        let mut q = stmt
-            .query(rusqlite::params_from_iter(json_args(args)))
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        while let Some(r) = q.next().map_err(|e| e.to_string())? {
-            let mut row = Row::new();
-            for (i, name) in names.iter().enumerate() {
-                let v = match r.get_ref(i).map_err(|e| e.to_string())? {
-                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                    rusqlite::types::ValueRef::Integer(n) => serde_json::Value::from(n),
-                    rusqlite::types::ValueRef::Real(f) => serde_json::Value::from(f),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        serde_json::Value::String(String::from_utf8_lossy(t).into_owned())
-                    }
-                    rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
-                };
-                row.insert(name.clone(), v);
-            }
-            out.push(row);
-        }
-        Ok(out)
+        read_rows(&mut stmt, json_args(args)).map_err(|e| e.to_string())
     }
 }
