@@ -188,20 +188,6 @@ impl Kv for NoKv {
     async fn put(&self, _key: &str, _value: &str, _ttl_seconds: Option<u64>) {}
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constraint_and_busy_errors_are_retryable() {
-        assert!(DbError::from_message("D1_ERROR: CHECK constraint failed: stale_read").retryable);
-        assert!(DbError::from_message("UNIQUE constraint failed: events.site_id, events.event_id").retryable);
-        assert!(DbError::from_message("SQLITE_BUSY: database is locked").retryable);
-        assert!(DbError::from_message("D1 DB is overloaded. Requests queued for too long.").retryable);
-        assert!(!DbError::from_message("no such table: nope").retryable);
-    }
-}
-
 /// A `Db` that counts its round trips (the benchmark build reports them per
 /// request; the native tests count the same way).
 pub struct Counted<'a, D: Db> {
@@ -237,5 +223,19 @@ impl<D: Db> Db for Counted<'_, D> {
     }
     async fn pause(&self, ms: u64) {
         self.db.pause(ms).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_and_busy_errors_are_retryable() {
+        assert!(DbError::from_message("D1_ERROR: CHECK constraint failed: stale_read").retryable);
+        assert!(DbError::from_message("UNIQUE constraint failed: events.site_id, events.event_id").retryable);
+        assert!(DbError::from_message("SQLITE_BUSY: database is locked").retryable);
+        assert!(DbError::from_message("D1 DB is overloaded. Requests queued for too long.").retryable);
+        assert!(!DbError::from_message("no such table: nope").retryable);
     }
 }

@@ -37,14 +37,6 @@ pub const LIST_EVENTS: &str = "\
 SELECT event_id, type, name, anonymous_id, user_id, occurred_at, received_at, trusted, payload
 FROM events WHERE site_id = ?1 ORDER BY id DESC LIMIT ?2";
 
-/// `?1` site, `?2` event id → whether the site has it.
-/// `?1` site, `?2` event ids (JSON array) → those the site has.
-/// `?1` site, `?2` received at, `?3` trusted, `?4` events (JSON array of
-/// {id, type, name, anonymous_id, user_id, at, payload}) → the ids stored.
-/// An event is stored here only when no active campaign of the site's tenant
-/// knows its actor: such an event changes nothing but the events table.
-/// As `INSERT_EVENT`, but a known id fails the batch: used when the event's
-/// effects are in the same batch, so a concurrent copy cannot apply twice.
 // ---- tenants and sites ---------------------------------------------------
 pub const INSERT_TENANT: &str = "INSERT INTO tenants (name, created_at) VALUES (?1, ?2) RETURNING id";
 /// `?1` tenant, `?2` name, `?3` publishable key, `?4` secret key hash, `?5` now, `?6` limit per minute.
@@ -130,48 +122,10 @@ WHERE site_id = ?1 AND ((?2 IS NOT NULL AND user_id = ?2) OR (?3 IS NOT NULL AND
 
 // ---- guards --------------------------------------------------------------
 
-/// `?1` participant, `?2` the rev read: fails the batch when it moved.
-/// `?1` campaign, `?2` the usage rev read.
-/// `?1` campaign, `?2` token, `?3` claimer: fails when someone else claimed it first.
 // ---- referrals -----------------------------------------------------------
-/// `?1` campaign, `?2` referee.
-/// `?1` referrer, `?2` an hour ago, `?3` stale-before → the fraud signals' counts.
-/// `?1` id, `?2` campaign, `?3` referrer, `?4` referee, `?5` via, `?6` status, `?7` version,
-/// `?8` created, `?9` deadline, `?10` done mask, `?11` confirmed at, `?12` flags, `?13` review, `?14` reason.
-/// `?1` id, `?2` status, `?3` done mask, `?4` confirmed at, `?5` flags, `?6` review, `?7` reason.
-/// `?1` campaign, `?2` status filter ('' for all), `?3` review filter, `?4` limit.
-/// `?1` now → overdue pending referrals are expired by the cron.
-/// `?1` referral, `?2` event id, `?3` name, `?4` trusted, `?5` at.
-/// `?1` referral.
 // ---- invitations and clicks ----------------------------------------------
-/// `?1` campaign, `?2` participant, `?3` at, `?4` ip hash.
 // ---- ledger and leaderboard ----------------------------------------------
-/// `?1` campaign, `?2` participant, `?3` points, `?4` reason JSON, `?5` source
-/// event, `?6` referral, `?7` key, `?8` at, `?9` config version.
-/// `?1` participant, `?2` limit.
-/// The three statements of a score change, `?1` campaign, `?2` period,
-/// `?3` participant (`?4` delta for the move): leave the old bucket, move, enter the new one.
-/// As `LEAVE_BUCKET` for the tie bucket of the participant's join hour.
-/// `?1` campaign, `?2` participant: off every board (erasure).
-/// `?1` campaign, `?2` period, `?3` limit → the top, best first (ties: earlier join).
-/// `?1` campaign, `?2` period, `?3` participant → their score and rank: the
-/// score buckets above, the tie buckets of earlier join hours, and the ties
-/// of their own hour that joined before them. O(buckets), never a scan.
-/// `?1` campaign, `?2` period, `?3` score, `?4` joined, `?5` participant,
-/// `?6` how many: the neighbours ranked just above.
-/// As `ABOVE`, just below (scores above zero only).
-/// `?1` campaign, `?2` period, `?3` taken at, `?4` rows JSON.
 // ---- grants --------------------------------------------------------------
-/// `?1` id, `?2` campaign, `?3` participant, `?4` reward, `?5` source JSON,
-/// `?6` status, `?7` token, `?8` value, `?9` currency, `?10` earned, `?11` expires, `?12` key.
-/// `?1` grant, `?2` the status it had when read, `?3` the new one. A
-/// concurrent move makes the guard after it fail.
-/// `?1` grant, `?2` from, `?3` to, `?4` at, `?5` note.
-/// `?1` campaign, `?2` budget currency → live grants, for the caps.
-/// `?1` participant ids as a JSON array.
-/// `?1` campaign, `?2` status filter ('' for all), `?3` limit.
-/// `?1` referral: the referee's reward waiting for the referral's review.
-/// `?1` now → grants whose time ran out.
 // ---- webhooks and audit ----------------------------------------------------
 /// `?1` tenant, `?2` type, `?3` payload JSON, `?4` now: one outbox row per
 /// subscribed webhook, in the transaction of the effect it reports.
@@ -206,9 +160,6 @@ pub const LIST_AUDIT: &str =
 
 // ---- statistics ------------------------------------------------------------
 
-/// `?1` campaign → the funnel's counts.
-/// `?1` campaign, `?2` from, `?3` to → the times of clicks, referred signups and confirmations.
-/// `?1` campaign, `?2` after id, `?3` limit: the CSV export, page by page.
 // ---- abuse limits ------------------------------------------------------------
 /// `?1` buckets (JSON array), `?2` window → each bucket's count, this request included.
 pub const COUNT_REQUESTS: &str = "\
@@ -227,14 +178,10 @@ pub const FORGET_WINDOWS: &str = "DELETE FROM rate_windows WHERE window < ?1";
 // ---- reads of the console and the cron --------------------------------------
 
 pub const LIST_TENANTS: &str = "SELECT id, name, created_at FROM tenants ORDER BY id LIMIT 1000";
-/// `?1` grant.
+/// Every campaign that takes events (the cron walks them).
 pub const ALL_ACTIVE_CAMPAIGNS: &str = "\
 SELECT id, tenant_id, slug, name, status, current_version, created_at, updated_at FROM campaigns
 WHERE status = 'active' AND current_version > 0";
-/// `?1` campaign, `?2` top N as JSON ids.
-/// `?1` participant.
-/// `?1` campaign, `?2` idempotency key.
-/// `?1` referrer → their referrals counted by status and review.
 
 // ---- the directory of referral links -----------------------------------------
 

@@ -254,7 +254,11 @@ impl Run {
             },
             Action::Adjust { who, points, key } => Input::Adjust {
                 participant: self.mem.find(Some(&format!("a{who}")), None).unwrap_or(ParticipantId(99)),
-                points: i64::from(*points).max(-100).min(100).max(1),
+                // Non-zero, either sign, within ±100.
+                points: match i64::from(*points).clamp(-100, 100) {
+                    0 => 1,
+                    p => p,
+                },
                 note: "by hand".into(),
                 key: format!("k{key}"),
                 at: *now,
