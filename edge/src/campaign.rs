@@ -357,6 +357,21 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
     result
 }
 
+/// How often a campaign's object wakes by itself to expire what is overdue
+/// (referrals past their quest window, grants past their expiry).
+pub const TICK_MS: Millis = 15 * 60_000;
+
+/// When a campaign's object should next wake after `now`: at its `ends_at`
+/// while it has not ended (the end distributions run then), and at least every
+/// `TICK_MS`.
+pub fn next_wake(config: &refloop_core::engine::config::CampaignConfig, ended: bool, now: Millis) -> Millis {
+    let tick = now + TICK_MS;
+    match config.ends_at {
+        Some(end) if !ended => end.clamp(now, tick),
+        _ => tick,
+    }
+}
+
 /// The wire between the worker and a campaign's object: a `Call` as JSON in,
 /// `(status, body)` out, the body the answer or the contract's error.
 pub fn answer(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> (u16, String) {
@@ -990,5 +1005,23 @@ impl<C: Sql> View<'_, C> {
             "violations": violations.iter().map(|r| txt(r, "what")).collect::<Vec<_>>(),
             "counts": counts,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refloop_core::engine::config::CampaignConfig;
+
+    #[test]
+    fn an_object_wakes_at_its_end_and_at_least_every_tick() {
+        let mut c = CampaignConfig::from_json(r#"{"name":"w"}"#).unwrap();
+        assert_eq!(next_wake(&c, false, 1_000), 1_000 + TICK_MS);
+        c.ends_at = Some(5_000);
+        assert_eq!(next_wake(&c, false, 1_000), 5_000, "wakes when the campaign ends");
+        assert_eq!(next_wake(&c, false, 9_000), 9_000, "an end already due is due now");
+        assert_eq!(next_wake(&c, true, 9_000), 9_000 + TICK_MS, "ended: only the ticks");
+        c.ends_at = Some(1_000 + 10 * TICK_MS);
+        assert_eq!(next_wake(&c, false, 1_000), 1_000 + TICK_MS);
     }
 }

@@ -376,7 +376,14 @@ pub struct CampaignObject {
     /// The rows earlier calls read and wrote, kept in memory (the object is
     /// the campaign's only writer); dropped when a call rolls back.
     rows: Rc<RefCell<Rows>>,
+    /// Which campaign this object is and its current version, as the last
+    /// call said (kept in storage too, for the alarm), and when the alarm
+    /// was last armed for that version.
+    me: RefCell<Option<(campaign::CampaignMeta, u32)>>,
 }
+
+/// The alarm's own record of the campaign it belongs to.
+const META_KEY: &str = "campaign";
 
 impl CampaignObject {
     async fn versions_for(&self, call: &Call) -> Result<Vec<Versioned>, ApiError> {
@@ -445,6 +452,7 @@ impl DurableObject for CampaignObject {
             env,
             versions: RefCell::new(Vec::new()),
             rows: Default::default(),
+            me: RefCell::new(None),
         }
     }
 
@@ -456,10 +464,131 @@ impl DurableObject for CampaignObject {
                 (e.status(), e.to_json())
             }
             Ok(call) => match self.versions_for(&call).await {
-                Ok(versions) => self.in_transaction(versions, call),
+                Ok(versions) => {
+                    let who = (call.campaign.clone(), call.version);
+                    let answer = self.in_transaction(versions, call);
+                    if answer.0 == 200 {
+                        self.remember(who).await;
+                    }
+                    answer
+                }
                 Err(e) => (e.status(), e.to_json()),
             },
         };
         Ok(Response::ok(body)?.with_status(status))
+    }
+
+    /// Wakes at `ends_at` and every `TICK_MS`: expires what is overdue, ends
+    /// the campaign when its time has come (the raffle's seed from the CSPRNG,
+    /// recorded in the audit log), queues the notices, and sleeps again.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let Some((meta, version)) = self.who().await else {
+            return Response::ok("no campaign yet");
+        };
+        let now = worker::Date::now().as_millis() as i64;
+        let db = D1(self.env.d1("DB")?);
+        let call = |op| Call {
+            campaign: meta.clone(),
+            version,
+            now,
+            seed: u64::from_le_bytes(random_bytes()),
+            entropy: app::hex(&random_bytes::<32>()),
+            op,
+        };
+        let tick = call(campaign::Op::Tick);
+        let versions = match self.versions_for(&tick).await {
+            Ok(v) => v,
+            Err(e) => {
+                app::log(&format!("campaign {} alarm: {}", meta.id, e.message));
+                self.arm(now + campaign::TICK_MS).await;
+                return Response::ok("retry later");
+            }
+        };
+        let config = versions.iter().find(|v| v.version == version).map(|v| v.config.clone());
+        let mut stmts = Vec::new();
+        let (status, body) = self.in_transaction(versions.clone(), tick);
+        if status == 200 {
+            stmts.extend(notice_statements(meta.tenant_id, &body, now));
+        }
+        let mut ended = false;
+        if let Some(c) = &config
+            && c.ends_at.is_some_and(|e| e <= now)
+        {
+            let seed = u64::from_le_bytes(random_bytes()) >> 11;
+            let (status, body) = self.in_transaction(versions, call(campaign::Op::End { seed }));
+            ended = true;
+            if status == 200 {
+                stmts.extend(notice_statements(meta.tenant_id, &body, now));
+                let grants = serde_json::from_str::<serde_json::Value>(&body).map(|v| v["grants"].clone()).unwrap_or_default();
+                stmts.push(crate::stmt!(crate::sql::SET_CAMPAIGN_STATUS, meta.id, "ended", now));
+                stmts.push(crate::admin::audit(
+                    meta.tenant_id,
+                    "campaign.end",
+                    &format!("campaign:{}", meta.slug),
+                    serde_json::json!({"seed": seed.to_string(), "grants": grants, "by": "ends_at"}),
+                    now,
+                ));
+            }
+        }
+        if !stmts.is_empty()
+            && let Err(e) = db.batch(stmts).await
+        {
+            app::log(&format!("campaign {} alarm: {e}", meta.id));
+        }
+        let next = config.map_or(now + campaign::TICK_MS, |c| campaign::next_wake(&c, ended, now));
+        self.arm(next).await;
+        Response::ok("done")
+    }
+}
+
+/// The outbox statements of the notices in an object's answer.
+fn notice_statements(tenant: i64, body: &str, now: i64) -> Vec<Stmt> {
+    let answer: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    answer["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let kind = n.get(0)?.as_str()?.to_owned();
+            Some(crate::stmt!(crate::sql::ENQUEUE_NOTICE, tenant, kind, n.get(1)?.to_string(), now))
+        })
+        .collect()
+}
+
+impl CampaignObject {
+    /// The campaign and version the last call named (from storage after a restart).
+    async fn who(&self) -> Option<(campaign::CampaignMeta, u32)> {
+        if let Some(me) = self.me.borrow().clone() {
+            return Some(me);
+        }
+        let me: (campaign::CampaignMeta, u32) = self.state.storage().get(META_KEY).await.ok().flatten()?;
+        *self.me.borrow_mut() = Some(me.clone());
+        Some(me)
+    }
+
+    /// Records who the object is when that changed, and arms the alarm for
+    /// the (new) version: at its end, or the next tick.
+    async fn remember(&self, who: (campaign::CampaignMeta, u32)) {
+        if self.me.borrow().as_ref() == Some(&who) {
+            return;
+        }
+        let _ = self.state.storage().put(META_KEY, &who).await;
+        let now = worker::Date::now().as_millis() as i64;
+        let config = self
+            .versions
+            .borrow()
+            .iter()
+            .find(|v| v.version == who.1)
+            .map(|v| v.config.clone());
+        *self.me.borrow_mut() = Some(who);
+        let next = config.map_or(now + campaign::TICK_MS, |c| campaign::next_wake(&c, false, now));
+        self.arm(next).await;
+    }
+
+    async fn arm(&self, at: i64) {
+        let now = worker::Date::now().as_millis() as i64;
+        if let Err(e) = self.state.storage().set_alarm((at - now).max(0)).await {
+            app::log(&format!("campaign alarm not set: {e}"));
+        }
     }
 }

@@ -143,3 +143,28 @@ test('300 concurrent signups, then 300 trusted purchases for one referrer: each 
   expect(check.counts).toMatchObject({ participants: 301, referrals: 300, grants: 2 });
   expect(invariantViolations()).toEqual([]);
 });
+
+test('a campaign ends by itself at ends_at: its object wakes, its top 2 get their grants, the seed is recorded', async ({ request }) => {
+  test.setTimeout(60_000);
+  const t = await freshTenant(request);
+  const endsAt = new Date(Date.now() + 6_000).toISOString();
+  const config = {
+    name: 'timed', ends_at: endsAt,
+    point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 10 }],
+    rewards: [{ id: 'prize', name: 'Prize', kind: { type: 'badge', badge: 'first' } }],
+    end_distributions: [{ reward: 'prize', rule: { type: 'top_n', n: 2 } }],
+  };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'timed', config }, 201);
+  expect((await t.send(['x', 'y', 'z'].map((w) => ev('signup', w, { campaign: 'timed' })))).status).toBe(202);
+  const { participants } = await t.json('GET', '/v1/admin/campaigns/timed/participants?limit=10');
+  const z = participants.find((p) => p.anonymous_id === 'z');
+  await t.json('POST', `/v1/admin/campaigns/timed/participants/${z.id}/adjustments`, { points: 5, note: 'ahead' }, 201);
+  await expect.poll(async () => (await t.json('GET', '/v1/admin/campaigns/timed')).status, { timeout: 40_000, intervals: [1_000] }).toBe('ended');
+  const { grants } = await t.json('GET', '/v1/admin/campaigns/timed/grants?limit=10');
+  expect(grants.map((g) => g.participant.id).sort()).toEqual([z.id, participants.find((p) => p.anonymous_id === 'x').id].sort());
+  const audit = await t.json('GET', '/v1/admin/audit?limit=10');
+  const end = audit.entries.find((e) => e.action === 'campaign.end');
+  expect(JSON.parse(end.detail)).toMatchObject({ by: 'ends_at' });
+  expect(JSON.parse(end.detail).seed).toMatch(/^[0-9]+$/);
+  expect(invariantViolations()).toEqual([]);
+});
