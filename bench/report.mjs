@@ -76,14 +76,18 @@ In headless Chromium, in one page: \`track()\` costs **${sdk.track_median_us} µ
 \`array.push\` of the same event ${sdk.array_push_median_us} µs: **×${sdk.track_to_push_ratio}**. From the script's start
 to \`window.refloop\` ready: **${sdk.ready_median_ms} ms** (median of 5 loads, wasm compiled each time).
 
-## Edge: under \`wrangler dev\`, ${edge.participants.toLocaleString('en')} participants
+## Edge: under \`wrangler dev\`, ${edge.participants.toLocaleString('en')} participants in one campaign's Durable Object
 
 | figure | measured |
 |---|---|
-| ingest, 10-event batches, ${edge.connections} connections | **${edge.ingest_events_per_s.toLocaleString('en')} events/s** |
-| ingest ÷ no-op route of the same worker | **${edge.ingest_to_noop_ratio}** (${edge.ingest_requests_per_s} ÷ ${edge.noop_requests_per_s} requests/s; aim ≥ 0.5) |
-| leaderboard (top 10 + around a code), p50 / p99 | ${edge.one_connection.leaderboard_ms.p50} / ${edge.one_connection.leaderboard_ms.p99} ms one at a time; ${edge.leaderboard_ms.p50} / ${edge.leaderboard_ms.p99} ms at ${edge.connections} connections |
-| participant stats, p50 / p99 | ${edge.one_connection.stats_ms.p50} / ${edge.one_connection.stats_ms.p99} ms one at a time; ${edge.stats_ms.p50} / ${edge.stats_ms.p99} ms at ${edge.connections} connections |
+| visitors' page views, 10-event batches, ${edge.connections} connections | **${edge.visitors_events_per_s.toLocaleString('en')} events/s** (${edge.visitors_to_noop_ratio} of the no-op route's ${edge.noop_requests_per_s} requests/s) |
+| signed-up participants' tracked events, 10-event batches | **${edge.participants_events_per_s.toLocaleString('en')} events/s**: **${edge.participants_to_visitors_ratio}** of the visitors' (aim ≥ 0.8) |
+| signups through a referral code, 10-event batches | ${edge.referred_signups_per_s.toLocaleString('en')} signups/s |
+| a participant's batch, p50 / p99 | ${edge.participant_batch_ms.p50} / ${edge.participant_batch_ms.p99} ms |
+| leaderboard (top 10 + around a code), p50 / p99 | ${edge.leaderboard_ms.p50} / ${edge.leaderboard_ms.p99} ms at ${edge.connections} connections |
+| a code's public stats, p50 / p99 | ${edge.stats_ms.p50} / ${edge.stats_ms.p99} ms at ${edge.connections} connections |
+| hot referrer: ${edge.hot_referrer.requests / 2} concurrent referred signups, then as many trusted purchases | p99 ${edge.hot_referrer.signups_ms.p99} / ${edge.hot_referrer.purchases_ms.p99} ms, ${edge.hot_referrer.not_202} not 202, ${edge.hot_referrer.confirmed} confirmed (aim: p99 < 1 s, none failed) |
+| D1 round trips / campaign calls per request | visitors ${edge.cost_per_request.visitors_10.d1} / ${edge.cost_per_request.visitors_10.campaigns}; participants, 10 events ${edge.cost_per_request.participants_10.d1} / ${edge.cost_per_request.participants_10.campaigns}, 100 events ${edge.cost_per_request.participants_100.d1} / ${edge.cost_per_request.participants_100.campaigns}; referred signups ${edge.cost_per_request.referred_signups_10.d1} / ${edge.cost_per_request.referred_signups_10.campaigns} |
 
 ## Core: the engine
 

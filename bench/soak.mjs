@@ -204,14 +204,14 @@ if (known < ids.length) {
   console.log('missing, by what followed:', JSON.stringify(by));
 }
 const rows = d1(`SELECT count(*) AS n, count(DISTINCT event_id) AS u FROM events WHERE site_id = ${siteId} AND name IN ('soak', 'soak-offline', 'signup')`)[0];
-const violations = d1(`
-  SELECT 'score' AS what FROM participants p WHERE p.score <> (SELECT coalesce(sum(points), 0) FROM ledger l WHERE l.participant_id = p.id)
-  UNION ALL SELECT 'confirmed' FROM participants p WHERE p.confirmed <> (SELECT count(*) FROM referrals r WHERE r.referrer_id = p.id AND r.status = 'confirmed' AND r.review IN ('clear','approved'))
-  UNION ALL SELECT 'milestone twice' FROM grants GROUP BY campaign_id, idempotency_key HAVING count(*) > 1
-  UNION ALL SELECT 'milestone beyond reached' FROM grants g JOIN participants p ON p.id = g.participant_id
-    WHERE json_extract(g.source, '$.type') = 'milestone' AND json_extract(g.source, '$.nth') > p.confirmed / 2`);
-const referrals = d1("SELECT count(*) AS n FROM referrals WHERE status = 'confirmed'")[0].n;
-const grants = d1('SELECT count(*) AS n FROM grants')[0].n;
+// Every campaign's invariants, restated by its object from its own tables
+// (score = ledger sum, confirmed counts, board scores; a milestone granted
+// twice is refused by the object's unique key on the grant's idempotency key).
+const check = await (await fetch(`${EDGE}/v1/admin/check`, { headers: { Authorization: 'Bearer rk_demo_refloop_root' } })).json();
+const violations = check.violations;
+const funnel = await (await fetch(`${EDGE}/v1/admin/campaigns/launch/stats/funnel`, { headers: { Authorization: 'Bearer sk_demo_refloop_secret' } })).json();
+const referrals = funnel.funnel.confirmed;
+const grants = check.counts.grants;
 const figures = {
   browsers: BROWSERS, events_tracked: ids.length, events_stored: rows.u, rows_stored: rows.n,
   lost: ids.length - known, duplicated: rows.n - rows.u, unexpected: rows.u - known,
