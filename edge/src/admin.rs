@@ -297,7 +297,17 @@ async fn create_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req
         }
     })?;
     let (c, v) = campaign_of(ctx, site.tenant_id, &slug).await?;
+    wake(ctx, &c).await;
     Ok(Response::value(201, &campaign_json(&c, &v)))
+}
+
+/// A campaign's object learns of a new version at once (not at its next
+/// event), so its alarm is armed for the version's `ends_at` even when no
+/// event ever comes. A failure here only delays that to the next call.
+async fn wake<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, c: &CampaignRow) {
+    if let Err(e) = call(ctx, c, Op::Check).await {
+        crate::app::log(&format!("campaign {}: not woken: {}", c.id, e.message));
+    }
 }
 
 async fn get_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
@@ -381,6 +391,7 @@ async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
         }
     })?;
     let (c, v) = campaign_of(ctx, site.tenant_id, &c.slug).await?;
+    wake(ctx, &c).await;
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
 

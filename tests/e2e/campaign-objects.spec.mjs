@@ -168,3 +168,11 @@ test('a campaign ends by itself at ends_at: its object wakes, its top 2 get thei
   expect(JSON.parse(end.detail).seed).toMatch(/^[0-9]+$/);
   expect(invariantViolations()).toEqual([]);
 });
+
+test('a campaign that never sees an event still ends by itself at ends_at', async ({ request }) => {
+  test.setTimeout(60_000);
+  const t = await freshTenant(request);
+  const config = { name: 'quiet', ends_at: new Date(Date.now() + 5_000).toISOString() };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'quiet', config }, 201);
+  await expect.poll(async () => (await t.json('GET', '/v1/admin/campaigns/quiet')).status, { timeout: 40_000, intervals: [1_000] }).toBe('ended');
+});
