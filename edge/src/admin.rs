@@ -8,7 +8,7 @@ use crate::app::{
 };
 use crate::campaign::Op;
 use crate::db::{Db, Kv, RowExt, Stmt};
-use crate::directory::{CampaignRow, call, campaign_of};
+use crate::directory::{CampaignRow, call, campaign_of, notice_statements};
 use crate::routes::{Route, parse_limit};
 use crate::sql;
 use crate::stmt;
@@ -118,7 +118,12 @@ pub async fn list_tenants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, re
 
 // ---- the secret-key routes ---------------------------------------------------
 
-pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, route: Route, p: &Params) -> Reply {
+pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    route: Route,
+    p: &Params,
+) -> Reply {
     let site = site_by_secret_key(ctx.db, req).await?;
     crate::app::rate_limit(ctx, &format!("admin:{}", site.id), site.limit(ctx)).await?;
     let c = p.get("campaign");
@@ -395,7 +400,12 @@ async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
 
-async fn set_status<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn set_status<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let body = json_body(req)?;
     let status = text_field(&body, "status", 16)?;
     if !["active", "paused", "ended"].contains(&status.as_str()) {
@@ -436,20 +446,6 @@ async fn versions<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Sit
 
 // ---- a campaign's own state: answered by its object ---------------------------
 
-/// The webhook notices an admin call produced, as outbox statements.
-fn notice_statements(tenant: i64, answer: &Value, now: i64) -> Vec<Stmt> {
-    answer["notices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| {
-            let kind = n.get(0)?.as_str()?.to_owned();
-            let payload = n.get(1)?.to_string();
-            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, payload, now))
-        })
-        .collect()
-}
-
 /// The answer, without the notices it queued.
 fn without_notices(mut answer: Value) -> Value {
     if let Value::Object(m) = &mut answer {
@@ -480,7 +476,10 @@ async fn search<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let q = req.param("q").unwrap_or("").to_owned();
-    Ok(Response::value(200, &call(ctx, &c, Op::Participants { q, limit }).await?))
+    Ok(Response::value(
+        200,
+        &call(ctx, &c, Op::Participants { q, limit }).await?,
+    ))
 }
 
 /// A participant's ledger as an audit trail; the object checks the invariant
@@ -495,7 +494,10 @@ async fn ledger<D: Db, K: Kv, C: Campaigns>(
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let participant = id_param(pid, "participant")? as u64;
     let limit = parse_limit(req.param("limit"), 100, 1000).map_err(invalid)?;
-    Ok(Response::value(200, &call(ctx, &c, Op::Ledger { participant, limit }).await?))
+    Ok(Response::value(
+        200,
+        &call(ctx, &c, Op::Ledger { participant, limit }).await?,
+    ))
 }
 
 /// `{points, note, idempotency_key?}`: an operator's correction, once per key.
@@ -530,7 +532,16 @@ async fn adjust<D: Db, K: Kv, C: Campaigns>(
         key: key.clone(),
     };
     let detail = json!({"points": points, "note": note, "key": key});
-    let answer = admin_write(ctx, site, &c, op, "ledger.adjust", &format!("participant:{participant}"), detail).await?;
+    let answer = admin_write(
+        ctx,
+        site,
+        &c,
+        op,
+        "ledger.adjust",
+        &format!("participant:{participant}"),
+        detail,
+    )
+    .await?;
     let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
     Ok(Response::value(status, &answer))
 }
@@ -556,7 +567,10 @@ async fn erase<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, 
         ])
         .await
         .map_err(db_error)?;
-    Ok(Response::value(200, &json!({"participant": participant, "erased": true})))
+    Ok(Response::value(
+        200,
+        &json!({"participant": participant, "erased": true}),
+    ))
 }
 
 async fn referrals<D: Db, K: Kv, C: Campaigns>(
@@ -575,7 +589,10 @@ async fn referrals<D: Db, K: Kv, C: Campaigns>(
         return Err(invalid("review is clear, pending, approved or rejected"));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    Ok(Response::value(200, &call(ctx, &c, Op::Referrals { status, review, limit }).await?))
+    Ok(Response::value(
+        200,
+        &call(ctx, &c, Op::Referrals { status, review, limit }).await?,
+    ))
 }
 
 /// `{approve: bool}` on a flagged referral.
@@ -608,7 +625,10 @@ async fn grants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
         ));
     }
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
-    Ok(Response::value(200, &call(ctx, &c, Op::Grants { status, limit }).await?))
+    Ok(Response::value(
+        200,
+        &call(ctx, &c, Op::Grants { status, limit }).await?,
+    ))
 }
 
 /// `{to, note?}`: moves a grant along its lifecycle; approval pays a points
@@ -697,7 +717,16 @@ async fn replay<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
         return Ok(Response::value(200, &call(ctx, &c, op).await?));
     }
     let target = format!("campaign:{}", c.slug);
-    let answer = admin_write(ctx, site, &c, op, "campaign.replay", &target, json!({"version": version})).await?;
+    let answer = admin_write(
+        ctx,
+        site,
+        &c,
+        op,
+        "campaign.replay",
+        &target,
+        json!({"version": version}),
+    )
+    .await?;
     Ok(Response::value(200, &answer))
 }
 
@@ -731,7 +760,16 @@ async fn take_snapshot<D: Db, K: Kv, C: Campaigns>(
     let period = period_of(body.get("period").and_then(Value::as_str))?;
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let target = format!("campaign:{}", c.slug);
-    let answer = admin_write(ctx, site, &c, Op::Snapshot { period }, "snapshot.take", &target, json!({})).await?;
+    let answer = admin_write(
+        ctx,
+        site,
+        &c,
+        Op::Snapshot { period },
+        "snapshot.take",
+        &target,
+        json!({}),
+    )
+    .await?;
     Ok(Response::value(201, &answer))
 }
 
@@ -924,7 +962,11 @@ async fn list_webhooks<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site:
     Ok(Response::value(200, &json!({ "webhooks": rows })))
 }
 
-async fn webhook_of<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, id: &str) -> Result<i64, ApiError> {
+async fn webhook_of<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    site: &Site,
+    id: &str,
+) -> Result<i64, ApiError> {
     let id = id_param(id, "webhook")?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     rows.iter()

@@ -223,7 +223,10 @@ thread_local! {
 }
 
 /// The site of a publishable key, from the isolate's cache when fresh.
-pub async fn cached_site<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, key: Option<&str>) -> Result<Site, ApiError> {
+pub async fn cached_site<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    key: Option<&str>,
+) -> Result<Site, ApiError> {
     if ctx.site_cache_seconds > 0
         && let Some(k) = key
         && let Some(site) = SITES.with(|c| {
@@ -337,7 +340,10 @@ pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
 /// Fixed one-minute windows per bucket (a key, an IP hash), all counted in one
 /// statement. D1 keeps the counters so every isolate sees the same count; on
 /// Cloudflare the Rate Limiting binding would do it without a write.
-pub async fn rate_limits<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, buckets: &[(String, i64)]) -> Result<(), ApiError> {
+pub async fn rate_limits<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    buckets: &[(String, i64)],
+) -> Result<(), ApiError> {
     let window = ctx.now / 60_000;
     let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>()).unwrap_or_default();
     let rows = ctx
@@ -359,7 +365,11 @@ pub async fn rate_limits<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, buc
     Ok(())
 }
 
-pub async fn rate_limit<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, bucket: &str, per_minute: i64) -> Result<(), ApiError> {
+pub async fn rate_limit<D: Db, K: Kv, C: Campaigns>(
+    ctx: &Ctx<'_, D, K, C>,
+    bucket: &str,
+    per_minute: i64,
+) -> Result<(), ApiError> {
     rate_limits(ctx, &[(bucket.to_owned(), per_minute)]).await
 }
 

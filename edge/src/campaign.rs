@@ -9,13 +9,13 @@
 //! of events in it.
 
 use refloop_core::engine::config::{Period, Versioned};
+use refloop_core::engine::ledger::corrections;
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
 use refloop_core::engine::model::*;
 use refloop_core::engine::quest;
-use refloop_core::engine::ledger::corrections;
 use refloop_core::engine::rewards::{Codes, GrantStatus, times_reached};
-use refloop_core::engine::store::MemStore;
 use refloop_core::engine::sql_store::{Rows, Sql, SqlStore, period_key};
+use refloop_core::engine::store::MemStore;
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -50,38 +50,88 @@ pub struct Call {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Events of one request that reach this campaign, in order.
-    Events { events: Vec<EngineEvent> },
-    Click { code: String },
-    Invite { anonymous_id: Option<String>, user_id: Option<String> },
+    Events {
+        events: Vec<EngineEvent>,
+    },
+    Click {
+        code: String,
+    },
+    Invite {
+        anonymous_id: Option<String>,
+        user_id: Option<String>,
+    },
     /// Public stats of a code, or of the caller's identity (`me`).
     Stats {
         code: Option<String>,
         anonymous_id: Option<String>,
         user_id: Option<String>,
     },
-    Leaderboard { period: Period, limit: u32, around: Option<String> },
-    Participants { q: String, limit: u32 },
-    Ledger { participant: u64, limit: u32 },
-    Adjust { participant: u64, points: i64, note: String, key: String },
-    Erase { participant: u64 },
-    Referrals { status: String, review: String, limit: u32 },
-    Review { referral: u64, approve: bool },
-    Grants { status: String, limit: u32 },
-    Transition { grant: u64, to: GrantStatus, note: Option<String> },
-    Snapshot { period: Period },
-    Snapshots { limit: u32 },
+    Leaderboard {
+        period: Period,
+        limit: u32,
+        around: Option<String>,
+    },
+    Participants {
+        q: String,
+        limit: u32,
+    },
+    Ledger {
+        participant: u64,
+        limit: u32,
+    },
+    Adjust {
+        participant: u64,
+        points: i64,
+        note: String,
+        key: String,
+    },
+    Erase {
+        participant: u64,
+    },
+    Referrals {
+        status: String,
+        review: String,
+        limit: u32,
+    },
+    Review {
+        referral: u64,
+        approve: bool,
+    },
+    Grants {
+        status: String,
+        limit: u32,
+    },
+    Transition {
+        grant: u64,
+        to: GrantStatus,
+        note: Option<String>,
+    },
+    Snapshot {
+        period: Period,
+    },
+    Snapshots {
+        limit: u32,
+    },
     Funnel,
-    Trend { from: Millis, to: Millis },
+    Trend {
+        from: Millis,
+        to: Millis,
+    },
     Export,
     /// Expire overdue referrals and grants.
     Tick,
     /// Run the end distributions (the seed is the raffle's, and is recorded).
-    End { seed: u64 },
+    End {
+        seed: u64,
+    },
     /// Every invariant of the ledger restated from the tables, and row counts.
     Check,
     /// The campaign's inputs run again under configuration `version`: the
     /// correcting ledger entries, previewed, or appended with `apply`.
-    Replay { version: u32, apply: bool },
+    Replay {
+        version: u32,
+        apply: bool,
+    },
 }
 
 impl Op {
@@ -201,7 +251,13 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                 Ok(serde_json::to_value(reply).unwrap_or(Value::Null))
             }
             Op::Click { code } => {
-                let out = run(&mut engine, Input::Click { code: code.clone(), at: now });
+                let out = run(
+                    &mut engine,
+                    Input::Click {
+                        code: code.clone(),
+                        at: now,
+                    },
+                );
                 match out.refusal {
                     Some(_) => Err(not_found("no such referral code")),
                     None => Ok(json!({"landing_url": config.landing_url})),
@@ -212,7 +268,13 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                     .store
                     .find(anonymous_id.as_deref(), user_id.as_deref())
                     .ok_or_else(|| not_found("not a participant of this campaign yet (sign up first)"))?;
-                let out = run(&mut engine, Input::Invite { participant: p, at: now });
+                let out = run(
+                    &mut engine,
+                    Input::Invite {
+                        participant: p,
+                        at: now,
+                    },
+                );
                 if let Some(e) = out.error {
                     return Err(conflict(e));
                 }
@@ -226,13 +288,16 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                 key,
             } => {
                 let p = ParticipantId(*participant);
-                let out = run(&mut engine, Input::Adjust {
-                    participant: p,
-                    points: *points,
-                    note: note.clone(),
-                    key: key.clone(),
-                    at: now,
-                });
+                let out = run(
+                    &mut engine,
+                    Input::Adjust {
+                        participant: p,
+                        points: *points,
+                        note: note.clone(),
+                        key: key.clone(),
+                        at: now,
+                    },
+                );
                 if let Some(e) = out.error {
                     return Err(if engine.store.is_erased(p) {
                         conflict("this participant was erased")
@@ -248,8 +313,17 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
             }
             Op::Erase { participant } => {
                 let p = ParticipantId(*participant);
-                let person = engine.store.participant(p).ok_or_else(|| not_found("no such participant in this campaign"))?;
-                let out = run(&mut engine, Input::Erase { participant: p, at: now });
+                let person = engine
+                    .store
+                    .participant(p)
+                    .ok_or_else(|| not_found("no such participant in this campaign"))?;
+                let out = run(
+                    &mut engine,
+                    Input::Erase {
+                        participant: p,
+                        at: now,
+                    },
+                );
                 if let Some(e) = out.error {
                     return Err(not_found(e));
                 }
@@ -260,11 +334,14 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                 }))
             }
             Op::Review { referral, approve } => {
-                let out = run(&mut engine, Input::Review {
-                    referral: ReferralId(*referral),
-                    approve: *approve,
-                    at: now,
-                });
+                let out = run(
+                    &mut engine,
+                    Input::Review {
+                        referral: ReferralId(*referral),
+                        approve: *approve,
+                        at: now,
+                    },
+                );
                 match out.error {
                     Some(e) if e.starts_with("no such") => Err(not_found(format!("{e} in this campaign"))),
                     Some(e) => Err(conflict(e)),
@@ -280,12 +357,15 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                 }
             }
             Op::Transition { grant, to, note } => {
-                let out = run(&mut engine, Input::Transition {
-                    grant: GrantId(*grant),
-                    to: *to,
-                    at: now,
-                    note: note.clone(),
-                });
+                let out = run(
+                    &mut engine,
+                    Input::Transition {
+                        grant: GrantId(*grant),
+                        to: *to,
+                        at: now,
+                        note: note.clone(),
+                    },
+                );
                 match out.error {
                     Some(e) if e.starts_with("no such") => Err(not_found(format!("{e} in this campaign"))),
                     Some(e) => Err(conflict(e)),
@@ -387,8 +467,14 @@ pub fn read_answer(status: u16, body: &str) -> Result<Value, ApiError> {
     if status == 200 {
         return Ok(v);
     }
-    let code = v["error"]["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::Internal);
-    let message = v["error"]["message"].as_str().unwrap_or("the campaign failed").to_owned();
+    let code = v["error"]["code"]
+        .as_str()
+        .and_then(ErrorCode::parse)
+        .unwrap_or(ErrorCode::Internal);
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or("the campaign failed")
+        .to_owned();
     Err(ApiError::new(code, message))
 }
 
@@ -460,7 +546,9 @@ fn replay<C: Sql>(
         for f in &fixes {
             if store.append_entry(f)
                 && by_points
-                && let Some(p) = store.participant(f.participant).filter(|_| !store.is_erased(f.participant))
+                && let Some(p) = store
+                    .participant(f.participant)
+                    .filter(|_| !store.is_erased(f.participant))
             {
                 store.board_add(p.id, p.joined_at, f.points, f.at);
             }
@@ -481,7 +569,9 @@ fn replay<C: Sql>(
 }
 
 fn collect(campaign: &CampaignMeta, out: &Outcome, at: Millis, reply: &mut EventsReply) {
-    reply.notices.extend(out.notices.iter().map(|n| notice_payload(campaign, n, at)));
+    reply
+        .notices
+        .extend(out.notices.iter().map(|n| notice_payload(campaign, n, at)));
     if let Some(r) = out.refusal {
         reply.refusals.push(r.as_str().to_owned());
     }
@@ -583,7 +673,10 @@ impl<C: Sql> View<'_, C> {
                 .sum()
         };
         let clicks = self
-            .rows("SELECT count(*) AS n FROM clicks WHERE participant_id = ?1", &[json!(id)])?
+            .rows(
+                "SELECT count(*) AS n FROM clicks WHERE participant_id = ?1",
+                &[json!(id)],
+            )?
             .first()
             .map_or(0, |r| int(r, "n"));
         let rank = self.rank(Period::All, id)?;
@@ -890,7 +983,10 @@ impl<C: Sql> View<'_, C> {
     }
 
     fn snapshots(&self, limit: u32) -> Result<Value, ApiError> {
-        let rows = self.rows("SELECT * FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT ?1", &[json!(limit)])?;
+        let rows = self.rows(
+            "SELECT * FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT ?1",
+            &[json!(limit)],
+        )?;
         let list: Vec<Value> = rows
             .iter()
             .map(|r| {
@@ -926,7 +1022,10 @@ impl<C: Sql> View<'_, C> {
     fn trend(&self, from: Millis, to: Millis) -> Result<Value, ApiError> {
         let end = to + DAY_MS;
         let clicks: Vec<i64> = self
-            .rows("SELECT at FROM clicks WHERE at >= ?1 AND at < ?2", &[json!(from), json!(end)])?
+            .rows(
+                "SELECT at FROM clicks WHERE at >= ?1 AND at < ?2",
+                &[json!(from), json!(end)],
+            )?
             .iter()
             .map(|r| int(r, "at"))
             .collect();

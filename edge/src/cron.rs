@@ -71,16 +71,13 @@ pub async fn run<D: Db, K: Kv, C: Campaigns>(
                 continue;
             }
         };
-        let notices: Vec<_> = tick["notices"].as_array().cloned().unwrap_or_default();
-        let mut stmts = Vec::new();
-        for n in &notices {
-            if let (Some(kind), Some(payload)) = (n.get(0).and_then(|k| k.as_str()), n.get(1)) {
-                if kind == "reward.status_changed" {
-                    report.grants_expired += 1;
-                }
-                stmts.push(stmt!(sql::ENQUEUE_NOTICE, c.tenant_id, kind, payload.to_string(), now));
-            }
-        }
+        report.grants_expired += tick["notices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n.get(0).and_then(|k| k.as_str()) == Some("reward.status_changed"))
+            .count() as u64;
+        let stmts = crate::directory::notice_statements(c.tenant_id, &tick, now);
         if !stmts.is_empty() {
             db.batch(stmts).await?;
         }

@@ -4,7 +4,7 @@
 //! the one way the worker talks to a campaign: `call`.
 
 use crate::app::{Campaigns, Ctx, db_error, not_found};
-use crate::campaign::{CampaignMeta, Call, Op};
+use crate::campaign::{Call, CampaignMeta, Op};
 use crate::db::{Db, DbError, Kv, Row, RowExt};
 use crate::sql;
 use crate::stmt;
@@ -119,4 +119,18 @@ pub async fn call<D: Db, K: Kv, C: Campaigns>(
         op,
     };
     ctx.campaigns.call(&call).await
+}
+
+/// The outbox statements of the notices in a campaign's answer: each
+/// `[type, payload]` queued for every active webhook of the tenant that takes it.
+pub fn notice_statements(tenant: i64, answer: &serde_json::Value, now: i64) -> Vec<crate::db::Stmt> {
+    answer["notices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let kind = n.get(0)?.as_str()?.to_owned();
+            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, n.get(1)?.to_string(), now))
+        })
+        .collect()
 }

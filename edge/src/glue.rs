@@ -318,7 +318,10 @@ impl Campaigns for Objects {
                 }
             }
         }
-        Err(ApiError::new(ErrorCode::Busy, "the campaign could not be reached; retry"))
+        Err(ApiError::new(
+            ErrorCode::Busy,
+            "the campaign could not be reached; retry",
+        ))
     }
 }
 
@@ -349,7 +352,11 @@ fn json_value(v: SqlStorageValue) -> serde_json::Value {
 }
 
 impl Sql for ObjectSql {
-    fn exec(&self, sql: &str, args: &[serde_json::Value]) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    fn exec(
+        &self,
+        sql: &str,
+        args: &[serde_json::Value],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
         let cursor = self
             .0
             .exec(sql, args.iter().map(sql_value).collect::<Vec<_>>())
@@ -508,7 +515,11 @@ impl DurableObject for CampaignObject {
         let mut stmts = Vec::new();
         let (status, body) = self.in_transaction(versions.clone(), tick);
         if status == 200 {
-            stmts.extend(notice_statements(meta.tenant_id, &body, now));
+            stmts.extend(crate::directory::notice_statements(
+                meta.tenant_id,
+                &serde_json::from_str(&body).unwrap_or_default(),
+                now,
+            ));
         }
         let mut ended = false;
         if let Some(c) = &config
@@ -518,8 +529,14 @@ impl DurableObject for CampaignObject {
             let (status, body) = self.in_transaction(versions, call(campaign::Op::End { seed }));
             ended = true;
             if status == 200 {
-                stmts.extend(notice_statements(meta.tenant_id, &body, now));
-                let grants = serde_json::from_str::<serde_json::Value>(&body).map(|v| v["grants"].clone()).unwrap_or_default();
+                stmts.extend(crate::directory::notice_statements(
+                    meta.tenant_id,
+                    &serde_json::from_str(&body).unwrap_or_default(),
+                    now,
+                ));
+                let grants = serde_json::from_str::<serde_json::Value>(&body)
+                    .map(|v| v["grants"].clone())
+                    .unwrap_or_default();
                 stmts.push(crate::stmt!(crate::sql::SET_CAMPAIGN_STATUS, meta.id, "ended", now));
                 stmts.push(crate::admin::audit(
                     meta.tenant_id,
@@ -539,20 +556,6 @@ impl DurableObject for CampaignObject {
         self.arm(next).await;
         Response::ok("done")
     }
-}
-
-/// The outbox statements of the notices in an object's answer.
-fn notice_statements(tenant: i64, body: &str, now: i64) -> Vec<Stmt> {
-    let answer: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    answer["notices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| {
-            let kind = n.get(0)?.as_str()?.to_owned();
-            Some(crate::stmt!(crate::sql::ENQUEUE_NOTICE, tenant, kind, n.get(1)?.to_string(), now))
-        })
-        .collect()
 }
 
 impl CampaignObject {

@@ -142,13 +142,21 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
             .await
             .map_err(|e| limit_error(ctx, e))?;
         for (campaign, indexes) in &reach {
-            let Some(c) = live.iter().find(|l| l.row.id == *campaign) else { continue };
+            let Some(c) = live.iter().find(|l| l.row.id == *campaign) else {
+                continue;
+            };
             let events = indexes.iter().map(|i| engine_events[*i].clone()).collect();
             let answer = call(ctx, &c.row, Op::Events { events }).await?;
             let reply: EventsReply = serde_json::from_value(answer)
                 .map_err(|e| crate::app::internal(format!("campaign {campaign} answered: {e}")))?;
             for (kind, payload) in &reply.notices {
-                last.push(stmt!(sql::ENQUEUE_NOTICE, site.tenant_id, kind.as_str(), payload.to_string(), ctx.now));
+                last.push(stmt!(
+                    sql::ENQUEUE_NOTICE,
+                    site.tenant_id,
+                    kind.as_str(),
+                    payload.to_string(),
+                    ctx.now
+                ));
             }
             for code in &reply.codes {
                 last.push(stmt!(sql::INSERT_LINK, code.as_str(), *campaign, "code"));

@@ -12,8 +12,8 @@ use crate::directory::{CampaignRow, call, campaign_of, config_version};
 use crate::routes::parse_limit;
 use crate::sql;
 use crate::stmt;
-use refloop_core::engine::config::{CampaignConfig, Period};
 use refloop_core::ApiError;
+use refloop_core::engine::config::{CampaignConfig, Period};
 use serde_json::{Value, json};
 
 /// `GET /r/{code}`: count the click, send the visitor to the landing page with the code.

@@ -65,8 +65,21 @@ impl ErrorCode {
     pub fn parse(s: &str) -> Option<Self> {
         use ErrorCode::*;
         [
-            MalformedRequest, MissingKey, UnknownKey, OriginNotAllowed, PayloadTooLarge, TooManyEvents, Unauthorized,
-            InvalidParameter, NotFound, MethodNotAllowed, RateLimited, Forbidden, Conflict, InvalidConfig, Busy,
+            MalformedRequest,
+            MissingKey,
+            UnknownKey,
+            OriginNotAllowed,
+            PayloadTooLarge,
+            TooManyEvents,
+            Unauthorized,
+            InvalidParameter,
+            NotFound,
+            MethodNotAllowed,
+            RateLimited,
+            Forbidden,
+            Conflict,
+            InvalidConfig,
+            Busy,
             Internal,
         ]
         .into_iter()

@@ -35,7 +35,8 @@ fn rank(c: &mut Criterion) {
         drop(insert);
         tx.commit().expect("commit");
     }
-    db.execute_batch("CREATE INDEX scores_ranked ON scores(score DESC, joined_at);").expect("index");
+    db.execute_batch("CREATE INDEX scores_ranked ON scores(score DESC, joined_at);")
+        .expect("index");
     let mut count = db
         .prepare(
             "SELECT 1 + count(*) FROM scores s, (SELECT score, joined_at FROM scores WHERE participant_id = ?1) me

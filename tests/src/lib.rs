@@ -349,7 +349,12 @@ impl Campaigns for Reach<'_> {
             self.objects.versions.borrow_mut().insert(call.campaign.id, loaded);
         }
         let versions = self.objects.versions.borrow()[&call.campaign.id].clone();
-        let mut kept = self.objects.rows.borrow_mut().remove(&call.campaign.id).unwrap_or_default();
+        let mut kept = self
+            .objects
+            .rows
+            .borrow_mut()
+            .remove(&call.campaign.id)
+            .unwrap_or_default();
         let (status, body) = self.objects.with(call.campaign.id, |db| {
             let writes = call.op.writes();
             if writes {
@@ -414,7 +419,9 @@ fn json_args(args: &[serde_json::Value]) -> Vec<rusqlite::types::Value> {
         .map(|a| match a {
             serde_json::Value::Null => V::Null,
             serde_json::Value::Bool(b) => V::Integer(i64::from(*b)),
-            serde_json::Value::Number(n) => n.as_i64().map_or_else(|| V::Real(n.as_f64().unwrap_or(0.0)), V::Integer),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map_or_else(|| V::Real(n.as_f64().unwrap_or(0.0)), V::Integer),
             serde_json::Value::String(s) => V::Text(s.clone()),
             other => V::Text(other.to_string()),
         })

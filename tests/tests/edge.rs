@@ -528,7 +528,11 @@ fn round_trips_per_request_do_not_grow_with_its_events() {
     // Eight campaigns that all score `viewed`.
     for c in 0..8 {
         let config = json!({"name": format!("c{c}"), "point_rules": [{"id": "v", "event": "viewed", "to": "self", "points": 1}]});
-        let (s, b) = edge.json("POST", "/v1/admin/campaigns", json!({"slug": format!("c{c}"), "config": config}));
+        let (s, b) = edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": format!("c{c}"), "config": config}),
+        );
         assert_eq!(s, 201, "{b}");
     }
     let people = 50;
@@ -558,7 +562,8 @@ fn round_trips_per_request_do_not_grow_with_its_events() {
     assert_eq!(ten.1, 8, "one call per campaign reached");
     let scored: i64 = (0..8)
         .map(|c| {
-            edge.json("GET", &format!("/v1/admin/campaigns/c{c}/check"), json!({})).1["counts"]["ledger"]
+            edge.json("GET", &format!("/v1/admin/campaigns/c{c}/check"), json!({}))
+                .1["counts"]["ledger"]
                 .as_i64()
                 .unwrap()
         })

@@ -113,16 +113,7 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-const STATUSES: [GrantStatus; 8] = [
-    GrantStatus::Earned,
-    GrantStatus::PendingReview,
-    GrantStatus::Approved,
-    GrantStatus::Fulfilled,
-    GrantStatus::Redeemed,
-    GrantStatus::Rejected,
-    GrantStatus::Expired,
-    GrantStatus::Revoked,
-];
+const STATUSES: [GrantStatus; 8] = GrantStatus::ALL;
 
 /// The next configuration version: other points, one quest step fewer, so
 /// referrals pinned to the first version and those under the second differ.
@@ -236,7 +227,8 @@ impl Run {
             Action::Identify { who, pro } => {
                 let mut e = EngineEvent::new(id, "identify", format!("a{who}"), *now);
                 e.user_id = Some(format!("u{who}"));
-                e.traits.insert("plan".into(), (if *pro { "pro" } else { "free" }).into());
+                e.traits
+                    .insert("plan".into(), (if *pro { "pro" } else { "free" }).into());
                 Input::Event(Box::new(e))
             }
             Action::Click { whose } => Input::Click {
@@ -253,7 +245,10 @@ impl Run {
                 at: *now,
             },
             Action::Adjust { who, points, key } => Input::Adjust {
-                participant: self.mem.find(Some(&format!("a{who}")), None).unwrap_or(ParticipantId(99)),
+                participant: self
+                    .mem
+                    .find(Some(&format!("a{who}")), None)
+                    .unwrap_or(ParticipantId(99)),
                 // Non-zero, either sign, within ±100.
                 points: match i64::from(*points).clamp(-100, 100) {
                     0 => 1,
@@ -284,7 +279,10 @@ impl Run {
                 seed: u64::from(*seed),
             },
             Action::Erase { who } => Input::Erase {
-                participant: self.mem.find(Some(&format!("a{who}")), None).unwrap_or(ParticipantId(77)),
+                participant: self
+                    .mem
+                    .find(Some(&format!("a{who}")), None)
+                    .unwrap_or(ParticipantId(77)),
                 at: *now,
             },
             Action::Resend { index } => {
@@ -378,7 +376,9 @@ fn differential(config: &str, actions: &[Action]) -> BTreeMap<&'static str, usiz
     let mut next = 0u64;
     let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
     for a in actions {
-        let Some(input) = run.input(a, &mut now, &mut next) else { continue };
+        let Some(input) = run.input(a, &mut now, &mut next) else {
+            continue;
+        };
         let (mem, sql) = run.apply(input.clone());
         assert_eq!(sql, mem, "the stores disagree on {input:?}");
         let mut count = |k: &'static str, n: usize| *seen.entry(k).or_default() += n;
@@ -437,10 +437,23 @@ fn the_histories_reach_every_kind_of_outcome() {
         }
     }
     for kind in [
-        "entries", "grants", "capped", "refusals", "duplicates", "errors", "invitations", "confirmed", "milestones",
-        "earned", "moved", "top",
+        "entries",
+        "grants",
+        "capped",
+        "refusals",
+        "duplicates",
+        "errors",
+        "invitations",
+        "confirmed",
+        "milestones",
+        "earned",
+        "moved",
+        "top",
     ] {
-        assert!(total.get(kind).copied().unwrap_or(0) > 0, "no history reached {kind}: {total:?}");
+        assert!(
+            total.get(kind).copied().unwrap_or(0) > 0,
+            "no history reached {kind}: {total:?}"
+        );
     }
 }
 
@@ -456,13 +469,29 @@ fn a_revoked_grant_frees_a_winner_place_in_both_stores() {
     let mut now = T0 + 1000;
     let mut next = 0;
     let script = [
-        Action::Signup { who: 0, by: None, disposable: false },
-        Action::Signup { who: 1, by: None, disposable: false },
-        Action::Signup { who: 2, by: Some(0), disposable: false },
+        Action::Signup {
+            who: 0,
+            by: None,
+            disposable: false,
+        },
+        Action::Signup {
+            who: 1,
+            by: None,
+            disposable: false,
+        },
+        Action::Signup {
+            who: 2,
+            by: Some(0),
+            disposable: false,
+        },
         // Participant 0 won the only place; the grant is revoked…
         Action::Transition { grant: 1, to: 7 },
         // …so participant 1's milestone may be granted.
-        Action::Signup { who: 3, by: Some(1), disposable: false },
+        Action::Signup {
+            who: 3,
+            by: Some(1),
+            disposable: false,
+        },
     ];
     let mut outcomes = Vec::new();
     for a in &script {
@@ -473,6 +502,11 @@ fn a_revoked_grant_frees_a_winner_place_in_both_stores() {
     }
     assert_eq!(outcomes[2].grants.len(), 1, "{:?}", outcomes[2]);
     assert!(outcomes[3].error.is_none(), "{:?}", outcomes[3]);
-    assert_eq!(outcomes[4].grants.len(), 1, "a revoked winner holds no place: {:?}", outcomes[4]);
+    assert_eq!(
+        outcomes[4].grants.len(),
+        1,
+        "a revoked winner holds no place: {:?}",
+        outcomes[4]
+    );
     run.compare_state();
 }

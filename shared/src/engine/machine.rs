@@ -9,7 +9,9 @@
 //! Codes and tokens are keyed hashes of the campaign's secret (`Codes`), so a
 //! replay draws the same ones; nothing here reads a clock or a random source.
 
-use super::config::{CampaignConfig, Mode, Period, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned};
+use super::config::{
+    CampaignConfig, Mode, Period, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned,
+};
 use super::fraud::VELOCITY_WINDOW_MS;
 use super::ledger::{reward_key, rule_key};
 use super::model::*;
@@ -181,7 +183,10 @@ pub struct Machine<'a, S: Store> {
 
 impl<'a, S: Store> Machine<'a, S> {
     pub fn new(store: &'a mut S, versions: &'a [Versioned], campaign: CampaignId, codes: &'a Codes) -> Self {
-        assert!(!versions.is_empty(), "a campaign has at least one configuration version");
+        assert!(
+            !versions.is_empty(),
+            "a campaign has at least one configuration version"
+        );
         Machine {
             store,
             versions,
@@ -310,7 +315,9 @@ impl<'a, S: Store> Machine<'a, S> {
     fn update_identity(&mut self, pid: ParticipantId, e: &EngineEvent) {
         self.store
             .link_identity(pid, e.anonymous_id.as_deref(), e.user_id.as_deref());
-        let Some(mut p) = self.store.participant(pid) else { return };
+        let Some(mut p) = self.store.participant(pid) else {
+            return;
+        };
         let before = p.clone();
         if p.user_id.is_none() {
             p.user_id.clone_from(&e.user_id);
@@ -351,7 +358,9 @@ impl<'a, S: Store> Machine<'a, S> {
             }
             None => Default::default(),
         };
-        let Some(referee) = self.store.participant(pid) else { return };
+        let Some(referee) = self.store.participant(pid) else {
+            return;
+        };
         let decision = decide_signup(&SignupFacts {
             config,
             now,
@@ -443,7 +452,14 @@ impl<'a, S: Store> Machine<'a, S> {
         if r.review == Review::Pending {
             // The referee's reward exists, but waits in pending_review.
             if let Some(reward) = &self.config_at(r.config_version).referee_reward {
-                self.grant(r.referee, reward, GrantSource::Referee { referral: r.id }, true, at, out);
+                self.grant(
+                    r.referee,
+                    reward,
+                    GrantSource::Referee { referral: r.id },
+                    true,
+                    at,
+                    out,
+                );
             }
             return;
         }
@@ -484,7 +500,14 @@ impl<'a, S: Store> Machine<'a, S> {
             ..EngineEvent::new("", "", "", at)
         };
         let pinned = self.config_at(r.config_version);
-        self.award(pinned, pinned.rules_for(REFERRAL_CONFIRMED), &synthetic, r.referee, Some(&r), out);
+        self.award(
+            pinned,
+            pinned.rules_for(REFERRAL_CONFIRMED),
+            &synthetic,
+            r.referee,
+            Some(&r),
+            out,
+        );
 
         for (m, nth) in rewards::milestones_crossed(config, before, after) {
             out.notices.push(Notice::MilestoneReached {
@@ -501,7 +524,14 @@ impl<'a, S: Store> Machine<'a, S> {
             }
         }
         if let Some(reward) = &pinned.referee_reward {
-            self.grant(r.referee, reward, GrantSource::Referee { referral: r.id }, false, at, out);
+            self.grant(
+                r.referee,
+                reward,
+                GrantSource::Referee { referral: r.id },
+                false,
+                at,
+                out,
+            );
         }
     }
 
@@ -627,7 +657,9 @@ impl<'a, S: Store> Machine<'a, S> {
             return;
         }
         let token = match &reward.kind {
-            RewardKind::Coupon { prefix } => Some(self.fresh_code(prefix, &format!("grant:{key}"), |s, t| s.token_taken(t))),
+            RewardKind::Coupon { prefix } => {
+                Some(self.fresh_code(prefix, &format!("grant:{key}"), |s, t| s.token_taken(t)))
+            }
             _ => None,
         };
         let g = Grant::new(self.store.next_grant_id(), p, reward, source, needs_review, token, at);
@@ -702,7 +734,9 @@ impl<'a, S: Store> Machine<'a, S> {
             return;
         }
         let invitation = Invitation {
-            token: self.fresh_code("", &format!("invitation:{}:{at}", p.0), |s, t| s.invitation(t).is_some()),
+            token: self.fresh_code("", &format!("invitation:{}:{at}", p.0), |s, t| {
+                s.invitation(t).is_some()
+            }),
             inviter: p,
             created_at: at,
             expires_at: at + config.attribution_window_ms(),

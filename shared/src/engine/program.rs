@@ -203,7 +203,13 @@ impl Program {
             Some(v) => v.version,
             None => self.version(),
         };
-        let fixes = corrections(self.store.ledger.entries(), fresh.store.ledger.entries(), replay_id, at, version);
+        let fixes = corrections(
+            self.store.ledger.entries(),
+            fresh.store.ledger.entries(),
+            replay_id,
+            at,
+            version,
+        );
         for f in &fixes {
             if self.store.append_entry(f)
                 && self.config().leaderboard.score_by == ScoreBy::Points

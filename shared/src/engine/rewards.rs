@@ -32,19 +32,20 @@ impl GrantStatus {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [GrantStatus; 8] = [
+        GrantStatus::Earned,
+        GrantStatus::PendingReview,
+        GrantStatus::Approved,
+        GrantStatus::Fulfilled,
+        GrantStatus::Redeemed,
+        GrantStatus::Rejected,
+        GrantStatus::Expired,
+        GrantStatus::Revoked,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            GrantStatus::Earned,
-            GrantStatus::PendingReview,
-            GrantStatus::Approved,
-            GrantStatus::Fulfilled,
-            GrantStatus::Redeemed,
-            GrantStatus::Rejected,
-            GrantStatus::Expired,
-            GrantStatus::Revoked,
-        ]
-        .into_iter()
-        .find(|g| g.as_str() == s)
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
     }
 
     /// The lifecycle: `earned → pending_review → approved → fulfilled →

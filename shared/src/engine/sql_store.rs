@@ -412,7 +412,8 @@ struct ParticipantRow {
 
 impl From<ParticipantRow> for Person {
     fn from(r: ParticipantRow) -> Self {
-        let (confirmed, referral_points, score, erased) = (r.confirmed as u32, r.referral_points, r.score, r.erased != 0);
+        let (confirmed, referral_points, score, erased) =
+            (r.confirmed as u32, r.referral_points, r.score, r.erased != 0);
         Person {
             participant: r.into(),
             confirmed,
@@ -639,7 +640,12 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         for (kind, value) in [("user", user_id), ("anonymous", anonymous_id)] {
             if let Some(v) = value {
                 // Already someone's (this call found it): nothing to link.
-                if self.rows.identities.borrow().contains_key(&(kind.to_owned(), v.to_owned())) {
+                if self
+                    .rows
+                    .identities
+                    .borrow()
+                    .contains_key(&(kind.to_owned(), v.to_owned()))
+                {
                     continue;
                 }
                 self.run(
@@ -647,7 +653,10 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                     &[json!(kind), json!(v), json!(id.0)],
                 );
                 // Someone's now (theirs, or whoever had it first).
-                self.rows.identities.borrow_mut().insert((kind.to_owned(), v.to_owned()), id.0);
+                self.rows
+                    .identities
+                    .borrow_mut()
+                    .insert((kind.to_owned(), v.to_owned()), id.0);
             }
         }
     }
@@ -677,10 +686,16 @@ impl<C: Sql> Store for SqlStore<'_, C> {
                email_domain = NULL, ip_hash = NULL, device_id = NULL, erased = 1 WHERE id = ?1",
             std::slice::from_ref(&id),
         );
-        self.run("DELETE FROM identities WHERE participant_id = ?1", std::slice::from_ref(&id));
+        self.run(
+            "DELETE FROM identities WHERE participant_id = ?1",
+            std::slice::from_ref(&id),
+        );
         let erased = id.as_u64().unwrap_or_default();
         self.rows.identities.borrow_mut().retain(|_, p| *p != erased);
-        self.run("DELETE FROM scores WHERE participant_id = ?1", std::slice::from_ref(&id));
+        self.run(
+            "DELETE FROM scores WHERE participant_id = ?1",
+            std::slice::from_ref(&id),
+        );
         self.rows.people.borrow_mut().remove(&id.as_u64().unwrap_or_default());
     }
 
@@ -797,20 +812,28 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn invitation(&self, token: &str) -> Option<Invitation> {
-        self.one::<InvitationRow>("SELECT token, inviter_id, created_at, expires_at, claimed_by FROM invitations WHERE token = ?1", &[json!(token)])
-            .map(|i| Invitation {
-                token: i.token,
-                inviter: ParticipantId(i.inviter_id as u64),
-                created_at: i.created_at,
-                expires_at: i.expires_at,
-                claimed_by: i.claimed_by.map(|c| ParticipantId(c as u64)),
-            })
+        self.one::<InvitationRow>(
+            "SELECT token, inviter_id, created_at, expires_at, claimed_by FROM invitations WHERE token = ?1",
+            &[json!(token)],
+        )
+        .map(|i| Invitation {
+            token: i.token,
+            inviter: ParticipantId(i.inviter_id as u64),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+            claimed_by: i.claimed_by.map(|c| ParticipantId(c as u64)),
+        })
     }
 
     fn insert_invitation(&mut self, i: &Invitation) {
         self.run(
             "INSERT INTO invitations (token, inviter_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            &[json!(i.token), json!(i.inviter.0), json!(i.created_at), json!(i.expires_at)],
+            &[
+                json!(i.token),
+                json!(i.inviter.0),
+                json!(i.created_at),
+                json!(i.expires_at),
+            ],
         );
     }
 
@@ -896,7 +919,10 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn has_grant_key(&self, key: &str) -> bool {
-        self.int("SELECT count(*) AS n FROM grants WHERE idempotency_key = ?1", &[json!(key)]) > 0
+        self.int(
+            "SELECT count(*) AS n FROM grants WHERE idempotency_key = ?1",
+            &[json!(key)],
+        ) > 0
     }
 
     fn token_taken(&self, token: &str) -> bool {
@@ -985,7 +1011,13 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         self.run(
             "INSERT INTO held_events (referral_id, event_id, name, trusted, at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT DO NOTHING",
-            &[json!(referral.0), json!(e.id), json!(e.name), json!(i64::from(e.trusted)), json!(e.at)],
+            &[
+                json!(referral.0),
+                json!(e.id),
+                json!(e.name),
+                json!(i64::from(e.trusted)),
+                json!(e.at),
+            ],
         );
     }
 
@@ -1048,7 +1080,13 @@ impl<C: Sql> SqlStore<'_, C> {
     fn insert_transition(&self, grant: GrantId, t: &Transition) {
         self.run(
             "INSERT INTO grant_transitions (grant_id, from_status, to_status, at, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &[json!(grant.0), json!(t.from), json!(t.to), json!(t.at), opt(t.note.as_deref())],
+            &[
+                json!(grant.0),
+                json!(t.from),
+                json!(t.to),
+                json!(t.at),
+                opt(t.note.as_deref()),
+            ],
         );
     }
 }
