@@ -132,6 +132,12 @@ pub enum Op {
         version: u32,
         apply: bool,
     },
+    /// The notices of the object's outbox (oldest first, at most 500).
+    Outbox,
+    /// The outbox's notices up to `through` reached the directory's outbox.
+    OutboxSent {
+        through: i64,
+    },
 }
 
 impl Op {
@@ -151,6 +157,7 @@ impl Op {
                 | Op::Export
                 | Op::Check
                 | Op::Replay { apply: false, .. }
+                | Op::Outbox
         )
     }
 }
@@ -418,6 +425,19 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
             Op::Trend { from, to } => view.trend(*from, *to),
             Op::Export => view.export(),
             Op::Check => view.check(),
+            Op::Outbox => {
+                let rows = view.rows("SELECT id, type, payload FROM outbox ORDER BY id LIMIT 500", &[])?;
+                let through = rows.last().map_or(0, |r| int(r, "id"));
+                let notices: Vec<Value> = rows
+                    .iter()
+                    .map(|r| json!([txt(r, "type"), parsed(r, "payload")]))
+                    .collect();
+                Ok(json!({"notices": notices, "through": through}))
+            }
+            Op::OutboxSent { through } => {
+                view.rows("DELETE FROM outbox WHERE id <= ?1", &[json!(through)])?;
+                Ok(json!({"through": through}))
+            }
             Op::Replay { version, apply } => {
                 let target = versions
                     .iter()
@@ -430,6 +450,14 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
     let result = match store.failure() {
         Some(f) => Err(internal(format!("campaign {}: {f}", call.campaign.id))),
         None => result,
+    };
+    // The notices go to the object's outbox in the same transaction as the
+    // effects they report, each with its key (`id`), before the answer.
+    let result = match result {
+        Ok(mut answer) if !matches!(call.op, Op::Outbox | Op::OutboxSent { .. }) => {
+            keep_notices(sql, &call.campaign, &mut answer).map(|()| answer)
+        }
+        other => other,
     };
     if result.is_ok() {
         *kept = store.into_rows();
@@ -476,6 +504,33 @@ pub fn read_answer(status: u16, body: &str) -> Result<Value, ApiError> {
         .unwrap_or("the campaign failed")
         .to_owned();
     Err(ApiError::new(code, message))
+}
+
+/// Writes the answer's notices to the object's outbox and gives each its key.
+fn keep_notices(sql: &impl Sql, campaign: &CampaignMeta, answer: &mut Value) -> Result<(), ApiError> {
+    let Some(notices) = answer.get_mut("notices").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for n in notices {
+        let Some(kind) = n.get(0).and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        let id = sql
+            .exec(
+                "INSERT INTO outbox (type, payload) VALUES (?1, '{}') RETURNING id",
+                &[json!(kind)],
+            )
+            .map_err(|e| internal(format!("outbox: {e}")))?
+            .first()
+            .map_or(0, |r| int(r, "id"));
+        n[1]["id"] = json!(format!("n-{}-{id}", campaign.id));
+        sql.exec(
+            "UPDATE outbox SET payload = ?2 WHERE id = ?1",
+            &[json!(id), json!(n[1].to_string())],
+        )
+        .map_err(|e| internal(format!("outbox: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Applies one input and keeps it in the campaign's log of inputs.
@@ -1094,7 +1149,8 @@ impl<C: Sql> View<'_, C> {
                    (SELECT count(*) FROM invitations) AS invitations, (SELECT count(*) FROM clicks) AS clicks,
                    (SELECT count(*) FROM ledger) AS ledger, (SELECT count(*) FROM scores) AS scores,
                    (SELECT count(*) FROM grants) AS grants, (SELECT count(*) FROM grant_transitions) AS grant_transitions,
-                   (SELECT count(*) FROM snapshots) AS snapshots, (SELECT count(*) FROM seen_events) AS seen_events",
+                   (SELECT count(*) FROM snapshots) AS snapshots, (SELECT count(*) FROM seen_events) AS seen_events,
+                   (SELECT count(*) FROM outbox) AS pending_notices",
                 &[],
             )?
             .into_iter()

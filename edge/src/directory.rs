@@ -130,7 +130,9 @@ pub fn notice_statements(tenant: i64, answer: &serde_json::Value, now: i64) -> V
         .flatten()
         .filter_map(|n| {
             let kind = n.get(0)?.as_str()?.to_owned();
-            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, n.get(1)?.to_string(), now))
+            let payload = n.get(1)?;
+            let key = payload["id"].as_str().map(str::to_owned);
+            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, payload.to_string(), now, key))
         })
         .collect()
 }

@@ -387,7 +387,12 @@ pub struct CampaignObject {
     /// call said (kept in storage too, for the alarm), and when the alarm
     /// was last armed for that version.
     me: RefCell<Option<(campaign::CampaignMeta, u32)>>,
+    /// When the alarm is set for, as this instance armed it (`i64::MAX`: unknown).
+    alarm_at: std::cell::Cell<i64>,
 }
+
+/// How soon the alarm drains the object's outbox after a call with notices.
+const DRAIN_MS: i64 = 2_000;
 
 /// The alarm's own record of the campaign it belongs to.
 const META_KEY: &str = "campaign";
@@ -460,6 +465,7 @@ impl DurableObject for CampaignObject {
             versions: RefCell::new(Vec::new()),
             rows: Default::default(),
             me: RefCell::new(None),
+            alarm_at: std::cell::Cell::new(i64::MAX),
         }
     }
 
@@ -476,6 +482,9 @@ impl DurableObject for CampaignObject {
                     let answer = self.in_transaction(versions, call);
                     if answer.0 == 200 {
                         self.remember(who).await;
+                        if answer.1.contains("\"notices\":[[") {
+                            self.drain_soon().await;
+                        }
                     }
                     answer
                 }
@@ -485,9 +494,10 @@ impl DurableObject for CampaignObject {
         Ok(Response::ok(body)?.with_status(status))
     }
 
-    /// Wakes at `ends_at` and every `TICK_MS`: expires what is overdue, ends
-    /// the campaign when its time has come (the raffle's seed from the CSPRNG,
-    /// recorded in the audit log), queues the notices, and sleeps again.
+    /// Wakes at `ends_at`, every `TICK_MS`, and within `DRAIN_MS` of a call
+    /// with notices: expires what is overdue, ends the campaign when its time
+    /// has come (the raffle's seed from the CSPRNG, recorded in the audit
+    /// log), drains the object's outbox into the directory's, and sleeps again.
     async fn alarm(&self) -> worker::Result<Response> {
         let Some((meta, version)) = self.who().await else {
             return Response::ok("no campaign yet");
@@ -512,28 +522,17 @@ impl DurableObject for CampaignObject {
             }
         };
         let config = versions.iter().find(|v| v.version == version).map(|v| v.config.clone());
+        // The notices of the tick and of the end are in the object's outbox.
+        self.in_transaction(versions.clone(), tick);
         let mut stmts = Vec::new();
-        let (status, body) = self.in_transaction(versions.clone(), tick);
-        if status == 200 {
-            stmts.extend(crate::directory::notice_statements(
-                meta.tenant_id,
-                &serde_json::from_str(&body).unwrap_or_default(),
-                now,
-            ));
-        }
         let mut ended = false;
         if let Some(c) = &config
             && c.ends_at.is_some_and(|e| e <= now)
         {
             let seed = u64::from_le_bytes(random_bytes()) >> 11;
-            let (status, body) = self.in_transaction(versions, call(campaign::Op::End { seed }));
+            let (status, body) = self.in_transaction(versions.clone(), call(campaign::Op::End { seed }));
             ended = true;
             if status == 200 {
-                stmts.extend(crate::directory::notice_statements(
-                    meta.tenant_id,
-                    &serde_json::from_str(&body).unwrap_or_default(),
-                    now,
-                ));
                 let grants = serde_json::from_str::<serde_json::Value>(&body)
                     .map(|v| v["grants"].clone())
                     .unwrap_or_default();
@@ -547,12 +546,34 @@ impl DurableObject for CampaignObject {
                 ));
             }
         }
-        if !stmts.is_empty()
-            && let Err(e) = db.batch(stmts).await
-        {
-            app::log(&format!("campaign {} alarm: {e}", meta.id));
+        // The outbox's notices into the directory's, once each (their keys).
+        let (status, body) = self.in_transaction(versions.clone(), call(campaign::Op::Outbox));
+        let pending: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let through = pending["through"].as_i64().unwrap_or(0);
+        if status == 200 {
+            stmts.extend(crate::directory::notice_statements(meta.tenant_id, &pending, now));
         }
-        let next = config.map_or(now + campaign::TICK_MS, |c| campaign::next_wake(&c, ended, now));
+        let sent = match stmts.is_empty() {
+            true => true,
+            false => match db.batch(stmts).await {
+                Ok(_) => true,
+                Err(e) => {
+                    app::log(&format!("campaign {} alarm: {e}", meta.id));
+                    false
+                }
+            },
+        };
+        if sent && through > 0 {
+            self.in_transaction(versions, call(campaign::Op::OutboxSent { through }));
+        }
+        let full = pending["notices"].as_array().is_some_and(|n| n.len() >= 500);
+        let next = match (sent && !full, config) {
+            // Notices left (a full page, or D1 refused them): soon again.
+            (false, _) => now + DRAIN_MS,
+            (true, Some(c)) => campaign::next_wake(&c, ended, now),
+            (true, None) => now + campaign::TICK_MS,
+        };
+        self.alarm_at.set(next);
         self.arm(next).await;
         Response::ok("done")
     }
@@ -585,7 +606,18 @@ impl CampaignObject {
             .map(|v| v.config.clone());
         *self.me.borrow_mut() = Some(who);
         let next = config.map_or(now + campaign::TICK_MS, |c| campaign::next_wake(&c, false, now));
+        self.alarm_at.set(next);
         self.arm(next).await;
+    }
+
+    /// The alarm within `DRAIN_MS`, so notices reach the directory's outbox
+    /// even when the worker's own write of them was lost.
+    async fn drain_soon(&self) {
+        let soon = worker::Date::now().as_millis() as i64 + DRAIN_MS;
+        if self.alarm_at.get() > soon {
+            self.alarm_at.set(soon);
+            self.arm(soon).await;
+        }
     }
 
     async fn arm(&self, at: i64) {

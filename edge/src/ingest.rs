@@ -155,7 +155,8 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
                     site.tenant_id,
                     kind.as_str(),
                     payload.to_string(),
-                    ctx.now
+                    ctx.now,
+                    payload["id"].as_str().map(str::to_owned)
                 ));
             }
             for code in &reply.codes {

@@ -130,9 +130,10 @@ WHERE site_id = ?1 AND ((?2 IS NOT NULL AND user_id = ?2) OR (?3 IS NOT NULL AND
 /// `?1` tenant, `?2` type, `?3` payload JSON, `?4` now: one outbox row per
 /// subscribed webhook, in the transaction of the effect it reports.
 pub const ENQUEUE_NOTICE: &str = "\
-INSERT INTO outbox (webhook_id, type, payload, created_at, next_attempt_at)
-SELECT id, ?2, ?3, ?4, ?4 FROM webhooks
-WHERE tenant_id = ?1 AND active = 1 AND (events = '*' OR instr(' ' || events || ' ', ' ' || ?2 || ' ') > 0)";
+INSERT INTO outbox (webhook_id, type, payload, created_at, next_attempt_at, notice_key)
+SELECT id, ?2, ?3, ?4, ?4, ?5 FROM webhooks
+WHERE tenant_id = ?1 AND active = 1 AND (events = '*' OR instr(' ' || events || ' ', ' ' || ?2 || ' ') > 0)
+ON CONFLICT (webhook_id, notice_key) DO NOTHING";
 pub const INSERT_WEBHOOK: &str = "\
 INSERT INTO webhooks (tenant_id, url, secret, events, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
 pub const LIST_WEBHOOKS: &str =

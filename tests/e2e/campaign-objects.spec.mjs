@@ -176,3 +176,22 @@ test('a campaign that never sees an event still ends by itself at ends_at', asyn
   await t.json('POST', '/v1/admin/campaigns', { slug: 'quiet', config }, 201);
   await expect.poll(async () => (await t.json('GET', '/v1/admin/campaigns/quiet')).status, { timeout: 40_000, intervals: [1_000] }).toBe('ended');
 });
+
+test("a notice reaches the outbox once: from the worker's write and from the object's own outbox, drained by its alarm", async ({ request }) => {
+  test.setTimeout(60_000);
+  const t = await freshTenant(request);
+  const config = { name: 'notices', quest: { steps: [] }, fraud: { flag_shared_ip: false } };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'notices', config }, 201);
+  // A closed loopback port: nothing leaves the machine, and the webhook is removed at the end.
+  const hook = await t.json('POST', '/v1/admin/webhooks', { url: 'http://127.0.0.1:9/notices', events: ['referral.confirmed'] }, 201);
+  await t.send([ev('signup', 'host', { campaign: 'notices' })]);
+  const { code } = await t.me('notices', 'host');
+  await t.send([ev('signup', 'guest', { attribution: { ref: code } })]);
+  // The object drains its outbox within seconds of the call.
+  await expect.poll(async () => (await t.json('GET', '/v1/admin/campaigns/notices/check')).counts.pending_notices,
+    { timeout: 20_000, intervals: [500] }).toBe(0);
+  const { deliveries } = await t.json('GET', `/v1/admin/webhooks/${hook.id}/deliveries`);
+  expect(deliveries).toHaveLength(1);
+  expect(JSON.parse(deliveries[0].payload)).toMatchObject({ type: 'referral.confirmed', campaign: 'notices', id: expect.stringMatching(/^n-\d+-\d+$/) });
+  await t.json('DELETE', `/v1/admin/webhooks/${hook.id}`);
+});

@@ -131,6 +131,9 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS grant_transitions_by_grant ON grant_transitions(grant_id, id)",
     // Every input the campaign was given, in order: a replay runs them again.
     "CREATE TABLE IF NOT EXISTS inputs (id INTEGER PRIMARY KEY, input TEXT NOT NULL)",
+    // Webhook notices not yet known to be in the directory's outbox: written in
+    // the same transaction as the effects they report, drained by the alarm.
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL)",
     // Immutable copies of a board at a moment (the engine never reads them).
     "CREATE TABLE IF NOT EXISTS snapshots (
        id INTEGER PRIMARY KEY, period TEXT NOT NULL, taken_at INTEGER NOT NULL, rows TEXT NOT NULL)",
