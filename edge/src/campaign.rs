@@ -19,6 +19,7 @@ use refloop_core::engine::store::MemStore;
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
+use crate::app::iso;
 use serde_json::{Map, Value, json};
 
 /// Who the campaign is, as the directory (D1) knows it.
@@ -37,8 +38,6 @@ pub struct Call {
     pub version: u32,
     /// Server time: every window, date and tie is decided by it.
     pub now: Millis,
-    /// Fresh randomness (a raffle's seed when the operator names none).
-    pub seed: u64,
     /// 32 bytes from the worker's CSPRNG, hex: the campaign's secret for its
     /// codes if it has none yet (its first call).
     #[serde(default)]
@@ -165,15 +164,11 @@ impl Op {
 /// What the worker does with an `Events` call's answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct EventsReply {
-    /// Per event, in order: it took effect now (false: a duplicate).
-    pub applied: Vec<bool>,
     /// Webhook notices, ready for the outbox: (type, payload).
     pub notices: Vec<(String, Value)>,
     /// Referral codes of everyone who joined or signed up in these events, for
     /// the directory of links (`/r/{code}` and attribution find the campaign).
     pub codes: Vec<String>,
-    /// Refusals and withheld rewards, with their reasons.
-    pub refusals: Vec<String>,
 }
 
 fn not_found(message: impl Into<String>) -> ApiError {
@@ -203,16 +198,11 @@ pub fn notice_payload(campaign: &CampaignMeta, n: &Notice, at: Millis) -> (Strin
     (kind, payload)
 }
 
-/// Answers one call. Write ops must run inside one transaction of the
-/// caller's: an `Err` means roll back.
-pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call) -> Result<Value, ApiError> {
-    handle_with(sql, versions, call, &mut Rows::default())
-}
-
-/// `handle`, starting from the rows `kept` from earlier calls and leaving
-/// this call's there when it succeeds (emptied when it fails: the caller
-/// rolls back, and the rows may hold what was rolled back).
-pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> Result<Value, ApiError> {
+/// Answers one call, starting from the rows `kept` from earlier calls and
+/// leaving this call's there when it succeeds (emptied when it fails). Write
+/// ops must run inside one transaction of the caller's: an `Err` means roll
+/// back.
+pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> Result<Value, ApiError> {
     let current = versions
         .iter()
         .rposition(|v| v.version == call.version)
@@ -239,7 +229,6 @@ pub fn handle_with(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &m
                     let input = Input::Event(Box::new(e.clone()));
                     let out = engine.decide(&input);
                     engine.store.log_input(&input);
-                    reply.applied.push(!out.duplicate);
                     // A resent join answers its code again, so a directory write
                     // lost after the first answer is made good by the retry.
                     let actor = out
@@ -483,7 +472,7 @@ pub fn next_wake(config: &refloop_core::engine::config::CampaignConfig, ended: b
 /// The wire between the worker and a campaign's object: a `Call` as JSON in,
 /// `(status, body)` out, the body the answer or the contract's error.
 pub fn answer(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Rows) -> (u16, String) {
-    match handle_with(sql, versions, call, kept) {
+    match handle(sql, versions, call, kept) {
         Ok(v) => (200, v.to_string()),
         Err(e) => (e.status(), e.to_json()),
     }
@@ -627,19 +616,12 @@ fn collect(campaign: &CampaignMeta, out: &Outcome, at: Millis, reply: &mut Event
     reply
         .notices
         .extend(out.notices.iter().map(|n| notice_payload(campaign, n, at)));
-    if let Some(r) = out.refusal {
-        reply.refusals.push(r.as_str().to_owned());
-    }
-    reply.refusals.extend(out.capped.iter().cloned());
 }
 
 fn notices_of(campaign: &CampaignMeta, out: &Outcome, at: Millis) -> Vec<(String, Value)> {
     out.notices.iter().map(|n| notice_payload(campaign, n, at)).collect()
 }
 
-pub fn iso(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |m| Value::String(refloop_core::time::format_rfc3339_ms(m)))
-}
 
 /// A name the public may see: a first name and an initial from the `name`
 /// trait, else the code with most of it hidden.

@@ -114,7 +114,6 @@ pub async fn call<D: Db, K: Kv, C: Campaigns>(
         campaign: campaign.meta(),
         version: campaign.current_version,
         now: ctx.now,
-        seed: ctx.seed ^ (campaign.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         entropy: crate::app::hex(&ctx.entropy[..32]),
         op,
     };

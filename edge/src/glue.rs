@@ -508,7 +508,6 @@ impl DurableObject for CampaignObject {
             campaign: meta.clone(),
             version,
             now,
-            seed: u64::from_le_bytes(random_bytes()),
             entropy: app::hex(&random_bytes::<32>()),
             op,
         };

@@ -8,7 +8,7 @@ use crate::app::{
 };
 use crate::campaign::Op;
 use crate::db::{Db, Kv, RowExt};
-use crate::directory::{CampaignRow, call, campaign_of, config_version};
+use crate::directory::{CampaignRow, call, campaign_of};
 use crate::routes::parse_limit;
 use crate::sql;
 use crate::stmt;
@@ -171,17 +171,6 @@ pub async fn invitation<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req:
             "expires_at": answer["expires_at"],
         }),
     ))
-}
-
-/// The configuration of a campaign by id (the cron and links know only ids).
-pub async fn campaign_config<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
-    campaign: &CampaignRow,
-) -> Result<CampaignConfig, ApiError> {
-    Ok(config_version(ctx.db, ctx.kv, campaign.id, campaign.current_version)
-        .await
-        .map_err(db_error)?
-        .config)
 }
 
 /// `GET /v1/qr.svg?data=…`: a QR code of a referral link or invitation, as SVG,
