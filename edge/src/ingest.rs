@@ -35,7 +35,8 @@ use std::collections::{BTreeMap, HashMap};
 /// D1 round trips of one ingestion request, at most: the campaigns of the
 /// tenant (when the isolate has not kept them), the links the events name,
 /// the limits, the log. (The site is cached by the isolate; configurations
-/// come from KV, and from D1 only the first time a version is seen.) Subrequests to campaign objects: one
+/// are kept with the campaigns, read from KV when the isolate fetches them,
+/// and from D1 only the first time a version is seen.) Subrequests to campaign objects: one
 /// per campaign reached, at most the tenant's active campaigns.
 pub const MAX_D1_ROUND_TRIPS: usize = 4;
 
@@ -95,8 +96,8 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
         .collect();
 
     // Which campaigns each event reaches.
-    let rows = match cached_campaigns(ctx, site.tenant_id) {
-        Some(rows) => rows,
+    let live = match cached_campaigns(ctx, site.tenant_id) {
+        Some(live) => live,
         None => {
             round_trips += 1;
             let rows: Vec<CampaignRow> = ctx
@@ -107,18 +108,19 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
                 .iter()
                 .map(CampaignRow::from_row)
                 .collect();
-            keep_campaigns(ctx, site.tenant_id, &rows);
-            rows
+            let mut live = Vec::new();
+            for row in rows {
+                let config = config_version(ctx.db, ctx.kv, row.id, row.current_version)
+                    .await
+                    .map_err(db_error)?
+                    .config;
+                live.push(Live { row, config });
+            }
+            let live = std::rc::Rc::new(live);
+            keep_campaigns(ctx, site.tenant_id, &live);
+            live
         }
     };
-    let mut live = Vec::new();
-    for row in rows {
-        let config = config_version(ctx.db, ctx.kv, row.id, row.current_version)
-            .await
-            .map_err(db_error)?
-            .config;
-        live.push(Live { row, config });
-    }
     let links = if live.is_empty() {
         HashMap::new()
     } else {
@@ -198,13 +200,14 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
 }
 
 thread_local! {
-    /// The active campaigns of a tenant, kept by the isolate for
-    /// `Ctx::site_cache_seconds` (every batch asks; campaigns change rarely,
-    /// and a change made through this isolate forgets them at once).
-    static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (Vec<CampaignRow>, i64)>> = Default::default();
+    /// The active campaigns of a tenant with their current configurations,
+    /// kept by the isolate for `Ctx::site_cache_seconds` (every batch asks;
+    /// campaigns change rarely, a version never changes once written, and a
+    /// change made through this isolate forgets them at once).
+    static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (std::rc::Rc<Vec<Live>>, i64)>> = Default::default();
 }
 
-fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<Vec<CampaignRow>> {
+fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<std::rc::Rc<Vec<Live>>> {
     if ctx.site_cache_seconds <= 0 {
         return None;
     }
@@ -216,7 +219,7 @@ fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: 
     })
 }
 
-fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, rows: &[CampaignRow]) {
+fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, live: &std::rc::Rc<Vec<Live>>) {
     if ctx.site_cache_seconds <= 0 {
         return;
     }
@@ -225,7 +228,7 @@ fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i6
         if c.len() > 10_000 {
             c.clear();
         }
-        c.insert(tenant, (rows.to_vec(), ctx.now + ctx.site_cache_seconds * 1000));
+        c.insert(tenant, (live.clone(), ctx.now + ctx.site_cache_seconds * 1000));
     });
 }
 
