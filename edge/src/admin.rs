@@ -162,12 +162,7 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(
     }
 }
 
-/// Every write of the directory's campaigns goes through here: the isolate
-/// forgets the tenant's active campaigns, so its next batch sees the change.
 pub fn audit(tenant: i64, action: &str, target: &str, detail: Value, at: i64) -> Stmt {
-    if action.starts_with("campaign.") {
-        crate::ingest::forget_campaigns(tenant);
-    }
     stmt!(sql::AUDIT, tenant, action, target, detail.to_string(), at)
 }
 
@@ -301,6 +296,8 @@ async fn create_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req
             internal(e)
         }
     })?;
+    // This isolate's next batch sees the change at once.
+    crate::ingest::forget_campaigns(site.tenant_id);
     let (c, v) = campaign_of(ctx, site.tenant_id, &slug).await?;
     wake(ctx, &c).await;
     Ok(Response::value(201, &campaign_json(&c, &v)))
@@ -395,6 +392,8 @@ async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
             internal(e)
         }
     })?;
+    // This isolate's next batch sees the change at once.
+    crate::ingest::forget_campaigns(site.tenant_id);
     let (c, v) = campaign_of(ctx, site.tenant_id, &c.slug).await?;
     wake(ctx, &c).await;
     Ok(Response::value(200, &campaign_json(&c, &v)))
@@ -425,6 +424,8 @@ async fn set_status<D: Db, K: Kv, C: Campaigns>(
         ])
         .await
         .map_err(db_error)?;
+    // This isolate's next batch sees the change at once.
+    crate::ingest::forget_campaigns(site.tenant_id);
     get_campaign(ctx, site, name).await
 }
 
@@ -692,6 +693,8 @@ async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
         ctx.now,
     ));
     ctx.db.batch(stmts).await.map_err(db_error)?;
+    // This isolate's next batch sees the change at once.
+    crate::ingest::forget_campaigns(site.tenant_id);
     Ok(Response::value(200, &without_notices(answer)))
 }
 
