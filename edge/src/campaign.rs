@@ -8,6 +8,7 @@
 //! The worker sends one `Call` per campaign per request, whatever the number
 //! of events in it.
 
+use crate::app::iso;
 use refloop_core::engine::config::{Period, Versioned};
 use refloop_core::engine::ledger::corrections;
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
@@ -19,7 +20,6 @@ use refloop_core::engine::store::MemStore;
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use crate::app::iso;
 use serde_json::{Map, Value, json};
 
 /// Who the campaign is, as the directory (D1) knows it.
@@ -621,7 +621,6 @@ fn collect(campaign: &CampaignMeta, out: &Outcome, at: Millis, reply: &mut Event
 fn notices_of(campaign: &CampaignMeta, out: &Outcome, at: Millis) -> Vec<(String, Value)> {
     out.notices.iter().map(|n| notice_payload(campaign, n, at)).collect()
 }
-
 
 /// A name the public may see: a first name and an initial from the `name`
 /// trait, else the code with most of it hidden.
