@@ -63,6 +63,9 @@ fn check_size(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A tenant's active campaigns, shared by the requests of one isolate.
+type LiveCampaigns = std::rc::Rc<Vec<Live>>;
+
 /// A campaign that takes events, with its current configuration.
 struct Live {
     row: CampaignRow,
@@ -204,10 +207,10 @@ thread_local! {
     /// kept by the isolate for `Ctx::site_cache_seconds` (every batch asks;
     /// campaigns change rarely, a version never changes once written, and a
     /// change made through this isolate forgets them at once).
-    static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (std::rc::Rc<Vec<Live>>, i64)>> = Default::default();
+    static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (LiveCampaigns, i64)>> = Default::default();
 }
 
-fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<std::rc::Rc<Vec<Live>>> {
+fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<LiveCampaigns> {
     if ctx.site_cache_seconds <= 0 {
         return None;
     }
@@ -219,7 +222,7 @@ fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: 
     })
 }
 
-fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, live: &std::rc::Rc<Vec<Live>>) {
+fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, live: &LiveCampaigns) {
     if ctx.site_cache_seconds <= 0 {
         return;
     }
