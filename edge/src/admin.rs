@@ -467,7 +467,7 @@ async fn admin_write<D: Db, K: Kv, C: Campaigns>(
     detail: Value,
 ) -> Result<Value, ApiError> {
     let answer = call(ctx, c, op).await?;
-    let mut stmts = notice_statements(site.tenant_id, &answer, ctx.now);
+    let mut stmts = notice_statements(&c.meta(), &answer, ctx.now);
     stmts.push(audit(site.tenant_id, action, target, detail, ctx.now));
     ctx.db.batch(stmts).await.map_err(db_error)?;
     Ok(without_notices(answer))
@@ -683,7 +683,7 @@ async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
     };
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let answer = call(ctx, &c, Op::End { seed }).await?;
-    let mut stmts = notice_statements(site.tenant_id, &answer, ctx.now);
+    let mut stmts = notice_statements(&c.meta(), &answer, ctx.now);
     stmts.push(stmt!(sql::SET_CAMPAIGN_STATUS, c.id, "ended", ctx.now));
     stmts.push(audit(
         site.tenant_id,

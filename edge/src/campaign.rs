@@ -415,7 +415,10 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
             Op::Export => view.export(),
             Op::Check => view.check(),
             Op::Outbox => {
-                let rows = view.rows("SELECT id, type, payload FROM outbox ORDER BY id LIMIT 500", &[])?;
+                let rows = view.rows(
+                    "SELECT id, type, payload FROM outbox ORDER BY id LIMIT ?1",
+                    &[json!(OUTBOX_PAGE)],
+                )?;
                 let through = rows.last().map_or(0, |r| int(r, "id"));
                 let notices: Vec<Value> = rows
                     .iter()
@@ -453,6 +456,9 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
     }
     result
 }
+
+/// Notices the object hands the directory per `Op::Outbox`.
+pub const OUTBOX_PAGE: usize = 500;
 
 /// How often a campaign's object wakes by itself to expire what is overdue
 /// (referrals past their quest window, grants past their expiry).

@@ -122,16 +122,25 @@ pub async fn call<D: Db, K: Kv, C: Campaigns>(
 
 /// The outbox statements of the notices in a campaign's answer: each
 /// `[type, payload]` queued for every active webhook of the tenant that takes it.
-pub fn notice_statements(tenant: i64, answer: &serde_json::Value, now: i64) -> Vec<crate::db::Stmt> {
+pub fn notice_statements(campaign: &CampaignMeta, answer: &serde_json::Value, now: i64) -> Vec<crate::db::Stmt> {
     answer["notices"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|n| {
-            let kind = n.get(0)?.as_str()?.to_owned();
-            let payload = n.get(1)?;
-            let key = payload["id"].as_str().map(str::to_owned);
-            Some(stmt!(sql::ENQUEUE_NOTICE, tenant, kind, payload.to_string(), now, key))
-        })
+        .filter_map(|n| Some(notice_statement(campaign, n.get(0)?.as_str()?, n.get(1)?, now)))
         .collect()
+}
+
+/// One notice of `campaign` for every active webhook of its tenant that takes
+/// it, once per webhook and notice key (the payload's `id`).
+pub fn notice_statement(campaign: &CampaignMeta, kind: &str, payload: &serde_json::Value, now: i64) -> crate::db::Stmt {
+    stmt!(
+        sql::ENQUEUE_NOTICE,
+        campaign.tenant_id,
+        kind,
+        payload.to_string(),
+        now,
+        payload["id"].as_str().map(str::to_owned),
+        campaign.id
+    )
 }

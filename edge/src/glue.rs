@@ -6,10 +6,12 @@
 //! runs in one `transactionSync`. A panic would kill the isolate, so nothing
 //! here unwraps outside input.
 
+use crate::alarm;
 use crate::app::{self, Campaigns, Ctx, Limits};
 use crate::campaign::{self, Call};
-use crate::cron::{self, Outbound};
+use crate::cron;
 use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
+use crate::webhooks::{self, Outbound};
 use refloop_core::engine::config::Versioned;
 use refloop_core::engine::sql_store::{Rows, Sql, SqlStore};
 use refloop_core::keys::hash_secret_key;
@@ -226,6 +228,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
     Ok(r.with_status(response.status).with_headers(out))
 }
 
+/// Webhook posts, each given up after `webhooks::ATTEMPT_TIMEOUT_MS` (the
+/// fetch aborted), so a silent endpoint holds its run for seconds, not minutes.
 struct WorkerFetch;
 
 impl Outbound for WorkerFetch {
@@ -239,8 +243,18 @@ impl Outbound for WorkerFetch {
             .with_headers(h)
             .with_body(Some(JsValue::from_str(body)));
         let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
-        let resp = Fetch::Request(req).send().await.map_err(|e| e.to_string())?;
-        Ok(resp.status_code())
+        let abort = worker::AbortController::default();
+        let (fetch, signal) = (Fetch::Request(req), abort.signal());
+        let send = fetch.send_with_signal(&signal);
+        let timeout = worker::Delay::from(std::time::Duration::from_millis(webhooks::ATTEMPT_TIMEOUT_MS as u64));
+        futures_util::pin_mut!(send, timeout);
+        match futures_util::future::select(send, timeout).await {
+            futures_util::future::Either::Left((resp, _)) => Ok(resp.map_err(|e| e.to_string())?.status_code()),
+            futures_util::future::Either::Right(_) => {
+                abort.abort();
+                Err(format!("no answer within {} ms", webhooks::ATTEMPT_TIMEOUT_MS))
+            }
+        }
     }
 }
 
@@ -495,24 +509,21 @@ impl DurableObject for CampaignObject {
     }
 
     /// Wakes at `ends_at`, every `TICK_MS`, and within `DRAIN_MS` of a call
-    /// with notices: expires what is overdue, ends the campaign when its time
-    /// has come (the raffle's seed from the CSPRNG, recorded in the audit
-    /// log), drains the object's outbox into the directory's, and sleeps again.
+    /// with notices; `alarm::ring` says what it does and when to wake next.
     async fn alarm(&self) -> worker::Result<Response> {
         let Some((meta, version)) = self.who().await else {
             return Response::ok("no campaign yet");
         };
         let now = worker::Date::now().as_millis() as i64;
         let db = D1(self.env.d1("DB")?);
-        let call = |op| Call {
+        let probe = Call {
             campaign: meta.clone(),
             version,
             now,
-            entropy: app::hex(&random_bytes::<32>()),
-            op,
+            entropy: String::new(),
+            op: campaign::Op::Check,
         };
-        let tick = call(campaign::Op::Tick);
-        let versions = match self.versions_for(&tick).await {
+        let versions = match self.versions_for(&probe).await {
             Ok(v) => v,
             Err(e) => {
                 app::log(&format!("campaign {} alarm: {}", meta.id, e.message));
@@ -521,60 +532,29 @@ impl DurableObject for CampaignObject {
             }
         };
         let config = versions.iter().find(|v| v.version == version).map(|v| v.config.clone());
-        // The notices of the tick and of the end are in the object's outbox.
-        self.in_transaction(versions.clone(), tick);
-        let mut stmts = Vec::new();
-        let mut ended = false;
-        if let Some(c) = &config
-            && c.ends_at.is_some_and(|e| e <= now)
-        {
-            let seed = u64::from_le_bytes(random_bytes()) >> 11;
-            let (status, body) = self.in_transaction(versions.clone(), call(campaign::Op::End { seed }));
-            ended = true;
-            if status == 200 {
-                let grants = serde_json::from_str::<serde_json::Value>(&body)
-                    .map(|v| v["grants"].clone())
-                    .unwrap_or_default();
-                stmts.push(crate::stmt!(crate::sql::SET_CAMPAIGN_STATUS, meta.id, "ended", now));
-                stmts.push(crate::admin::audit(
-                    meta.tenant_id,
-                    "campaign.end",
-                    &format!("campaign:{}", meta.slug),
-                    serde_json::json!({"seed": seed.to_string(), "grants": grants, "by": "ends_at"}),
-                    now,
-                ));
-            }
-        }
-        // The outbox's notices into the directory's, once each (their keys).
-        let (status, body) = self.in_transaction(versions.clone(), call(campaign::Op::Outbox));
-        let pending: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let through = pending["through"].as_i64().unwrap_or(0);
-        if status == 200 {
-            stmts.extend(crate::directory::notice_statements(meta.tenant_id, &pending, now));
-        }
-        let sent = match stmts.is_empty() {
-            true => true,
-            false => match db.batch(stmts).await {
-                Ok(_) => true,
-                Err(e) => {
-                    app::log(&format!("campaign {} alarm: {e}", meta.id));
-                    false
-                }
-            },
+        let token = app::hex(&random_bytes::<16>());
+        let woken = alarm::Woken {
+            meta: &meta,
+            version,
+            config: config.as_ref(),
+            now,
+            seed: u64::from_le_bytes(random_bytes()) >> 11,
+            token: &token,
         };
-        if sent && through > 0 {
-            self.in_transaction(versions, call(campaign::Op::OutboxSent { through }));
-        }
-        let full = pending["notices"].as_array().is_some_and(|n| n.len() >= 500);
-        let next = match (sent && !full, config) {
-            // Notices left (a full page, or D1 refused them): soon again.
-            (false, _) => now + DRAIN_MS,
-            (true, Some(c)) => campaign::next_wake(&c, ended, now),
-            (true, None) => now + campaign::TICK_MS,
-        };
-        self.alarm_at.set(next);
-        self.arm(next).await;
+        let report = alarm::ring(&db, &Itself(self, versions), &WorkerFetch, &woken).await;
+        self.alarm_at.set(report.next);
+        self.arm(report.next).await;
         Response::ok("done")
+    }
+}
+
+/// The object calling itself, in its own transactions (the alarm's calls).
+struct Itself<'a>(&'a CampaignObject, Vec<Versioned>);
+
+impl Campaigns for Itself<'_> {
+    async fn call(&self, call: &Call) -> Result<serde_json::Value, ApiError> {
+        let (status, text) = self.0.in_transaction(self.1.clone(), call.clone());
+        campaign::read_answer(status, &text)
     }
 }
 

@@ -154,15 +154,9 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
             let answer = call(ctx, &c.row, Op::Events { events }).await?;
             let reply: EventsReply = serde_json::from_value(answer)
                 .map_err(|e| crate::app::internal(format!("campaign {campaign} answered: {e}")))?;
+            let meta = c.row.meta();
             for (kind, payload) in &reply.notices {
-                last.push(stmt!(
-                    sql::ENQUEUE_NOTICE,
-                    site.tenant_id,
-                    kind.as_str(),
-                    payload.to_string(),
-                    ctx.now,
-                    payload["id"].as_str().map(str::to_owned)
-                ));
+                last.push(crate::directory::notice_statement(&meta, kind, payload, ctx.now));
             }
             for code in &reply.codes {
                 last.push(stmt!(sql::INSERT_LINK, code.as_str(), *campaign, "code"));

@@ -8,6 +8,7 @@
 //! real SQLite with the same migrations.
 
 pub mod admin;
+pub mod alarm;
 pub mod app;
 pub mod campaign;
 pub mod cors;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod public;
 pub mod routes;
 pub mod sql;
+pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -127,11 +127,12 @@ WHERE site_id = ?1 AND ((?2 IS NOT NULL AND user_id = ?2) OR (?3 IS NOT NULL AND
 // ---- ledger and leaderboard ----------------------------------------------
 // ---- grants --------------------------------------------------------------
 // ---- webhooks and audit ----------------------------------------------------
-/// `?1` tenant, `?2` type, `?3` payload JSON, `?4` now: one outbox row per
-/// subscribed webhook, in the transaction of the effect it reports.
+/// `?1` tenant, `?2` type, `?3` payload JSON, `?4` now, `?5` the notice's
+/// key, `?6` its campaign: one outbox row per subscribed webhook, in the
+/// transaction of the effect it reports (once per webhook and key).
 pub const ENQUEUE_NOTICE: &str = "\
-INSERT INTO outbox (webhook_id, type, payload, created_at, next_attempt_at, notice_key)
-SELECT id, ?2, ?3, ?4, ?4, ?5 FROM webhooks
+INSERT INTO outbox (webhook_id, type, payload, created_at, next_attempt_at, notice_key, campaign_id)
+SELECT id, ?2, ?3, ?4, ?4, ?5, ?6 FROM webhooks
 WHERE tenant_id = ?1 AND active = 1 AND (events = '*' OR instr(' ' || events || ' ', ' ' || ?2 || ' ') > 0)
 ON CONFLICT (webhook_id, notice_key) DO NOTHING";
 pub const INSERT_WEBHOOK: &str = "\
@@ -143,16 +144,38 @@ pub const DELETE_WEBHOOK: &str = "UPDATE webhooks SET active = 0 WHERE id = ?1 A
 pub const DELIVERIES: &str = "\
 SELECT id, type, payload, created_at, attempts, next_attempt_at, delivered_at, last_status, last_error FROM outbox
 WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2";
-/// `?1` now, `?2` limit → what the cron delivers.
-pub const DUE_DELIVERIES: &str = "\
+/// `?1` now, `?2` claim token, `?3` claimed until, `?4` limit, `?5` campaign:
+/// the campaign's due deliveries to live webhooks, claimed by this run.
+pub const CLAIM_CAMPAIGN_DELIVERIES: &str = "\
+UPDATE outbox SET claim = ?2, claimed_until = ?3 WHERE id IN (
+  SELECT o.id FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
+  WHERE o.campaign_id = ?5 AND o.delivered_at IS NULL AND o.next_attempt_at <= ?1
+    AND o.attempts < 12 AND o.claimed_until <= ?1
+  ORDER BY o.next_attempt_at LIMIT ?4)";
+/// `?1` now, `?2` claim token, `?3` claimed until, `?4` limit, `?5` due
+/// before: the cron's, deliveries of no campaign or that no alarm sent.
+pub const CLAIM_STRAGGLERS: &str = "\
+UPDATE outbox SET claim = ?2, claimed_until = ?3 WHERE id IN (
+  SELECT o.id FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
+  WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?1 AND o.attempts < 12 AND o.claimed_until <= ?1
+    AND (o.campaign_id IS NULL OR o.next_attempt_at <= ?5)
+  ORDER BY o.next_attempt_at LIMIT ?4)";
+/// `?1` claim token → what this run sends.
+pub const CLAIMED_DELIVERIES: &str = "\
 SELECT o.id, o.type, o.payload, o.attempts, w.url, w.secret FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
-WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?1 AND o.attempts < 12 ORDER BY o.next_attempt_at LIMIT ?2";
+WHERE o.claim = ?1 ORDER BY o.id";
+/// `?1` campaign → when its next delivery to a live webhook is due.
+pub const NEXT_DELIVERY_DUE: &str = "\
+SELECT min(o.next_attempt_at) AS at FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
+WHERE o.campaign_id = ?1 AND o.delivered_at IS NULL AND o.attempts < 12";
 /// `?1` id, `?2` now, `?3` status.
 pub const DELIVERED: &str = "\
-UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_status = ?3, last_error = NULL WHERE id = ?1";
+UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_status = ?3, last_error = NULL, claim = NULL, claimed_until = 0
+WHERE id = ?1";
 /// `?1` id, `?2` next attempt, `?3` status, `?4` error.
 pub const DELIVERY_FAILED: &str = "\
-UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1";
+UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_status = ?3, last_error = ?4, claim = NULL, claimed_until = 0
+WHERE id = ?1";
 
 /// `?1` tenant, `?2` action, `?3` target, `?4` detail JSON, `?5` at.
 pub const AUDIT: &str = "INSERT INTO audit_log (tenant_id, action, target, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -176,13 +199,9 @@ INSERT INTO rate_limit_hits (what) SELECT ?1 WHERE EXISTS
 /// `?1` before → forget old windows (cron).
 pub const FORGET_WINDOWS: &str = "DELETE FROM rate_windows WHERE window < ?1";
 
-// ---- reads of the console and the cron --------------------------------------
+// ---- reads of the console ----------------------------------------------------
 
 pub const LIST_TENANTS: &str = "SELECT id, name, created_at FROM tenants ORDER BY id LIMIT 1000";
-/// Every campaign that takes events (the cron walks them).
-pub const ALL_ACTIVE_CAMPAIGNS: &str = "\
-SELECT id, tenant_id, slug, name, status, current_version, created_at, updated_at FROM campaigns
-WHERE status = 'active' AND current_version > 0";
 
 // ---- the directory of referral links -----------------------------------------
 

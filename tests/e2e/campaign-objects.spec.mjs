@@ -195,3 +195,43 @@ test("a notice reaches the outbox once: from the worker's write and from the obj
   expect(JSON.parse(deliveries[0].payload)).toMatchObject({ type: 'referral.confirmed', campaign: 'notices', id: expect.stringMatching(/^n-\d+-\d+$/) });
   await t.json('DELETE', `/v1/admin/webhooks/${hook.id}`);
 });
+
+test("webhooks go out from the campaign's own alarm within seconds; a silent endpoint of one tenant delays no other", async ({ request }) => {
+  test.setTimeout(60_000);
+  const { createServer } = await import('node:http');
+  const got = [];
+  const hanging = [];
+  // One receiver answers, the other never does (its sockets are closed at the end).
+  const fine = createServer((req, res) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => { got.push({ at: Date.now(), body: b }); res.writeHead(204).end(); }); });
+  const silent = createServer((req) => { hanging.push(req); });
+  await Promise.all([fine, silent].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r))));
+  try {
+    const config = { name: 'hooked', quest: { steps: [] }, fraud: { flag_shared_ip: false } };
+    const [slow, quick] = [await freshTenant(request), await freshTenant(request)];
+    for (const [t, server] of [[slow, silent], [quick, fine]]) {
+      await t.json('POST', '/v1/admin/campaigns', { slug: 'hooked', config }, 201);
+      t.hook = await t.json('POST', '/v1/admin/webhooks', { url: `http://127.0.0.1:${server.address().port}/in`, events: ['referral.confirmed'] }, 201);
+      await t.send([ev('signup', 'host', { campaign: 'hooked' })]);
+    }
+    const sentAt = Date.now();
+    for (const t of [slow, quick]) {
+      const { code } = await t.me('hooked', 'host');
+      await t.send([ev('signup', 'guest', { attribution: { ref: code } })]);
+    }
+    // No cron runs here: the objects' alarms deliver.
+    await expect.poll(() => got.length, { timeout: 15_000, intervals: [250] }).toBe(1);
+    expect(got[0].at - sentAt).toBeLessThan(10_000);
+    expect(JSON.parse(got[0].body)).toMatchObject({ type: 'referral.confirmed', campaign: 'hooked' });
+    // The silent endpoint got its request, and the attempt was given up after its timeout.
+    await expect.poll(async () => (await slow.json('GET', `/v1/admin/webhooks/${slow.hook.id}/deliveries`)).deliveries[0]?.last_error ?? null,
+      { timeout: 30_000, intervals: [500] }).toMatch(/no answer within/);
+    expect(hanging.length).toBeGreaterThanOrEqual(1);
+    const [log] = (await quick.json('GET', `/v1/admin/webhooks/${quick.hook.id}/deliveries`)).deliveries;
+    expect(log).toMatchObject({ attempts: 1, last_status: 204 });
+    for (const t of [slow, quick]) await t.json('DELETE', `/v1/admin/webhooks/${t.hook.id}`);
+  } finally {
+    for (const r of hanging) r.socket.destroy();
+    fine.close();
+    silent.close();
+  }
+});

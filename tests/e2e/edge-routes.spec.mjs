@@ -178,7 +178,7 @@ test('invite mode: a minted invitation is claimed once', async ({ request }) => 
   expect(codeMode.status()).toBe(404);
 });
 
-test('webhooks: signed delivery from the outbox by the cron, retried after a failure', async ({ request }) => {
+test('webhooks: signed delivery by the campaign\'s alarm, retried by the cron when no alarm did', async ({ request }) => {
   const received = [];
   let failFirst = true;
   const server = createServer((req, res) => {
@@ -201,13 +201,17 @@ test('webhooks: signed delivery from the outbox by the cron, retried after a fai
     await t.send([ev('signup', 'a')]);
     const { code } = await t.me('hooks', 'a');
     await t.send([ev('signup', 'b', { attribution: { ref: code } })]);
-    // First cron run: the receiver fails; the delivery is kept for a retry.
-    await request.get(`${EDGE}/__scheduled?cron=*/5+*+*+*+*`);
-    let log = (await t.json('GET', `/v1/admin/webhooks/${hook.id}/deliveries`)).deliveries;
+    // The campaign's alarm sends it within seconds; the receiver fails; the
+    // delivery is kept for a retry (30 s on).
+    let log;
+    await expect.poll(async () => {
+      log = (await t.json('GET', `/v1/admin/webhooks/${hook.id}/deliveries`)).deliveries;
+      return log[0]?.attempts ?? 0;
+    }, { timeout: 15_000, intervals: [250] }).toBe(1);
     expect(log).toHaveLength(1);
     expect(log[0]).toMatchObject({ attempts: 1, last_status: 500, delivered_at: null });
     expect(received).toHaveLength(0);
-    // Make it due now and run again (backoff is 30 s; the test does not wait).
+    // Make it long overdue, as if no alarm had come: the cron sends it.
     const { d1 } = await import('./helpers.mjs');
     d1(`UPDATE outbox SET next_attempt_at = 0 WHERE webhook_id = ${hook.id}`);
     await request.get(`${EDGE}/__scheduled?cron=*/5+*+*+*+*`);

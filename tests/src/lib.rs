@@ -279,7 +279,7 @@ impl Edge {
     }
 
     /// Runs the cron at `now` with `out` as the webhook receivers.
-    pub fn cron(&self, out: &impl refloop_edge::cron::Outbound, now: i64) -> refloop_edge::cron::CronReport {
+    pub fn cron(&self, out: &impl refloop_edge::webhooks::Outbound, now: i64) -> refloop_edge::cron::CronReport {
         let campaigns = self.objects.reached_through(&self.db);
         let ctx = Ctx {
             db: &self.db,
@@ -295,6 +295,49 @@ impl Edge {
             site_cache_seconds: 0,
         };
         block_on(refloop_edge::cron::run(&ctx, out)).expect("cron")
+    }
+
+    /// Rings the alarm of the campaign `slug`'s object at `now`, as the
+    /// Durable Object's alarm does, with `out` as the webhook receivers.
+    pub fn alarm(
+        &self,
+        slug: &str,
+        out: &impl refloop_edge::webhooks::Outbound,
+        now: i64,
+    ) -> refloop_edge::alarm::AlarmReport {
+        let row = self
+            .db
+            .conn
+            .borrow()
+            .query_row(
+                "SELECT id, tenant_id, current_version FROM campaigns WHERE slug = ?1 AND tenant_id = 1",
+                [slug],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+            )
+            .expect("a campaign of the demo tenant");
+        let meta = campaign::CampaignMeta {
+            id: row.0,
+            tenant_id: row.1,
+            slug: slug.to_owned(),
+        };
+        let version = row.2 as u32;
+        let config = block_on(refloop_edge::directory::all_versions(&self.db, meta.id))
+            .expect("versions")
+            .into_iter()
+            .find(|v| v.version == version)
+            .map(|v| v.config);
+        self.seed.set(self.seed.get().wrapping_add(1));
+        let token = format!("alarm-{}", self.seed.get());
+        let woken = refloop_edge::alarm::Woken {
+            meta: &meta,
+            version,
+            config: config.as_ref(),
+            now,
+            seed: 42,
+            token: &token,
+        };
+        let objects = self.objects.reached_through(&self.db);
+        block_on(refloop_edge::alarm::ring(&self.db, &objects, out, &woken))
     }
 }
 

@@ -78,7 +78,9 @@ fn hot_queries_never_scan_a_table() {
         ("GUARD_RATE", GUARD_RATE),
         ("ACTIVE_CAMPAIGNS", ACTIVE_CAMPAIGNS),
         ("COUNT_REQUESTS", COUNT_REQUESTS),
-        ("DUE_DELIVERIES", DUE_DELIVERIES),
+        ("CLAIM_CAMPAIGN_DELIVERIES", CLAIM_CAMPAIGN_DELIVERIES),
+        ("CLAIMED_DELIVERIES", CLAIMED_DELIVERIES),
+        ("NEXT_DELIVERY_DUE", NEXT_DELIVERY_DUE),
         ("SITE_BY_PUBLISHABLE_KEY", SITE_BY_PUBLISHABLE_KEY),
         ("LIST_EVENTS", LIST_EVENTS),
         ("LINKS", LINKS),
@@ -367,7 +369,7 @@ type Post = (String, Vec<(String, String)>, String);
 /// Records posts and answers every one with its status.
 struct Recorder(std::cell::RefCell<Vec<Post>>, u16);
 
-impl refloop_edge::cron::Outbound for Recorder {
+impl refloop_edge::webhooks::Outbound for Recorder {
     async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Result<u16, String> {
         self.0
             .borrow_mut()
@@ -377,7 +379,7 @@ impl refloop_edge::cron::Outbound for Recorder {
 }
 
 #[test]
-fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() {
+fn the_alarm_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() {
     let edge = Edge::new();
     edge.json("POST", "/v1/admin/campaigns/launch/status", json!({"status": "paused"}));
     let config = json!({
@@ -407,8 +409,8 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
     // Three days later: c's quest window closed, the gift's two days ran out.
     let later = edge.now.get() + 3 * 86_400_000;
     let failing = Recorder(Default::default(), 503);
-    let report = edge.cron(&failing, later);
-    assert_eq!(report.grants_expired, 1);
+    let report = edge.alarm("c", &failing, later);
+    assert!(report.snapshot, "the day's snapshot of the board");
     assert_eq!(edge.me("c", "a").unwrap()["referrals"]["expired"], 1);
     let (_, grants) = edge.json("GET", "/v1/admin/campaigns/c/grants", json!({}));
     let history: Vec<&str> = grants["grants"][0]["history"]
@@ -419,17 +421,28 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
         .collect();
     assert_eq!(history, ["earned", "approved", "expired"]);
 
-    // The receiver failed: every notice waits for the next attempt, 30 s on.
+    // The receiver failed: every notice waits for the next attempt, 30 s on,
+    // and the alarm comes back for it.
     let sent = failing.0.borrow().len();
     assert!(
         sent >= 3,
         "referral.confirmed, milestone.reached, reward.earned at least: {sent}"
     );
-    let again = edge.cron(&failing, later + 1_000);
+    assert_eq!(report.failed as usize, sent.min(10));
+    assert!(report.next <= later + 30_000, "wakes for the retry: {report:?}");
+    let again = edge.alarm("c", &failing, later + 1_000);
     assert_eq!(again.delivered + again.failed, 0, "not due yet");
+    assert_eq!(
+        edge.cron(&failing, later + 1_000).failed,
+        0,
+        "the cron leaves the campaign's own deliveries"
+    );
     let ok = Recorder(Default::default(), 200);
-    let report = edge.cron(&ok, later + 31_000);
-    assert_eq!(report.delivered as usize, sent);
+    let mut delivered = 0;
+    for n in 0..5 {
+        delivered += edge.alarm("c", &ok, later + 31_000 + n).delivered;
+    }
+    assert_eq!(delivered as usize, sent);
     for (url, headers, body) in ok.0.borrow().iter() {
         assert_eq!(url, "https://hooks.example/x");
         let sig = &headers.iter().find(|(k, _)| k == "Refloop-Signature").unwrap().1;
@@ -440,11 +453,68 @@ fn the_cron_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks() 
             .trim_start_matches("t=")
             .parse::<i64>()
             .unwrap();
-        assert_eq!(sig, &refloop_edge::cron::signature(&secret, ts, body));
+        assert_eq!(sig, &refloop_edge::webhooks::signature(&secret, ts, body));
     }
-    let fine = edge.cron(&ok, later + 10_000_000);
+    let fine = edge.alarm("c", &ok, later + 10_000_000);
     assert_eq!(fine.delivered, 0, "delivered once");
+    assert_eq!(
+        edge.cron(&ok, later + 20_000_000).delivered,
+        0,
+        "and not again by the cron"
+    );
     assert!(edge.violations().is_empty());
+}
+
+/// Deliveries a run claimed are not sent by another run; a delivery no alarm
+/// sent is the cron's; a deleted webhook receives nothing more.
+#[test]
+fn deliveries_are_claimed_and_stop_with_their_webhook() {
+    let edge = Edge::new();
+    let (_, hook) = edge.json("POST", "/v1/admin/webhooks", json!({"url": "https://hooks.example/y"}));
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "a"}]));
+    let code = edge.me("launch", "a").unwrap()["code"].as_str().unwrap().to_owned();
+    edge.batch(
+        json!([{"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "b", "attribution": {"ref": code}}]),
+    );
+    let due = edge.db.count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL");
+    assert!(due >= 1, "a notice to deliver");
+    // Another run holds every delivery: this one sends none of them.
+    let now = edge.now.get();
+    edge.db
+        .conn
+        .borrow()
+        .execute("UPDATE outbox SET claim = 'other', claimed_until = ?1", [now + 60_000])
+        .unwrap();
+    let ok = Recorder(Default::default(), 200);
+    assert_eq!(edge.alarm("launch", &ok, now).delivered, 0, "claimed by another run");
+    // The other run died: its claim lapses, and long after, the cron sends what no alarm did.
+    let late = now + refloop_edge::webhooks::STRAGGLER_MS + 120_000;
+    assert_eq!(edge.cron(&ok, late).delivered as i64, due);
+    assert_eq!(ok.0.borrow().len() as i64, due);
+    // Deleted: the next notice is never sent.
+    let id = hook["id"].as_i64().unwrap();
+    assert_eq!(
+        edge.json("DELETE", &format!("/v1/admin/webhooks/{id}"), json!({})).0,
+        200
+    );
+    edge.batch(
+        json!([{"id": uuid(3), "type": "track", "event": "signup", "anonymous_id": "c", "attribution": {"ref": code}}]),
+    );
+    edge.db
+        .conn
+        .borrow()
+        .execute(
+            "UPDATE outbox SET delivered_at = NULL, claim = NULL, claimed_until = 0",
+            [],
+        )
+        .unwrap();
+    let report = edge.alarm("launch", &ok, late + 1);
+    assert_eq!(report.delivered, 0, "a deleted webhook receives nothing");
+    assert_eq!(
+        edge.cron(&ok, late + 2 * refloop_edge::webhooks::STRAGGLER_MS)
+            .delivered,
+        0
+    );
 }
 
 /// A flagged referral's referral-side points wait for the review and are

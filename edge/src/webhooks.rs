@@ -1,0 +1,173 @@
+//! Webhook delivery from the directory's outbox: signed, claimed before it is
+//! sent (two runners never send one delivery twice), retried with backoff,
+//! bounded per run, each attempt bounded in time by the `Outbound` that
+//! sends it.
+//!
+//! Who delivers: a campaign's own object, from its alarm, within seconds of
+//! the notice (`Scope::Campaign`), so a slow endpoint only slows the campaign
+//! that notifies it; the cron takes the stragglers no alarm sent
+//! (`Scope::Stragglers`). A deleted (inactive) webhook's deliveries are never
+//! claimed again.
+
+use crate::db::{Db, DbError, RowExt, Stmt};
+use crate::sql;
+use crate::stmt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Attempts of one delivery before it is given up.
+pub const MAX_ATTEMPTS: i64 = 12;
+
+/// The longest one attempt may take before it counts as failed
+/// (`Outbound` implementations enforce it).
+pub const ATTEMPT_TIMEOUT_MS: i64 = 5_000;
+
+/// A delivery due for this long is the cron's: its campaign's alarm did not
+/// send it (two cron periods).
+pub const STRAGGLER_MS: i64 = 10 * 60_000;
+
+/// Sends one webhook: (url, headers, body) → HTTP status, or why it failed.
+/// An implementation gives up after `ATTEMPT_TIMEOUT_MS`.
+#[allow(async_fn_in_trait)]
+pub trait Outbound {
+    async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> Result<u16, String>;
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the receiver
+/// recomputes it and refuses a timestamp older than a few minutes (replays).
+pub fn signature(secret: &str, unix_seconds: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("t={unix_seconds},v1={}", crate::app::hex(&mac.finalize().into_bytes()))
+}
+
+/// The wait before attempt `attempts + 1`: 30 s doubling, at most 6 hours.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = attempts.clamp(0, 20) as u32;
+    (30_000i64.saturating_mul(1 << exp)).min(6 * 3_600_000)
+}
+
+/// Whose deliveries a run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One campaign's, from its object's alarm.
+    Campaign(i64),
+    /// The cron's: deliveries of no campaign, and those due for `STRAGGLER_MS`.
+    Stragglers,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub delivered: u64,
+    pub failed: u64,
+    /// Every claimable delivery of the scope was taken (there may be more).
+    pub full: bool,
+    /// When the campaign's next undelivered notice is due (campaign scope).
+    pub next_due: Option<i64>,
+}
+
+/// Claims at most `limit` due deliveries of `scope`, sends them one after
+/// the other, and records every result in one batch. `token` names this run's
+/// claim (random; two runners never share one).
+pub async fn deliver(
+    db: &impl Db,
+    out: &impl Outbound,
+    now: i64,
+    token: &str,
+    scope: Scope,
+    limit: u32,
+) -> Result<Delivered, DbError> {
+    // The claim outlasts the run's every attempt timing out.
+    let until = now + i64::from(limit) * ATTEMPT_TIMEOUT_MS + 60_000;
+    let claim = match scope {
+        Scope::Campaign(c) => stmt!(sql::CLAIM_CAMPAIGN_DELIVERIES, now, token, until, i64::from(limit), c),
+        Scope::Stragglers => stmt!(
+            sql::CLAIM_STRAGGLERS,
+            now,
+            token,
+            until,
+            i64::from(limit),
+            now - STRAGGLER_MS
+        ),
+    };
+    let claimed = db
+        .batch_rows(vec![claim, stmt!(sql::CLAIMED_DELIVERIES, token)])
+        .await?
+        .pop()
+        .unwrap_or_default();
+    let mut report = Delivered {
+        full: claimed.len() as u32 >= limit,
+        ..Delivered::default()
+    };
+    let mut results: Vec<Stmt> = Vec::with_capacity(claimed.len());
+    for d in &claimed {
+        let body = d.text("payload");
+        let id = d.int("id");
+        let headers = vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Refloop-Event".to_owned(), d.text("type")),
+            ("Refloop-Delivery".to_owned(), id.to_string()),
+            (
+                "Refloop-Signature".to_owned(),
+                signature(&d.text("secret"), now / 1000, &body),
+            ),
+        ];
+        let retry_at = now + backoff_ms(d.int("attempts"));
+        results.push(match out.post(&d.text("url"), &headers, &body).await {
+            Ok(status) if (200..300).contains(&status) => {
+                report.delivered += 1;
+                stmt!(sql::DELIVERED, id, now, i64::from(status))
+            }
+            Ok(status) => {
+                report.failed += 1;
+                stmt!(
+                    sql::DELIVERY_FAILED,
+                    id,
+                    retry_at,
+                    i64::from(status),
+                    format!("HTTP {status}")
+                )
+            }
+            Err(e) => {
+                report.failed += 1;
+                stmt!(sql::DELIVERY_FAILED, id, retry_at, Option::<i64>::None, e)
+            }
+        });
+    }
+    if let Scope::Campaign(c) = scope {
+        results.push(stmt!(sql::NEXT_DELIVERY_DUE, c));
+    }
+    if !results.is_empty() {
+        let mut rows = db.batch_rows(results).await?;
+        if matches!(scope, Scope::Campaign(_)) {
+            report.next_due = rows
+                .pop()
+                .and_then(|r| r.into_iter().next())
+                .and_then(|r| r.opt_int("at"));
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_over_timestamp_and_body() {
+        let s = signature("whsec_test", 1_700_000_000, "{}");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(s, signature("whsec_other", 1_700_000_000, "{}"));
+        assert_ne!(s, signature("whsec_test", 1_700_000_001, "{}"));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_ms(0), 30_000);
+        assert_eq!(backoff_ms(1), 60_000);
+        assert_eq!(backoff_ms(30), 6 * 3_600_000);
+    }
+}
