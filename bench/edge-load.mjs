@@ -10,6 +10,7 @@
 //   - D1 round trips and campaign calls per request, for 10 and 100 events.
 // Participants are seeded through the API into the campaign's Durable Object.
 // Run with `make bench-edge`; prints the figures and writes bench/edge.json.
+import { unlimitedConfig } from './unlimited.mjs';
 import autocannon from 'autocannon';
 import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
@@ -76,7 +77,7 @@ mkdirSync(STATE, { recursive: true });
 sh('wrangler', ['d1', 'migrations', 'apply', 'refloop', '--local', '--persist-to', STATE]);
 const edge = spawn('wrangler', ['dev', 'build-bench/index.js', '--ip', '127.0.0.1', '--port', String(PORT), '--inspector-port', String(PORT + 10000),
   '--local', '--persist-to', STATE, '--show-interactive-dev-session=false', '--log-level', 'error',
-  '--var', 'RATE_PER_KEY_PER_MINUTE:1000000000', '--var', 'RATE_PER_IP_PER_MINUTE:1000000000', '--var', 'TOP_CACHE_SECONDS:0'],
+  '--config', unlimitedConfig(ROOT), '--var', 'TOP_CACHE_SECONDS:0'],
 { cwd: `${ROOT}edge`, stdio: 'ignore', detached: true, env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' } });
 try {
   await waitUp();

@@ -5,6 +5,7 @@
 // must hold exactly the unique events, every score must equal its ledger sum,
 // and no milestone may have been granted twice. Prints the figures and writes
 // bench/soak.json.
+import { unlimitedConfig } from './unlimited.mjs';
 import { chromium } from '@playwright/test';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
@@ -41,7 +42,7 @@ for (const url of [EDGE, PROXY, WWW]) {
 rmSync(STATE, { recursive: true, force: true });
 const children = [];
 children.push(spawn(`${ROOT}scripts/edge.sh`, [String(EDGE_PORT), STATE, '--fresh'], {
-  env: { ...env, REFLOOP_EDGE_VARS: '--var RATE_PER_KEY_PER_MINUTE:10000000 --var RATE_PER_IP_PER_MINUTE:10000000' },
+  env: { ...env, REFLOOP_EDGE_CONFIG: unlimitedConfig(ROOT) },
   stdio: 'ignore', detached: true,
 }));
 for (let i = 0; i < 240; i++) {

@@ -20,6 +20,7 @@ wrangler d1 execute refloop --local --persist-to "$state" --file seed/demo.sql >
 # REFLOOP_EDGE_VARS: extra `--var NAME:VALUE` flags (the tests lower limits).
 # shellcheck disable=SC2086
 # REFLOOP_EDGE_SCRIPT: another build of the worker (the benchmark's).
-exec wrangler dev ${REFLOOP_EDGE_SCRIPT:-} --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \
+# REFLOOP_EDGE_CONFIG: another wrangler.toml in edge/ (the benchmarks' lift the limits).
+exec wrangler dev ${REFLOOP_EDGE_SCRIPT:-} ${REFLOOP_EDGE_CONFIG:+--config "$REFLOOP_EDGE_CONFIG"} --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \
   --local --persist-to "$state" --show-interactive-dev-session=false --test-scheduled \
   --log-level "${REFLOOP_EDGE_LOG:-warn}" ${REFLOOP_EDGE_VARS:-}

@@ -3,8 +3,8 @@
 //! line in the audit log.
 
 use crate::app::{
-    Campaigns, Ctx, Params, Reply, Request, Response, Site, bad, db_error, hex, internal, invalid, iso, json_body,
-    not_found, query_rows, row_value, site_by_secret_key,
+    Campaigns, Ctx, Limiter, Params, Reply, Request, Response, Site, bad, db_error, hex, internal, invalid, iso,
+    json_body, not_found, query_rows, row_value, site_by_secret_key,
 };
 use crate::campaign::Op;
 use crate::db::{Db, Kv, RowExt, Stmt};
@@ -23,7 +23,10 @@ use sha2::{Digest, Sha256};
 
 // ---- tenants (root key) ------------------------------------------------------
 
-fn check_root<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Result<(), ApiError> {
+fn check_root<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+) -> Result<(), ApiError> {
     let expected = ctx
         .root_key_hash
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no root key is configured on this edge"))?;
@@ -52,7 +55,7 @@ fn valid_origin(o: &str) -> bool {
 
 /// `POST /v1/admin/tenants` `{name, site: {name, origins}}` → the tenant and its
 /// first site's keys. The secret key is shown once; only its hash is kept.
-pub async fn create_tenant<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn create_tenant<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     check_root(ctx, req)?;
     let body = json_body(req)?;
     let name = text_field(&body, "name", 200)?;
@@ -110,7 +113,7 @@ pub async fn create_tenant<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, r
     ))
 }
 
-pub async fn list_tenants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn list_tenants<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     check_root(ctx, req)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_TENANTS)).await?;
     Ok(Response::value(200, &json!({ "tenants": rows })))
@@ -118,14 +121,14 @@ pub async fn list_tenants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, re
 
 // ---- the secret-key routes ---------------------------------------------------
 
-pub async fn dispatch<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     route: Route,
     p: &Params,
 ) -> Reply {
     let site = site_by_secret_key(ctx.db, req).await?;
-    crate::app::rate_limit(ctx, &format!("admin:{}", site.id), site.limit(ctx)).await?;
+    crate::app::rate_limit(ctx, req, &site, crate::app::Bucket::Server).await?;
     let c = p.get("campaign");
     match route {
         Route::AdminEvents => events(ctx, req, &site).await,
@@ -185,7 +188,11 @@ fn id_param(v: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| invalid(format!("{what} must be a positive integer id, not {v:?}")))
 }
 
-async fn events<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
+async fn events<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 1000).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_EVENTS, site.id, limit)).await?;
     let events: Vec<Value> = rows
@@ -234,7 +241,7 @@ fn parse_config(v: &Value) -> Result<CampaignConfig, ApiError> {
     CampaignConfig::from_json(&v.to_string()).map_err(config_errors)
 }
 
-async fn list_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site) -> Reply {
+async fn list_campaigns<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, site: &Site) -> Reply {
     let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id)).await?;
     let campaigns: Vec<Value> = rows
         .iter()
@@ -245,7 +252,11 @@ async fn list_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site
 }
 
 /// `POST /v1/admin/campaigns` `{slug, config}` or `{slug, preset}`.
-async fn create_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
+async fn create_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
     let body = json_body(req)?;
     let slug = text_field(&body, "slug", 64)?;
     if !slug
@@ -306,13 +317,17 @@ async fn create_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req
 /// A campaign's object learns of a new version at once (not at its next
 /// event), so its alarm is armed for the version's `ends_at` even when no
 /// event ever comes. A failure here only delays that to the next call.
-async fn wake<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, c: &CampaignRow) {
+async fn wake<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, c: &CampaignRow) {
     if let Err(e) = call(ctx, c, Op::Check).await {
         crate::app::log(&format!("campaign {}: not woken: {}", c.id, e.message));
     }
 }
 
-async fn get_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+async fn get_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, v) = campaign_of(ctx, site.tenant_id, name).await?;
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
@@ -324,8 +339,8 @@ enum Part {
 }
 
 /// An update is a new version: referrals keep the version they started under.
-async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn update_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -399,8 +414,8 @@ async fn update_campaign<D: Db, K: Kv, C: Campaigns>(
     Ok(Response::value(200, &campaign_json(&c, &v)))
 }
 
-async fn set_status<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn set_status<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -429,7 +444,7 @@ async fn set_status<D: Db, K: Kv, C: Campaigns>(
     get_campaign(ctx, site, name).await
 }
 
-async fn versions<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+async fn versions<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let rows = query_rows(ctx.db, stmt!(sql::CAMPAIGN_VERSIONS, c.id)).await?;
     let versions: Vec<Value> = rows
@@ -457,8 +472,8 @@ fn without_notices(mut answer: Value) -> Value {
 
 /// A write of an operator's: the campaign decides, then the audit line and
 /// the notices go to D1 in one transaction.
-async fn admin_write<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn admin_write<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
     c: &CampaignRow,
     op: Op,
@@ -473,7 +488,12 @@ async fn admin_write<D: Db, K: Kv, C: Campaigns>(
     Ok(without_notices(answer))
 }
 
-async fn search<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn search<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let q = req.param("q").unwrap_or("").to_owned();
@@ -485,8 +505,8 @@ async fn search<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
 
 /// A participant's ledger as an audit trail; the object checks the invariant
 /// (the kept score is the sum of the entries) on the way out.
-async fn ledger<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn ledger<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -502,8 +522,8 @@ async fn ledger<D: Db, K: Kv, C: Campaigns>(
 }
 
 /// `{points, note, idempotency_key?}`: an operator's correction, once per key.
-async fn adjust<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -550,7 +570,12 @@ async fn adjust<D: Db, K: Kv, C: Campaigns>(
 /// GDPR erasure: the person is forgotten in the campaign (ids, traits,
 /// hashes, board rows) and in the site's raw events; the ledger's numbers
 /// stay so every sum stays true.
-async fn erase<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str, pid: &str) -> Reply {
+async fn erase<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    name: &str,
+    pid: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let participant = id_param(pid, "participant")? as u64;
     let answer = call(ctx, &c, Op::Erase { participant }).await?;
@@ -574,8 +599,8 @@ async fn erase<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, 
     ))
 }
 
-async fn referrals<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn referrals<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -597,8 +622,8 @@ async fn referrals<D: Db, K: Kv, C: Campaigns>(
 }
 
 /// `{approve: bool}` on a flagged referral.
-async fn review<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn review<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -617,7 +642,12 @@ async fn review<D: Db, K: Kv, C: Campaigns>(
     Ok(Response::value(200, &answer))
 }
 
-async fn grants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn grants<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let status = req.param("status").unwrap_or("").to_owned();
     if !status.is_empty() && GrantStatus::parse(&status).is_none() {
@@ -634,8 +664,8 @@ async fn grants<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
 
 /// `{to, note?}`: moves a grant along its lifecycle; approval pays a points
 /// reward into the ledger, revocation takes it back.
-async fn transition<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn transition<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -663,8 +693,8 @@ async fn transition<D: Db, K: Kv, C: Campaigns>(
 /// `POST /v1/admin/campaigns/{campaign}/end` `{seed?}`: the campaign ends now
 /// (status `ended`), its end distributions run (top N, min score, min
 /// referrals, raffle with the recorded seed) and the grants are returned.
-async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn end_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -702,7 +732,12 @@ async fn end_campaign<D: Db, K: Kv, C: Campaigns>(
 /// input of the campaign run again under configuration `version`; without
 /// `apply` a preview of the correcting entries, with it they are appended
 /// (never an edit). Running the same replay again corrects nothing more.
-async fn replay<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, name: &str) -> Reply {
+async fn replay<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let body = json_body(req)?;
     let version = body
         .get("version")
@@ -735,7 +770,11 @@ async fn replay<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
 
 /// `GET /v1/admin/campaigns/{campaign}/check`: every invariant of the
 /// campaign's ledger restated from its tables, and its row counts.
-async fn check_campaign<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+async fn check_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     Ok(Response::value(200, &call(ctx, &c, Op::Check).await?))
 }
@@ -749,8 +788,8 @@ fn period_of(v: Option<&str>) -> Result<Period, ApiError> {
     }
 }
 
-async fn take_snapshot<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn take_snapshot<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -776,8 +815,8 @@ async fn take_snapshot<D: Db, K: Kv, C: Campaigns>(
     Ok(Response::value(201, &answer))
 }
 
-async fn snapshots<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn snapshots<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -787,13 +826,17 @@ async fn snapshots<D: Db, K: Kv, C: Campaigns>(
     Ok(Response::value(200, &call(ctx, &c, Op::Snapshots { limit }).await?))
 }
 
-async fn stats_funnel<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+async fn stats_funnel<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    name: &str,
+) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     Ok(Response::value(200, &call(ctx, &c, Op::Funnel).await?))
 }
 
-async fn stats_trend<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn stats_trend<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     name: &str,
@@ -829,7 +872,7 @@ pub fn csv_cell(s: &str) -> String {
     }
 }
 
-async fn export<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, name: &str) -> Reply {
+async fn export<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, site: &Site, name: &str) -> Reply {
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let answer = call(ctx, &c, Op::Export).await?;
     let mut out = String::from("participant_id,code,user_id,joined_at,confirmed_referrals,points,rank,erased\n");
@@ -867,7 +910,7 @@ async fn export<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site,
 
 /// `GET /v1/admin/check` (root key): every campaign's invariants and row
 /// counts, and the directory's, for operators of the edge (and the tests).
-pub async fn check_all<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn check_all<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     check_root(ctx, req)?;
     let mut campaigns = Vec::new();
     let mut violations = Vec::new();
@@ -910,7 +953,11 @@ const NOTICE_TYPES: [&str; 5] = [
     "leaderboard.top_n_changed",
 ];
 
-async fn create_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
+async fn create_webhook<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
     let body = json_body(req)?;
     let url = text_field(&body, "url", 500)?;
     let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
@@ -960,13 +1007,13 @@ async fn create_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req:
     ))
 }
 
-async fn list_webhooks<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site) -> Reply {
+async fn list_webhooks<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, site: &Site) -> Reply {
     let rows = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id)).await?;
     Ok(Response::value(200, &json!({ "webhooks": rows })))
 }
 
-async fn webhook_of<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn webhook_of<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
     id: &str,
 ) -> Result<i64, ApiError> {
@@ -978,7 +1025,11 @@ async fn webhook_of<D: Db, K: Kv, C: Campaigns>(
         .ok_or_else(|| not_found("no such webhook"))
 }
 
-async fn delete_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site: &Site, id: &str) -> Reply {
+async fn delete_webhook<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    id: &str,
+) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     ctx.db
         .batch(vec![
@@ -996,14 +1047,23 @@ async fn delete_webhook<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, site
     Ok(Response::value(200, &json!({"id": id, "active": false})))
 }
 
-async fn deliveries<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site, id: &str) -> Reply {
+async fn deliveries<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    id: &str,
+) -> Reply {
     let id = webhook_of(ctx, site, id).await?;
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::DELIVERIES, id, limit)).await?;
     Ok(Response::value(200, &json!({ "deliveries": rows })))
 }
 
-async fn audit_log<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Reply {
+async fn audit_log<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
     let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
     let rows = query_rows(ctx.db, stmt!(sql::LIST_AUDIT, site.tenant_id, limit)).await?;
     Ok(Response::value(200, &json!({ "entries": rows })))

@@ -91,7 +91,8 @@ fn retry_after(e: &ApiError) -> String {
         .to_string()
 }
 
-/// Requests per minute before 429.
+/// Requests per minute before 429, per bucket (natively; the worker's limits
+/// are its Rate Limiting bindings', in `wrangler.toml`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub per_key_per_minute: i64,
@@ -107,6 +108,76 @@ impl Default for Limits {
     }
 }
 
+/// What a request is counted against. Browsers' ingestion, servers'
+/// ingestion and the admin API, and public reads have separate budgets per
+/// site, so a flood of anonymous reads never stops a tenant's real
+/// purchases; every public route also counts against the client's IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// `/v1/batch` and invitations, per site.
+    Browser,
+    /// Secret-key routes (`/v1/server/events`, the admin API), per site.
+    Server,
+    /// Leaderboards, `me`, public participant views, per site.
+    PublicRead,
+    /// Every public route, per client IP (salted hash).
+    Ip,
+}
+
+impl Bucket {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Browser => "browser",
+            Bucket::Server => "server",
+            Bucket::PublicRead => "read",
+            Bucket::Ip => "ip",
+        }
+    }
+}
+
+/// Counts requests per (bucket, key) in fixed windows without a write to
+/// D1: the Workers Rate Limiting binding on Cloudflare (`glue.rs`),
+/// `MemLimiter` natively. `true`: one more is allowed.
+#[allow(async_fn_in_trait)]
+pub trait Limiter {
+    async fn allow(&self, bucket: Bucket, key: &str) -> bool;
+}
+
+/// Fixed one-minute windows in memory, with `Limits`: the native tests'
+/// limiter (the worker's bindings count the same way, across isolates).
+#[derive(Default)]
+pub struct MemLimiter {
+    pub limits: std::cell::Cell<Limits>,
+    /// The time windows are counted by (the caller's clock).
+    pub now: std::cell::Cell<Millis>,
+    counts: std::cell::RefCell<std::collections::HashMap<(Bucket, String, i64), i64>>,
+}
+
+impl MemLimiter {
+    pub fn new(limits: Limits) -> Self {
+        MemLimiter {
+            limits: std::cell::Cell::new(limits),
+            ..MemLimiter::default()
+        }
+    }
+}
+
+impl Limiter for MemLimiter {
+    async fn allow(&self, bucket: Bucket, key: &str) -> bool {
+        let limits = self.limits.get();
+        let limit = match bucket {
+            Bucket::Ip => limits.per_ip_per_minute,
+            _ => limits.per_key_per_minute,
+        };
+        let window = self.now.get() / 60_000;
+        let mut counts = self.counts.borrow_mut();
+        counts.retain(|k, _| k.2 >= window);
+        let n = counts.entry((bucket, key.to_owned(), window)).or_insert(0);
+        *n += 1;
+        *n <= limit
+    }
+}
+
 /// The campaigns' single writers: one call reaches one campaign's Durable
 /// Object (natively, its rusqlite database) and returns its answer.
 #[allow(async_fn_in_trait)]
@@ -115,10 +186,11 @@ pub trait Campaigns {
 }
 
 /// What a request may use besides its own bytes.
-pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns> {
+pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
     pub db: &'a D,
     pub kv: &'a K,
     pub campaigns: &'a C,
+    pub limiter: &'a L,
     pub now: Millis,
     /// Fresh randomness for this request (ids, codes, tokens).
     pub seed: u64,
@@ -128,14 +200,13 @@ pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns> {
     pub salt: &'a str,
     /// SHA-256 of the root key that may create tenants (a Worker secret).
     pub root_key_hash: Option<&'a str>,
-    pub limits: Limits,
     /// Seconds a cached leaderboard top stays fresh (0: no cache).
     pub top_cache_seconds: i64,
     /// Seconds the isolate keeps a site (keys, origins, limit) it looked up.
     pub site_cache_seconds: i64,
 }
 
-impl<D: Db, K: Kv, C: Campaigns> Ctx<'_, D, K, C> {
+impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
     pub fn rng(&self) -> SplitMix64 {
         SplitMix64::new(self.seed)
     }
@@ -149,10 +220,10 @@ impl<D: Db, K: Kv, C: Campaigns> Ctx<'_, D, K, C> {
         hex(&h.finalize())
     }
 
+    /// The client's IP, salted and hashed, from the platform's own header
+    /// only (Cloudflare sets `CF-Connecting-IP` and overwrites a client's).
     pub fn ip_hash(&self, req: &Request) -> Option<String> {
-        req.header("cf-connecting-ip")
-            .or_else(|| req.header("x-real-ip"))
-            .map(|ip| self.salted(ip.trim()))
+        req.header("cf-connecting-ip").map(|ip| self.salted(ip.trim()))
     }
 }
 
@@ -210,12 +281,6 @@ pub struct Site {
     pub per_minute: Option<i64>,
 }
 
-impl Site {
-    pub fn limit<D: Db, K: Kv, C: Campaigns>(&self, ctx: &Ctx<'_, D, K, C>) -> i64 {
-        self.per_minute.unwrap_or(ctx.limits.per_key_per_minute)
-    }
-}
-
 thread_local! {
     /// Sites by publishable key, kept by the isolate for `Ctx::site_cache_seconds`:
     /// the hottest lookup of all (every batch), and one that rarely changes.
@@ -223,8 +288,8 @@ thread_local! {
 }
 
 /// The site of a publishable key, from the isolate's cache when fresh.
-pub async fn cached_site<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn cached_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     key: Option<&str>,
 ) -> Result<Site, ApiError> {
     if ctx.site_cache_seconds > 0
@@ -337,40 +402,65 @@ pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// Fixed one-minute windows per bucket (a key, an IP hash), all counted in one
-/// statement. D1 keeps the counters so every isolate sees the same count; on
-/// Cloudflare the Rate Limiting binding would do it without a write.
-pub async fn rate_limits<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
-    buckets: &[(String, i64)],
+/// A request's limits: `bucket` for the site, and the client's IP on
+/// public routes, counted by the `Limiter` (no D1 write). A site with its own
+/// limit (`rate_limit_per_minute`) is also counted in D1 against it, the one
+/// case that costs a statement.
+pub async fn rate_limit<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    bucket: Bucket,
 ) -> Result<(), ApiError> {
-    let window = ctx.now / 60_000;
-    let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>()).unwrap_or_default();
-    let rows = ctx
-        .db
-        .query(stmt!(sql::COUNT_REQUESTS, names, window))
-        .await
-        .map_err(db_error)?;
-    let over = rows.iter().any(|r| {
-        let bucket = r.text("bucket");
-        buckets.iter().any(|(b, limit)| *b == bucket && r.int("n") > *limit)
-    });
-    if over {
-        let wait = 60 - (ctx.now / 1000) % 60;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many requests; retry after {wait}s"),
-        ));
+    if !ctx.limiter.allow(bucket, &site.id.to_string()).await {
+        return Err(rate_limited(ctx));
+    }
+    if bucket != Bucket::Server
+        && let Some(ip) = ctx.ip_hash(req)
+        && !ctx.limiter.allow(Bucket::Ip, &ip).await
+    {
+        return Err(rate_limited(ctx));
+    }
+    if let Some(limit) = site.per_minute {
+        let rows = ctx
+            .db
+            .query(stmt!(
+                sql::COUNT_REQUESTS,
+                site_window_bucket(site, bucket),
+                ctx.now / 60_000
+            ))
+            .await
+            .map_err(db_error)?;
+        if rows.iter().any(|r| r.int("n") > limit) {
+            return Err(rate_limited(ctx));
+        }
     }
     Ok(())
 }
 
-pub async fn rate_limit<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
-    bucket: &str,
-    per_minute: i64,
+/// Only the IP's limit (a route of no site: referral links).
+pub async fn ip_limit<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
 ) -> Result<(), ApiError> {
-    rate_limits(ctx, &[(bucket.to_owned(), per_minute)]).await
+    match ctx.ip_hash(req) {
+        Some(ip) if !ctx.limiter.allow(Bucket::Ip, &ip).await => Err(rate_limited(ctx)),
+        _ => Ok(()),
+    }
+}
+
+/// The D1 bucket of a site's own limit (JSON array of one, for `COUNT_REQUESTS`).
+pub fn site_window_bucket(site: &Site, bucket: Bucket) -> String {
+    format!("[\"{}:{}\"]", bucket.name(), site.id)
+}
+
+/// 429 with the wait until the next minute (`Retry-After`).
+pub fn rate_limited<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>) -> ApiError {
+    let wait = 60 - (ctx.now / 1000) % 60;
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!("too many requests; retry after {wait}s"),
+    )
 }
 
 /// Browser-facing routes answer with CORS headers for the calling page.
@@ -381,7 +471,7 @@ fn is_browser_route(r: Route) -> bool {
     )
 }
 
-pub async fn handle<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Response {
+pub async fn handle<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Response {
     // The baseline of the load benchmark: the same worker, request and
     // context, no work. Only in the build with the `bench` feature.
     #[cfg(feature = "bench")]
@@ -408,7 +498,11 @@ pub async fn handle<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Re
     response
 }
 
-async fn dispatch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, matched: Matched) -> Reply {
+async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    matched: Matched,
+) -> Reply {
     let (r, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::Preflight => return preflight(ctx, req).await,
@@ -449,7 +543,7 @@ impl Params {
 
 /// A preflight names no key, so it is answered for any origin some site allows;
 /// the request itself is then checked against its own site's list.
-async fn preflight<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+async fn preflight<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     let origin = req.origin().ok_or_else(|| bad("a preflight needs an Origin"))?;
     let allowed = ctx
         .db

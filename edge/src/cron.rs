@@ -5,7 +5,7 @@
 //! Bounded per run: at most `DELIVERIES_PER_RUN` deliveries, each bounded in
 //! time, and two statements besides.
 
-use crate::app::{Campaigns, Ctx};
+use crate::app::{Campaigns, Ctx, Limiter};
 use crate::db::{Db, Kv};
 use crate::sql;
 use crate::stmt;
@@ -19,8 +19,8 @@ pub struct CronReport {
     pub failed: u64,
 }
 
-pub async fn run<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn run<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     out: &impl Outbound,
 ) -> Result<CronReport, crate::db::DbError> {
     let (db, now) = (ctx.db, ctx.now);

@@ -123,7 +123,7 @@ pub async fn batch_rows_retrying(db: &impl Db, stmts: Vec<Stmt>, jitter: u64) ->
     let mut attempt = 0;
     loop {
         match db.batch_rows(stmts.clone()).await {
-            Err(e) if e.retryable && attempt + 1 < WRITE_ATTEMPTS && !e.message.contains("rate_limited") => {
+            Err(e) if e.retryable && attempt + 1 < WRITE_ATTEMPTS => {
                 db.pause(backoff(attempt, jitter.rotate_left(attempt * 7))).await;
                 attempt += 1;
             }

@@ -3,7 +3,7 @@
 //! update is a new version the campaign row points at, visible at once), and
 //! the one way the worker talks to a campaign: `call`.
 
-use crate::app::{Campaigns, Ctx, db_error, not_found};
+use crate::app::{Campaigns, Ctx, Limiter, db_error, not_found};
 use crate::campaign::{Call, CampaignMeta, Op};
 use crate::db::{Db, DbError, Kv, Row, RowExt};
 use crate::sql;
@@ -84,8 +84,8 @@ pub async fn all_versions(db: &impl Db, campaign: i64) -> Result<Vec<Versioned>,
 }
 
 /// The campaign `name` (slug or id) of the tenant, with its current configuration.
-pub async fn campaign_of<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn campaign_of<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     tenant: i64,
     name: &str,
 ) -> Result<(CampaignRow, Versioned), ApiError> {
@@ -105,8 +105,8 @@ pub async fn campaign_of<D: Db, K: Kv, C: Campaigns>(
 }
 
 /// One call to the campaign's single writer, at server time.
-pub async fn call<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn call<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     campaign: &CampaignRow,
     op: Op,
 ) -> Result<serde_json::Value, ApiError> {

@@ -7,7 +7,7 @@
 //! here unwraps outside input.
 
 use crate::alarm;
-use crate::app::{self, Campaigns, Ctx, Limits};
+use crate::app::{self, Bucket, Campaigns, Ctx, Limiter};
 use crate::campaign::{self, Call};
 use crate::cron;
 use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
@@ -189,6 +189,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
             let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
             let root = text_var(&env, "ROOT_KEY").map(|k| hash_secret_key(&k));
             let seed_bytes: [u8; 8] = random_bytes();
+            let limiter = RateBindings(&env);
             let ctx = Ctx {
                 db: &db,
                 kv: &kv,
@@ -198,10 +199,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
                 entropy: random_bytes(),
                 salt: &salt,
                 root_key_hash: root.as_deref(),
-                limits: Limits {
-                    per_key_per_minute: int_var(&env, "RATE_PER_KEY_PER_MINUTE", Limits::default().per_key_per_minute),
-                    per_ip_per_minute: int_var(&env, "RATE_PER_IP_PER_MINUTE", Limits::default().per_ip_per_minute),
-                },
+                limiter: &limiter,
                 top_cache_seconds: int_var(&env, "TOP_CACHE_SECONDS", 5),
                 site_cache_seconds: int_var(&env, "SITE_CACHE_SECONDS", 30),
             };
@@ -226,6 +224,46 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         Response::ok(response.body)?
     };
     Ok(r.with_status(response.status).with_headers(out))
+}
+
+/// The Workers Rate Limiting bindings, one per bucket (`wrangler.toml`
+/// `[[ratelimits]]`): counted by Cloudflare across isolates, no D1 write.
+/// A missing binding lets requests through and says so in the log.
+struct RateBindings<'a>(&'a Env);
+
+impl RateBindings<'_> {
+    async fn limit(&self, name: &str, key: &str) -> Result<bool, JsValue> {
+        let binding = Reflect::get(self.0, &JsValue::from_str(name))?;
+        if binding.is_undefined() {
+            return Err(JsValue::from_str("no such binding"));
+        }
+        let limit: js_sys::Function = Reflect::get(&binding, &JsValue::from_str("limit"))?.dyn_into()?;
+        let options = js_sys::Object::new();
+        Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key))?;
+        let promise: js_sys::Promise = limit.call1(&binding, &options)?.dyn_into()?;
+        let outcome = js_sys::futures::JsFuture::from(promise).await?;
+        Ok(Reflect::get(&outcome, &JsValue::from_str("success"))?
+            .as_bool()
+            .unwrap_or(true))
+    }
+}
+
+impl Limiter for RateBindings<'_> {
+    async fn allow(&self, bucket: Bucket, key: &str) -> bool {
+        let name = match bucket {
+            Bucket::Browser => "RATE_BROWSER",
+            Bucket::Server => "RATE_SERVER",
+            Bucket::PublicRead => "RATE_READ",
+            Bucket::Ip => "RATE_IP",
+        };
+        match self.limit(name, key).await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                app::log(&format!("rate limit {name}: {e:?}; let through"));
+                true
+            }
+        }
+    }
 }
 
 /// Webhook posts, each given up after `webhooks::ATTEMPT_TIMEOUT_MS` (the
@@ -277,7 +315,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         entropy: random_bytes(),
         salt: &salt,
         root_key_hash: None,
-        limits: Limits::default(),
+        limiter: &RateBindings(&env),
         top_cache_seconds: 0,
         site_cache_seconds: 0,
     };

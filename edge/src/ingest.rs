@@ -2,7 +2,7 @@
 //! (secret key, trusted).
 //!
 //! A request costs a fixed number of round trips whatever the number of events:
-//! the limits (one D1 statement), one call per campaign the events reach (its
+//! the limits (the `Limiter`, no D1 write), one call per campaign the events reach (its
 //! Durable Object decides all of them in one transaction and dedupes them by
 //! id), then one D1 transaction that logs the events, queues the webhook
 //! notices and records the referral codes handed out. A visitor's page views
@@ -13,7 +13,9 @@
 //! and the client's retry is decided again; a campaign that already applied an
 //! event answers it as a duplicate.
 
-use crate::app::{Campaigns, Ctx, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key};
+use crate::app::{
+    Bucket, Campaigns, Ctx, Limiter, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key,
+};
 use crate::campaign::{EventsReply, Op};
 use crate::db::{Db, Kv, RowExt, Stmt};
 use crate::directory::{CampaignRow, call, config_version};
@@ -34,13 +36,13 @@ use std::collections::{BTreeMap, HashMap};
 
 /// D1 round trips of one ingestion request, at most: the campaigns of the
 /// tenant (when the isolate has not kept them), the links the events name,
-/// the limits, the log. (The site is cached by the isolate; configurations
+/// the site's own limit (only a site that has one), the log. (The site is cached by the isolate; configurations
 /// are kept with the campaigns, read from KV when the isolate fetches them,
 /// and from D1 only the first time a version is seen.) Subrequests to campaign objects: one
 /// per campaign reached, at most the tenant's active campaigns.
 pub const MAX_D1_ROUND_TRIPS: usize = 4;
 
-pub async fn batch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn batch<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     check_size(req)?;
     let parsed = parse_batch(&req.body, ctx.now)?;
     let site = crate::app::cached_site(ctx, parsed.key.as_deref()).await?;
@@ -48,7 +50,7 @@ pub async fn batch<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Req
     ingest(ctx, req, &site, parsed.events, false).await
 }
 
-pub async fn server_events<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn server_events<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     check_size(req)?;
     let site = site_by_secret_key(ctx.db, req).await?;
     let parsed = parse_batch(&req.body, ctx.now)?;
@@ -82,14 +84,17 @@ impl Live {
     }
 }
 
-async fn ingest<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn ingest<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     site: &Site,
     events: Vec<Result<Event, refloop_core::event::EventRejection>>,
     trusted: bool,
 ) -> Reply {
-    let mut round_trips = 0usize;
+    // Over a limit nothing is decided nor stored.
+    let mut round_trips = usize::from(site.per_minute.is_some());
+    let bucket = if trusted { Bucket::Server } else { Bucket::Browser };
+    crate::app::rate_limit(ctx, req, site, bucket).await?;
     let ip_hash = ctx.ip_hash(req);
     let plan = plan_inserts(events);
     let engine_events: Vec<EngineEvent> = plan
@@ -137,15 +142,9 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
         }
     }
 
-    let limits = limit_statements(ctx, req, site);
     let log = log_statement(ctx, site, &plan.inserts, trusted);
     let mut last: Vec<Stmt> = Vec::new();
     if !reach.is_empty() {
-        // The limits first, on their own: over a limit nothing is decided.
-        round_trips += 1;
-        crate::db::batch_rows_retrying(ctx.db, limits, ctx.seed)
-            .await
-            .map_err(|e| limit_error(ctx, e))?;
         for (campaign, indexes) in &reach {
             let Some(c) = live.iter().find(|l| l.row.id == *campaign) else {
                 continue;
@@ -162,8 +161,6 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
                 last.push(stmt!(sql::INSERT_LINK, code.as_str(), *campaign, "code"));
             }
         }
-    } else {
-        last = limits;
     }
     // The log last, in the same transaction as the notices and codes.
     let stored: std::collections::HashSet<String> = match log {
@@ -172,7 +169,7 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
             round_trips += 1;
             let results = crate::db::batch_rows_retrying(ctx.db, last, ctx.seed)
                 .await
-                .map_err(|e| limit_error(ctx, e))?;
+                .map_err(db_error)?;
             results
                 .first()
                 .into_iter()
@@ -183,7 +180,7 @@ async fn ingest<D: Db, K: Kv, C: Campaigns>(
         None => {
             if !last.is_empty() {
                 round_trips += 1;
-                ctx.db.batch_rows(last).await.map_err(|e| limit_error(ctx, e))?;
+                ctx.db.batch_rows(last).await.map_err(db_error)?;
             }
             Default::default()
         }
@@ -204,7 +201,10 @@ thread_local! {
     static CAMPAIGNS: std::cell::RefCell<HashMap<i64, (LiveCampaigns, i64)>> = Default::default();
 }
 
-fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64) -> Option<LiveCampaigns> {
+fn cached_campaigns<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    tenant: i64,
+) -> Option<LiveCampaigns> {
     if ctx.site_cache_seconds <= 0 {
         return None;
     }
@@ -216,7 +216,11 @@ fn cached_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: 
     })
 }
 
-fn keep_campaigns<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, tenant: i64, live: &LiveCampaigns) {
+fn keep_campaigns<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    tenant: i64,
+    live: &LiveCampaigns,
+) {
     if ctx.site_cache_seconds <= 0 {
         return;
     }
@@ -259,8 +263,8 @@ fn targets(live: &[Live], e: &EngineEvent, raw: &Event, links: &HashMap<String, 
 }
 
 /// The campaigns the batch's referral codes and invitations name (one query).
-async fn links_of<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+async fn links_of<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     events: &[EngineEvent],
 ) -> Result<HashMap<String, i64>, ApiError> {
     let tokens: Vec<&str> = events
@@ -283,38 +287,9 @@ async fn links_of<D: Db, K: Kv, C: Campaigns>(
         .collect())
 }
 
-fn limit_error<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, e: crate::db::DbError) -> ApiError {
-    if e.message.contains("rate_limited") {
-        let wait = 60 - (ctx.now / 1000) % 60;
-        ApiError::new(
-            refloop_core::ErrorCode::RateLimited,
-            format!("too many requests; retry after {wait}s"),
-        )
-    } else {
-        db_error(e)
-    }
-}
-
-/// The counters of the site's key and the caller's IP, and the guards that
-/// refuse the transaction when either is over its limit.
-fn limit_statements<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, site: &Site) -> Vec<Stmt> {
-    let window = ctx.now / 60_000;
-    let mut buckets = vec![(format!("site:{}", site.id), site.limit(ctx))];
-    if let Some(ip) = ctx.ip_hash(req) {
-        buckets.push((format!("ip:{ip}"), ctx.limits.per_ip_per_minute));
-    }
-    let names = serde_json::to_string(&buckets.iter().map(|b| b.0.as_str()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into());
-    let mut out = vec![stmt!(sql::COUNT_REQUESTS, names, window)];
-    for (bucket, limit) in buckets {
-        out.push(stmt!(sql::GUARD_RATE, bucket, window, limit));
-    }
-    out
-}
-
 /// The one statement that logs every event of the batch (none: no statement).
-fn log_statement<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+fn log_statement<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
     events: &[Event],
     trusted: bool,
@@ -342,8 +317,8 @@ fn log_statement<D: Db, K: Kv, C: Campaigns>(
 
 /// The event as the engine sees it: attribution as a touch, the email only as
 /// a salted hash of its normalised form, the IP only as a salted hash.
-pub fn engine_event<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     e: &Event,
     trusted: bool,
     ip_hash: Option<String>,
@@ -391,8 +366,8 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns>(
 /// Takes `email` (plain, when the site opted in) or `email_sha256` (what the
 /// SDK sends by default) out of the traits and returns the salted hash and
 /// the domain (for the disposable-domain signal).
-fn email_identity<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+fn email_identity<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     traits: &mut Traits,
 ) -> (Option<String>, Option<String>) {
     let plain = traits.remove("email");

@@ -3,8 +3,8 @@
 //! public facts: codes, masked names, counts, never an email or an IP.
 
 use crate::app::{
-    Campaigns, Ctx, Reply, Request, Response, Site, bad, check_origin, db_error, json_body, not_found, rate_limit,
-    site_by_publishable_key,
+    Bucket, Campaigns, Ctx, Limiter, Reply, Request, Response, Site, bad, check_origin, db_error, json_body, not_found,
+    rate_limit, site_by_publishable_key,
 };
 use crate::campaign::Op;
 use crate::db::{Db, Kv, RowExt};
@@ -17,7 +17,11 @@ use refloop_core::engine::config::{CampaignConfig, Period};
 use serde_json::{Value, json};
 
 /// `GET /r/{code}`: count the click, send the visitor to the landing page with the code.
-pub async fn click<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, code: &str) -> Reply {
+pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    code: &str,
+) -> Reply {
     let code = code.trim().to_ascii_uppercase();
     if code.is_empty() || code.len() > 64 {
         return Err(not_found("no such referral code"));
@@ -32,9 +36,7 @@ pub async fn click<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Req
         .find(|r| r.text("kind") == "code")
         .map(CampaignRow::from_row)
         .ok_or_else(|| not_found("no such referral code"))?;
-    if let Some(ip) = ctx.ip_hash(req) {
-        rate_limit(ctx, &format!("ip:{ip}"), ctx.limits.per_ip_per_minute).await?;
-    }
+    crate::app::ip_limit(ctx, req).await?;
     let answer = call(ctx, &campaign, Op::Click { code: code.clone() }).await?;
     let landing = answer
         .get("landing_url")
@@ -54,10 +56,13 @@ pub async fn click<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Req
     })
 }
 
-async fn public_site<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Result<Site, ApiError> {
+async fn public_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+) -> Result<Site, ApiError> {
     let site = crate::app::cached_site(ctx, req.param("key")).await?;
     check_origin(&site, req)?;
-    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
+    rate_limit(ctx, req, &site, Bucket::PublicRead).await?;
     Ok(site)
 }
 
@@ -80,7 +85,11 @@ fn parse_period(config: &CampaignConfig, value: Option<&str>) -> Result<Period, 
 
 /// `GET /v1/campaigns/{campaign}/leaderboard`: the top N (cached briefly in
 /// KV) and, with `around`, the rows around one code.
-pub async fn leaderboard<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, name: &str) -> Reply {
+pub async fn leaderboard<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    name: &str,
+) -> Reply {
     let site = public_site(ctx, req).await?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
     let period = parse_period(&current.config, req.param("period"))?;
@@ -107,8 +116,8 @@ pub async fn leaderboard<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req
 }
 
 /// `GET /v1/campaigns/{campaign}/participants/{code}`.
-pub async fn participant<D: Db, K: Kv, C: Campaigns>(
-    ctx: &Ctx<'_, D, K, C>,
+pub async fn participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     name: &str,
     code: &str,
@@ -124,7 +133,7 @@ pub async fn participant<D: Db, K: Kv, C: Campaigns>(
 }
 
 /// `GET /v1/campaigns/{campaign}/me?key&anonymous_id|user_id`: the SDK's `me()`.
-pub async fn me<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request, name: &str) -> Reply {
+pub async fn me<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request, name: &str) -> Reply {
     let site = public_site(ctx, req).await?;
     let (campaign, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let (anonymous_id, user_id) = (req.param("anonymous_id"), req.param("user_id"));
@@ -140,12 +149,12 @@ pub async fn me<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Reques
 }
 
 /// `POST /v1/invitations` `{key, campaign, anonymous_id|user_id}` → `{token, url}`.
-pub async fn invitation<D: Db, K: Kv, C: Campaigns>(ctx: &Ctx<'_, D, K, C>, req: &Request) -> Reply {
+pub async fn invitation<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
     let body = json_body(req)?;
     let s = |k: &str| body.get(k).and_then(Value::as_str);
     let site = site_by_publishable_key(ctx.db, s("key")).await?;
     check_origin(&site, req)?;
-    rate_limit(ctx, &format!("site:{}", site.id), site.limit(ctx)).await?;
+    rate_limit(ctx, req, &site, Bucket::Browser).await?;
     let name = s("campaign").ok_or_else(|| bad("name the `campaign`"))?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
     if s("anonymous_id").is_none() && s("user_id").is_none() {

@@ -190,12 +190,6 @@ pub const COUNT_REQUESTS: &str = "\
 INSERT INTO rate_windows (bucket, window, n) SELECT value, ?2, 1 FROM json_each(?1) WHERE true
 ON CONFLICT (bucket, window) DO UPDATE SET n = n + 1 RETURNING bucket, n";
 
-/// `?1` bucket, `?2` window, `?3` limit: refuses the transaction when the
-/// bucket is over its limit (the CHECK of `rate_limit_hits` names it).
-pub const GUARD_RATE: &str = "\
-INSERT INTO rate_limit_hits (what) SELECT ?1 WHERE EXISTS
-  (SELECT 1 FROM rate_windows WHERE bucket = ?1 AND window = ?2 AND n > ?3)";
-
 /// `?1` before → forget old windows (cron).
 pub const FORGET_WINDOWS: &str = "DELETE FROM rate_windows WHERE window < ?1";
 

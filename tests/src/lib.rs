@@ -27,7 +27,7 @@ pub fn migration_files() -> Vec<PathBuf> {
     files
 }
 
-use refloop_edge::app::{self, Campaigns, Ctx, Limits, Request, Response};
+use refloop_edge::app::{self, Campaigns, Ctx, Limits, MemLimiter, Request, Response};
 use refloop_edge::campaign::{self, Call};
 use refloop_edge::db::{Arg, Db, DbError, Kv, Row, Stmt};
 use std::cell::{Cell, RefCell};
@@ -165,7 +165,8 @@ pub struct Edge {
     pub objects: Objects,
     pub now: Cell<i64>,
     pub seed: Cell<u64>,
-    pub limits: Limits,
+    /// The request limits, counted by the test's clock.
+    pub limiter: MemLimiter,
 }
 
 pub const PK: &str = "pk_demo_refloop_public";
@@ -180,10 +181,10 @@ impl Edge {
             objects: Objects::default(),
             now: Cell::new(1_790_000_000_000),
             seed: Cell::new(1),
-            limits: Limits {
+            limiter: MemLimiter::new(Limits {
                 per_key_per_minute: 1_000_000,
                 per_ip_per_minute: 1_000_000,
-            },
+            }),
         }
     }
 
@@ -215,6 +216,7 @@ impl Edge {
         );
         let root = refloop_core::keys::hash_secret_key(ROOT);
         let campaigns = self.objects.reached_through(&self.db);
+        self.limiter.now.set(self.now.get());
         let ctx = Ctx {
             db: &self.db,
             kv: &self.kv,
@@ -224,7 +226,7 @@ impl Edge {
             entropy: [7; 48],
             salt: "test-salt",
             root_key_hash: Some(&root),
-            limits: self.limits,
+            limiter: &self.limiter,
             top_cache_seconds: 0,
             site_cache_seconds: 0,
         };
@@ -290,7 +292,7 @@ impl Edge {
             entropy: [7; 48],
             salt: "test-salt",
             root_key_hash: None,
-            limits: self.limits,
+            limiter: &self.limiter,
             top_cache_seconds: 0,
             site_cache_seconds: 0,
         };
