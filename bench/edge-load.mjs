@@ -58,7 +58,7 @@ const CONFIG = {
   quest: { steps: [{ event: 'signup' }, { event: 'purchase', trusted: true }], window_days: 30 },
   point_rules: [
     { id: 'joined', event: 'signup', to: 'self', points: 10 },
-    { id: 'viewed', event: 'viewed', to: 'self', points: 1 },
+    { id: 'viewed', event: 'viewed', to: 'self', points: 1, max_per_participant: 100000 },
     { id: 'per-referral', event: 'referral_confirmed', to: 'referrer', points: 10 },
   ],
   milestones: [{ id: 'first', confirmed_referrals: 1, reward: 'bonus' }],

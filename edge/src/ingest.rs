@@ -335,10 +335,13 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let touch = (code.is_some() || invitation.is_some()).then(|| Touch {
         code: code.map(|c| c.to_ascii_uppercase()),
         invitation: invitation.map(|c| c.to_ascii_uppercase()),
+        // When the link was clicked, as the browser remembers it: never
+        // after the event, nor after now.
         at: text("at")
             .and_then(|t| parse_rfc3339_ms(&t))
             .unwrap_or(e.occurred_at_ms)
-            .min(e.occurred_at_ms),
+            .min(e.occurred_at_ms)
+            .min(ctx.now),
     });
     let mut traits: Traits = e
         .payload
@@ -352,7 +355,11 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         name: e.name.clone(),
         anonymous_id: e.anonymous_id.clone(),
         user_id: e.user_id.clone(),
-        at: e.occurred_at_ms,
+        // Server time decides every window, date and tie (velocity, stale
+        // referrals, quest and campaign dates, who joined first): a client
+        // clock could backdate any of them. The client's own time stays in
+        // the log (`occurred_at`), for display and ordering.
+        at: ctx.now,
         trusted,
         touch,
         traits,

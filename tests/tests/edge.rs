@@ -599,7 +599,7 @@ fn round_trips_per_request_do_not_grow_with_its_events() {
     let edge = Edge::new();
     // Eight campaigns that all score `viewed`.
     for c in 0..8 {
-        let config = json!({"name": format!("c{c}"), "point_rules": [{"id": "v", "event": "viewed", "to": "self", "points": 1}]});
+        let config = json!({"name": format!("c{c}"), "point_rules": [{"id": "v", "event": "viewed", "to": "self", "points": 1, "max_per_participant": 1000}]});
         let (s, b) = edge.json(
             "POST",
             "/v1/admin/campaigns",
@@ -667,10 +667,134 @@ fn a_flood_of_public_reads_never_stops_a_tenants_ingestion() {
         .status
     };
     let statuses: Vec<u16> = (0..1_250).map(read).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 50, "the reads' own budget ran out");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        50,
+        "the reads' own budget ran out"
+    );
     let (s, _) = edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "a"}]));
     assert_eq!(s, 202, "browsers' ingestion has its own budget");
     let (s, _) = edge.server(json!([{"id": uuid(2), "type": "track", "event": "purchase", "anonymous_id": "a"}]));
     assert_eq!(s, 202, "so has the site's server");
-    assert_eq!(edge.db.count("SELECT count(*) FROM rate_windows"), 0, "nothing counted in D1");
+    assert_eq!(
+        edge.db.count("SELECT count(*) FROM rate_windows"),
+        0,
+        "nothing counted in D1"
+    );
+}
+
+/// Finding 1 of "trust boundaries": a signup that names a participant who
+/// joined before, with someone's code, made a referral after the fact (and
+/// the victim's real purchase paid the code's owner). A person joins through
+/// a link once; a page that identifies and then signs up still brings it.
+#[test]
+fn a_signup_cannot_claim_someone_who_already_joined() {
+    let edge = Edge::new();
+    let signup = |n: u64, who: &str, code: Option<&str>| {
+        let mut e = json!({"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": who, "user_id": format!("user-{who}")});
+        if let Some(c) = code {
+            e["attribution"] = json!({"ref": c});
+        }
+        assert_eq!(edge.batch(json!([e])).0, 202);
+    };
+    signup(1, "victim", None);
+    signup(2, "attacker", None);
+    let code = edge.me("launch", "attacker").unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    edge.now.set(edge.now.get() + 11 * 60_000);
+    signup(3, "victim", Some(&code));
+    let (_, refs) = edge.json("GET", "/v1/admin/campaigns/launch/referrals", json!({}));
+    assert_eq!(
+        refs["referrals"].as_array().unwrap().len(),
+        0,
+        "no referral for an old participant: {refs}"
+    );
+    // identify, then signup a moment later from the same page: the link counts.
+    let identify = json!([{"id": uuid(4), "type": "identify", "anonymous_id": "newcomer", "user_id": "user-new"}]);
+    assert_eq!(edge.batch(identify).0, 202);
+    edge.now.set(edge.now.get() + 30_000);
+    signup(5, "newcomer", Some(&code));
+    let (_, refs) = edge.json("GET", "/v1/admin/campaigns/launch/referrals", json!({}));
+    assert_eq!(refs["referrals"].as_array().unwrap().len(), 1, "{refs}");
+    assert!(edge.violations().is_empty());
+}
+
+/// Finding 2: untrusted rules paid on every fresh event id (100 signups →
+/// 1,000 points). A browser's events fire a rule once per participant unless
+/// the rule says how often; a trusted server's events are not capped.
+#[test]
+fn a_browser_cannot_mint_points_by_repeating_an_event() {
+    let edge = Edge::new();
+    let config = json!({
+        "name": "mint",
+        "point_rules": [
+            {"id": "joined", "event": "signup", "to": "self", "points": 10},
+            {"id": "read", "event": "article_read", "to": "self", "points": 1, "max_per_participant": 3},
+            {"id": "bought", "event": "purchase", "to": "self", "points": 100, "trusted": true}
+        ],
+        "fraud": {"flag_shared_ip": false}
+    });
+    assert_eq!(
+        edge.json("POST", "/v1/admin/campaigns", json!({"slug": "mint", "config": config}))
+            .0,
+        201
+    );
+    let events = |from: u64, name: &str, n: u64| -> Value {
+        (0..n)
+            .map(|i| json!({"id": uuid(from + i), "type": "track", "event": name, "anonymous_id": "x", "campaign": "mint"}))
+            .collect()
+    };
+    assert_eq!(edge.batch(events(1, "signup", 100)).0, 202);
+    assert_eq!(edge.me("mint", "x").unwrap()["points"], 10, "one payout of `joined`");
+    assert_eq!(edge.batch(events(200, "article_read", 50)).0, 202);
+    assert_eq!(
+        edge.me("mint", "x").unwrap()["points"],
+        13,
+        "`read` three times, as configured"
+    );
+    assert_eq!(edge.server(events(300, "purchase", 4)).0, 202);
+    assert_eq!(
+        edge.me("mint", "x").unwrap()["points"],
+        413,
+        "trusted purchases all count"
+    );
+    let (s, bad) = edge.json(
+        "POST",
+        "/v1/admin/campaigns",
+        json!({"slug": "bad", "config": {"name": "bad", "point_rules": [{"id": "r", "event": "e", "to": "self", "points": 1, "max_per_participant": 0}]}}),
+    );
+    assert_eq!(s, 422, "{bad}");
+    assert!(bad.to_string().contains("max_per_participant"), "{bad}");
+    assert!(edge.violations().is_empty());
+}
+
+/// Finding 3: client clocks decided windows and ties (a signup dated 1800
+/// won every tie). Server time decides; the client's time stays in the log.
+#[test]
+fn server_time_decides_not_the_clients_clock() {
+    let edge = Edge::new();
+    let now = edge.now.get();
+    let backdated = json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "old", "timestamp": "1800-01-01T00:00:00Z"}]);
+    assert_eq!(edge.batch(backdated).0, 202);
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/launch/participants", json!({}));
+    let joined = people["participants"][0]["joined_at"].as_str().unwrap().to_owned();
+    assert_eq!(
+        refloop_core::time::parse_rfc3339_ms(&joined),
+        Some(now / 1000 * 1000),
+        "joined at server time: {joined}"
+    );
+    let id = people["participants"][0]["id"].as_i64().unwrap();
+    let (_, ledger) = edge.json(
+        "GET",
+        &format!("/v1/admin/campaigns/launch/participants/{id}/ledger"),
+        json!({}),
+    );
+    for e in ledger["entries"].as_array().unwrap() {
+        assert_eq!(
+            refloop_core::time::parse_rfc3339_ms(e["at"].as_str().unwrap()),
+            Some(now / 1000 * 1000)
+        );
+    }
 }

@@ -127,8 +127,31 @@ pub struct PointRule {
     /// be able to claim.
     #[serde(default)]
     pub trusted: bool,
+    /// How many times a browser's (untrusted) events may fire it for one
+    /// participant: 1 unless set (a browser can send any number of fresh
+    /// event ids, so it must not mint points by repeating one).
+    /// Trusted server events are not counted against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_participant: Option<u32>,
     #[serde(default)]
     pub when: Conditions,
+}
+
+/// The most `max_per_participant` may say (each check is a search over the
+/// slots the rule has used).
+pub const MAX_RULE_REPEATS: u32 = 100_000;
+
+impl PointRule {
+    /// How often an event may fire this rule for one participant: `None`
+    /// is any number of times (trusted events, and the engine's own
+    /// `referral_confirmed`, once per referral by its key).
+    pub fn repeats_for(&self, trusted_event: bool) -> Option<u32> {
+        if trusted_event || self.event == REFERRAL_CONFIRMED {
+            None
+        } else {
+            Some(self.max_per_participant.unwrap_or(1))
+        }
+    }
 }
 
 /// The event the engine emits when a referral is confirmed; rules on it are
@@ -502,6 +525,9 @@ impl CampaignConfig {
             }
             if rule.points == 0 || rule.points.abs() > 1_000_000_000 {
                 err(format!("{p}.points"), "must be non-zero and at most 1e9 in size");
+            }
+            if rule.max_per_participant.is_some_and(|n| n == 0 || n > MAX_RULE_REPEATS) {
+                err(format!("{p}.max_per_participant"), "must be from 1 to 100000");
             }
             if let Some(c) = &rule.when.referral_count {
                 match (c.equals, c.gte) {

@@ -10,6 +10,13 @@ pub fn rule_key(event_id: &str, rule_id: &str, participant: ParticipantId) -> St
     format!("e:{event_id}:r:{rule_id}:p:{}", participant.0)
 }
 
+/// The key of the `n`th time (from 1) a browser's events fired a rule for a
+/// participant: a rule capped per participant has one key per allowed time,
+/// so the cap is the ledger's uniqueness, whatever the event ids.
+pub fn repeat_key(rule_id: &str, participant: ParticipantId, n: u32) -> String {
+    format!("n:{n}:r:{rule_id}:p:{}", participant.0)
+}
+
 /// The key of a points reward granted by a grant.
 pub fn reward_key(grant_key: &str) -> String {
     format!("g:{grant_key}")

@@ -13,7 +13,7 @@ use super::config::{
     CampaignConfig, Mode, Period, PointRule, REFERRAL_CONFIRMED, Recipient, RewardKind, ScoreBy, Versioned,
 };
 use super::fraud::VELOCITY_WINDOW_MS;
-use super::ledger::{reward_key, rule_key};
+use super::ledger::{repeat_key, reward_key, rule_key};
 use super::model::*;
 use super::quest::{self, StepOutcome};
 use super::referral::{Invitation, RefusalReason, SignupDecision, SignupFacts, Touch, decide_signup};
@@ -28,6 +28,10 @@ use std::collections::HashMap;
 pub const SIGNUP: &str = "signup";
 /// `identify` makes a visitor a participant too (without attribution).
 pub const IDENTIFY: &str = "identify";
+
+/// How long after joining (server time) a participant's signup may still
+/// bring the link they came by: `identify` then `signup` from one page.
+pub const JOIN_GRACE_MS: Millis = 10 * 60_000;
 
 /// An event as the engine sees it (the edge builds it from a received event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,7 +287,17 @@ impl<'a, S: Store> Machine<'a, S> {
         if e.name == SIGNUP
             && let Some(touch) = &e.touch
         {
-            self.signup(pid, touch, e.at, out);
+            // A referral is made when a person joins through a link, never
+            // for someone who joined before (a signup naming an existing
+            // participant would otherwise hand their conversions to the
+            // sender of the code). A page that identifies first and signs
+            // up a moment later still carries its link.
+            let joined_at = self.store.participant(pid).map_or(e.at, |p| p.joined_at);
+            if out.joined || e.at - joined_at <= JOIN_GRACE_MS {
+                self.signup(pid, touch, e.at, out);
+            } else {
+                out.refusal = Some(RefusalReason::AlreadyJoined);
+            }
         }
         // Quest progress of the actor's referral.
         if let Some(r) = self.store.referral_of(pid) {
@@ -602,6 +616,15 @@ impl<'a, S: Store> Machine<'a, S> {
                     continue;
                 }
             }
+            // A browser's events fire a rule a bounded number of times per
+            // participant: the next unused slot's key, none when all are used.
+            let key = match a.rule.repeats_for(e.trusted) {
+                None => rule_key(&e.id, &a.rule.id, p),
+                Some(n) => match self.free_repeat(&a.rule.id, p, n) {
+                    Some(slot) => repeat_key(&a.rule.id, p, slot),
+                    None => continue,
+                },
+            };
             let entry = LedgerEntry {
                 participant: p,
                 points,
@@ -610,7 +633,7 @@ impl<'a, S: Store> Machine<'a, S> {
                 },
                 source_event: Some(e.id.clone()),
                 referral: live.map(|r| r.id),
-                idempotency_key: rule_key(&e.id, &a.rule.id, p),
+                idempotency_key: key,
                 at: e.at,
                 config_version: self.version(),
                 campaign: self.campaign,
@@ -619,6 +642,21 @@ impl<'a, S: Store> Machine<'a, S> {
                 self.store.add_referral_points(p, points);
             }
         }
+    }
+
+    /// The first of slots `1..=n` of a rule for `p` that has no entry yet
+    /// (slots are used in order, so a binary search finds it).
+    fn free_repeat(&self, rule: &str, p: ParticipantId, n: u32) -> Option<u32> {
+        let used = |k: u32| self.store.has_entry(&repeat_key(rule, p, k));
+        if used(n) {
+            return None;
+        }
+        let (mut lo, mut hi) = (1, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if used(mid) { lo = mid + 1 } else { hi = mid }
+        }
+        Some(lo)
     }
 
     /// Appends to the ledger and the leaderboard; false when the key was there.

@@ -93,7 +93,7 @@ pub const REACTIVATION: &str = r#"{
   "ends_at": "2027-01-01T00:00:00Z",
   "point_rules": [
     {"id": "came-back", "event": "user_returned", "to": "self", "points": 20, "when": {"traits": [{"key": "lifecycle_stage", "in": ["inactive", "at_risk"]}]}},
-    {"id": "used-core", "event": "core_action", "to": "self", "points": 5, "when": {"min_score": 20}}
+    {"id": "used-core", "event": "core_action", "to": "self", "points": 5, "max_per_participant": 10, "when": {"min_score": 20}}
   ],
   "rewards": [{"id": "welcome-back", "name": "A month on us", "kind": {"type": "coupon", "prefix": "BACK"}, "expires_after_days": 30}],
   "end_distributions": [{"reward": "welcome-back", "rule": {"type": "min_score", "score": 30}}]

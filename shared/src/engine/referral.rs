@@ -45,6 +45,9 @@ pub enum RefusalReason {
     WrongMode,
     /// The referrer reached `caps.per_referrer_max_confirmed`.
     ReferrerCapReached,
+    /// The signup's person joined before (`machine::JOIN_GRACE_MS`): a
+    /// link cannot claim someone who is already a participant.
+    AlreadyJoined,
 }
 
 impl RefusalReason {
@@ -60,6 +63,7 @@ impl RefusalReason {
             Self::InvitationClaimed => "invitation_claimed",
             Self::WrongMode => "wrong_mode",
             Self::ReferrerCapReached => "referrer_cap_reached",
+            Self::AlreadyJoined => "already_joined",
         }
     }
 }

@@ -875,6 +875,13 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         added
     }
 
+    fn has_entry(&self, key: &str) -> bool {
+        self.int(
+            "SELECT count(*) AS n FROM ledger WHERE idempotency_key = ?1",
+            &[json!(key)],
+        ) > 0
+    }
+
     fn score(&self, id: ParticipantId) -> i64 {
         self.person(id).map_or(0, |p| p.score)
     }

@@ -87,6 +87,8 @@ pub trait Store {
     // ---- ledger ------------------------------------------------------------
     /// Appends the entry; false (and nothing written) when its key was there.
     fn append_entry(&mut self, e: &LedgerEntry) -> bool;
+    /// Whether an entry with this idempotency key is in the ledger.
+    fn has_entry(&self, key: &str) -> bool;
     /// The sum of their ledger entries.
     fn score(&self, id: ParticipantId) -> i64;
 
@@ -348,6 +350,10 @@ impl Store for MemStore {
 
     fn append_entry(&mut self, e: &LedgerEntry) -> bool {
         self.ledger.append(e.clone())
+    }
+
+    fn has_entry(&self, key: &str) -> bool {
+        self.ledger.contains(key)
     }
 
     fn score(&self, id: ParticipantId) -> i64 {
