@@ -19,6 +19,16 @@ wrangler d1 execute refloop --local --persist-to "$state" --file seed/demo.sql >
 # --test-scheduled: GET /__scheduled runs the cron (the tests use it).
 # REFLOOP_EDGE_VARS: extra `--var NAME:VALUE` flags (the tests lower limits).
 # shellcheck disable=SC2086
+# REFLOOP_EDGE_LIMITS="RATE_IP=3000 …": a copy of wrangler.toml with these
+# Rate Limiting bindings' limits (the e2e suite's browsers all come from
+# 127.0.0.1, which `wrangler dev` sends as CF-Connecting-IP).
+if [ -n "${REFLOOP_EDGE_LIMITS:-}" ]; then
+  cp wrangler.toml wrangler.limits.toml
+  for pair in $REFLOOP_EDGE_LIMITS; do
+    sed -i "/name = \"${pair%%=*}\"/,/simple/ s/limit = [0-9]*/limit = ${pair#*=}/" wrangler.limits.toml
+  done
+  REFLOOP_EDGE_CONFIG=wrangler.limits.toml
+fi
 # REFLOOP_EDGE_SCRIPT: another build of the worker (the benchmark's).
 # REFLOOP_EDGE_CONFIG: another wrangler.toml in edge/ (the benchmarks' lift the limits).
 exec wrangler dev ${REFLOOP_EDGE_SCRIPT:-} ${REFLOOP_EDGE_CONFIG:+--config "$REFLOOP_EDGE_CONFIG"} --ip 127.0.0.1 --port "$port" --inspector-port $((port + 10000)) \

@@ -96,6 +96,8 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
                     w.now,
                 ));
             }
+            // Ended before (by an operator): nothing to do, ever again.
+            Err(e) if e.code == refloop_core::ErrorCode::Conflict => {}
             Err(e) => log("end", &e.message),
         }
     }

@@ -10,13 +10,11 @@
 
 use crate::app::iso;
 use refloop_core::engine::config::{Period, Versioned};
-use refloop_core::engine::ledger::corrections;
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
 use refloop_core::engine::model::*;
 use refloop_core::engine::quest;
 use refloop_core::engine::rewards::{Codes, GrantStatus, times_reached};
 use refloop_core::engine::sql_store::{Rows, Sql, SqlStore, period_key};
-use refloop_core::engine::store::MemStore;
 use refloop_core::engine::store::Store;
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -435,7 +433,11 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     .iter()
                     .find(|v| v.version == *version)
                     .ok_or_else(|| not_found(format!("this campaign has no version {version}")))?;
-                replay(engine.store, target, &codes, campaign, *version, *apply, now)
+                let inputs = engine.store.inputs();
+                let ledger = engine.store.ledger();
+                let replay_id = format!("{now}-v{version}");
+                let fixes = engine.replay(&ledger, &inputs, target, &replay_id, now, *apply);
+                Ok(replay_answer(&fixes, &replay_id, *version, *apply, inputs.len()))
             }
         }
     };
@@ -567,55 +569,20 @@ fn forget_in_inputs(sql: &impl Sql, p: ParticipantId, person: &Participant) -> R
     Ok(())
 }
 
-/// Runs every input again, in memory, under `target` (all referrals pinned to
-/// it), and returns the correcting entries that bring the ledger there;
-/// appends them with `apply`. Manual adjustments stand; nothing is edited.
-fn replay<C: Sql>(
-    store: &mut SqlStore<'_, C>,
-    target: &Versioned,
-    codes: &Codes,
-    campaign: CampaignId,
-    version: u32,
-    apply: bool,
-    now: Millis,
-) -> Result<Value, ApiError> {
-    let mut fresh = MemStore::new(&target.config.leaderboard.periods);
-    let versions = [Versioned {
-        version,
-        config: target.config.clone(),
-    }];
-    let mut engine = Machine::new(&mut fresh, &versions, campaign, codes);
-    let inputs = store.inputs();
-    for input in &inputs {
-        engine.apply(input);
-    }
-    let replay_id = format!("{now}-v{version}");
-    let fixes = corrections(&store.ledger(), fresh.ledger().entries(), &replay_id, now, version);
-    if apply {
-        let by_points = target.config.leaderboard.score_by == refloop_core::engine::config::ScoreBy::Points;
-        for f in &fixes {
-            if store.append_entry(f)
-                && by_points
-                && let Some(p) = store
-                    .participant(f.participant)
-                    .filter(|_| !store.is_erased(f.participant))
-            {
-                store.board_add(p.id, p.joined_at, f.points, f.at);
-            }
-        }
-    }
+/// What a replay answers: the corrections it found (and appended, if asked).
+fn replay_answer(fixes: &[LedgerEntry], replay_id: &str, version: u32, apply: bool, inputs: usize) -> Value {
     let total: i64 = fixes.iter().map(|f| f.points).sum();
-    Ok(json!({
+    json!({
         "version": version,
         "replay": replay_id,
         "applied": apply,
-        "inputs": inputs.len(),
+        "inputs": inputs,
         "points": total,
         "corrections": fixes.iter().map(|f| json!({
             "participant": f.participant.0, "points": f.points,
             "corrects": match &f.reason { EntryReason::Correction { corrects, .. } => corrects.clone(), _ => String::new() },
         })).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 fn collect(campaign: &CampaignMeta, out: &Outcome, at: Millis, reply: &mut EventsReply) {

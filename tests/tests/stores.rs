@@ -2,7 +2,8 @@
 //! kind of input, must decide the same things: each input's whole `Outcome`
 //! (statuses, ledger keys and amounts, grants, caps, notices, errors) and, at
 //! the end, the whole state (participants, referrals, grants with their
-//! histories, the ledger, the boards). `MemStore` is the reference; `SqlStore`
+//! histories, the ledger, the boards), replays included (their corrections,
+//! previewed or applied). `MemStore` is the reference; `SqlStore`
 //! on rusqlite is what a campaign's Durable Object runs.
 
 use proptest::prelude::*;
@@ -78,19 +79,57 @@ const INVITE: &str = r#"{
 
 #[derive(Debug, Clone)]
 enum Action {
-    Signup { who: u8, by: Option<u8>, disposable: bool },
-    Step { who: u8, step: u8, trusted: bool },
-    Identify { who: u8, pro: bool },
-    Click { whose: u8 },
-    Invite { who: u8 },
-    Review { referral: u8, approve: bool },
-    Adjust { who: u8, points: i8, key: u8 },
-    Transition { grant: u8, to: u8 },
+    Signup {
+        who: u8,
+        by: Option<u8>,
+        disposable: bool,
+    },
+    Step {
+        who: u8,
+        step: u8,
+        trusted: bool,
+    },
+    Identify {
+        who: u8,
+        pro: bool,
+    },
+    Click {
+        whose: u8,
+    },
+    Invite {
+        who: u8,
+    },
+    Review {
+        referral: u8,
+        approve: bool,
+    },
+    Adjust {
+        who: u8,
+        points: i8,
+        key: u8,
+    },
+    Transition {
+        grant: u8,
+        to: u8,
+    },
     Configure,
-    Wait { hours: u8 },
-    End { seed: u8 },
-    Erase { who: u8 },
-    Resend { index: u8 },
+    Wait {
+        hours: u8,
+    },
+    End {
+        seed: u8,
+    },
+    Erase {
+        who: u8,
+    },
+    Resend {
+        index: u8,
+    },
+    /// Replay the log under a version (previewed, or applied).
+    Replay {
+        version: u8,
+        apply: bool,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -110,6 +149,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => any::<u8>().prop_map(|seed| Action::End { seed }),
         1 => (0u8..12).prop_map(|who| Action::Erase { who }),
         1 => any::<u8>().prop_map(|index| Action::Resend { index }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(version, apply)| Action::Replay { version, apply }),
     ]
 }
 
@@ -177,6 +217,37 @@ impl Run {
         assert_eq!(store.failure(), None, "a statement failed on {input:?}");
         self.rows = store.into_rows();
         self.inputs.push(input);
+        (mem, sql)
+    }
+
+    /// A replay of the inputs so far under one of the versions, in both
+    /// stores; both sets of corrections.
+    fn replay(&mut self, version: u8, apply: bool, now: Millis) -> (Vec<LedgerEntry>, Vec<LedgerEntry>) {
+        let target = self.versions[version as usize % self.versions.len()].clone();
+        let id = format!("r{}", self.inputs.len());
+        let campaign = CampaignId(1);
+        let ledger = self.mem.ledger().entries().to_vec();
+        let mem = Machine::new(&mut self.mem, &self.versions, campaign, &self.codes).replay(
+            &ledger,
+            &self.inputs,
+            &target,
+            &id,
+            now,
+            apply,
+        );
+        let periods = self.periods();
+        let mut store = SqlStore::with_rows(&self.db, &periods, std::mem::take(&mut self.rows));
+        let ledger = store.ledger();
+        let sql = Machine::new(&mut store, &self.versions, campaign, &self.codes).replay(
+            &ledger,
+            &self.inputs,
+            &target,
+            &id,
+            now,
+            apply,
+        );
+        assert_eq!(store.failure(), None, "a statement failed in a replay");
+        self.rows = store.into_rows();
         (mem, sql)
     }
 
@@ -285,6 +356,7 @@ impl Run {
                     .unwrap_or(ParticipantId(77)),
                 at: *now,
             },
+            Action::Replay { .. } => return None,
             Action::Resend { index } => {
                 let events: Vec<&Input> = self.inputs.iter().filter(|i| matches!(i, Input::Event(_))).collect();
                 if events.is_empty() {
@@ -376,6 +448,12 @@ fn differential(config: &str, actions: &[Action]) -> BTreeMap<&'static str, usiz
     let mut next = 0u64;
     let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
     for a in actions {
+        if let Action::Replay { version, apply } = a {
+            let (mem, sql) = run.replay(*version, *apply, now);
+            assert_eq!(sql, mem, "the stores' replays disagree");
+            *seen.entry("corrections").or_default() += mem.len();
+            continue;
+        }
         let Some(input) = run.input(a, &mut now, &mut next) else {
             continue;
         };
@@ -449,6 +527,7 @@ fn the_histories_reach_every_kind_of_outcome() {
         "earned",
         "moved",
         "top",
+        "corrections",
     ] {
         assert!(
             total.get(kind).copied().unwrap_or(0) > 0,

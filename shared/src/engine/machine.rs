@@ -230,6 +230,47 @@ impl<'a, S: Store> Machine<'a, S> {
         out
     }
 
+    /// Replay: runs `inputs` (the campaign's log) again on a fresh state
+    /// under `target` alone, and returns the entries that correct this
+    /// campaign's `ledger` to what `target` would have written, appending
+    /// them (and moving the boards) when `apply`. Nothing is ever edited:
+    /// a correction is a new entry keyed by `replay_id` and what it corrects,
+    /// so applying the same replay twice adds nothing the second time.
+    pub fn replay(
+        &mut self,
+        ledger: &[LedgerEntry],
+        inputs: &[Input],
+        target: &Versioned,
+        replay_id: &str,
+        at: Millis,
+        apply: bool,
+    ) -> Vec<LedgerEntry> {
+        let mut fresh = super::store::MemStore::new(&target.config.leaderboard.periods);
+        let alone = std::slice::from_ref(target);
+        let mut again = Machine::new(&mut fresh, alone, self.campaign, self.codes);
+        for input in inputs.iter().filter(|i| !matches!(i, Input::Configure(_))) {
+            again.apply(input);
+        }
+        let mut fixes = super::ledger::corrections(ledger, fresh.ledger().entries(), replay_id, at, target.version);
+        // They correct this campaign, whatever a store remembers of the
+        // entries' campaign (a campaign's own database keeps none).
+        for f in &mut fixes {
+            f.campaign = self.campaign;
+        }
+        if apply {
+            let by_points = self.config().leaderboard.score_by == ScoreBy::Points;
+            for f in &fixes {
+                if self.store.append_entry(f)
+                    && by_points
+                    && let Some(p) = self.live_participant(f.participant)
+                {
+                    self.store.board_add(p.id, p.joined_at, f.points, f.at);
+                }
+            }
+        }
+        fixes
+    }
+
     /// Applies one input without looking at the top N: a caller applying
     /// many inputs at once calls `note_top_n` once after the last.
     pub fn decide(&mut self, input: &Input) -> Outcome {

@@ -7,7 +7,7 @@
 
 use super::config::{CampaignConfig, ConfigError, ScoreBy, Versioned};
 use super::leaderboard::Leaderboard;
-use super::ledger::{Ledger, corrections};
+use super::ledger::Ledger;
 use super::machine::Machine;
 use super::model::*;
 use super::rewards::{self, Codes, Grant, GrantSource};
@@ -20,7 +20,6 @@ pub struct Program {
     campaign: CampaignId,
     versions: Vec<Versioned>,
     codes: Codes,
-    seed: u64,
     store: MemStore,
     log: Vec<Input>,
 }
@@ -33,7 +32,6 @@ impl Program {
             campaign: CampaignId::default(),
             versions: vec![Versioned { version: 1, config }],
             codes: Codes::from_seed(seed),
-            seed,
             store,
             log: Vec::new(),
         })
@@ -187,7 +185,7 @@ impl Program {
 
     /// The correcting entries that bring the ledger to what `config` would have
     /// written for the same inputs, appended and returned. The inputs are
-    /// replayed from the log into a fresh program seeded the same way (so ids
+    /// replayed from the log by `Machine::replay` with the same codes (so ids
     /// and codes match); manual adjustments are kept as they are.
     pub fn replay(
         &mut self,
@@ -195,29 +193,15 @@ impl Program {
         replay_id: &str,
         at: Millis,
     ) -> Result<Vec<LedgerEntry>, Vec<ConfigError>> {
-        let mut fresh = Program::new(config.clone(), self.seed)?.with_campaign(self.campaign);
-        for input in self.log.iter().filter(|i| !matches!(i, Input::Configure(_))) {
-            fresh.apply(input.clone());
-        }
+        config.validate()?;
         let version = match self.versions.iter().find(|v| v.config == config) {
             Some(v) => v.version,
             None => self.version(),
         };
-        let fixes = corrections(
-            self.store.ledger.entries(),
-            fresh.store.ledger.entries(),
-            replay_id,
-            at,
-            version,
-        );
-        for f in &fixes {
-            if self.store.append_entry(f)
-                && self.config().leaderboard.score_by == ScoreBy::Points
-                && let Some(p) = self.participant(f.participant).cloned()
-            {
-                self.store.board_add(p.id, p.joined_at, f.points, f.at);
-            }
-        }
+        let target = Versioned { version, config };
+        let ledger = self.store.ledger.entries().to_vec();
+        let fixes = Machine::new(&mut self.store, &self.versions, self.campaign, &self.codes)
+            .replay(&ledger, &self.log, &target, replay_id, at, true);
         Ok(fixes)
     }
 
