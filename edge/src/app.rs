@@ -506,11 +506,12 @@ async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let (r, params) = match matched {
         Matched::Route(r, p) => (r, p),
         Matched::Preflight => return preflight(ctx, req).await,
-        Matched::MethodNotAllowed => {
-            return Err(ApiError::new(
+        Matched::MethodNotAllowed(allowed) => {
+            let e = ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                "this route does not take that method",
-            ));
+                format!("this route takes {}", allowed.join(", ")),
+            );
+            return Ok(Response::error(&e).with_header("Allow", allowed.join(", ")));
         }
         Matched::NotFound => return Err(not_found("no such route")),
     };

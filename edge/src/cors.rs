@@ -2,11 +2,14 @@
 //! preflight cannot know the site: it is answered for any origin some site
 //! allows, and the POST itself is checked against its own site's list.
 
-/// The headers that let `origin` read a response of ours.
-pub fn allow_origin_headers(origin: &str) -> [(&'static str, String); 3] {
+/// The headers that let `origin` read a response of ours, `Retry-After`
+/// included (without it a cross-origin page cannot read how long a 429 asks
+/// it to wait, and the SDK would retry at once).
+pub fn allow_origin_headers(origin: &str) -> [(&'static str, String); 4] {
     [
         ("Access-Control-Allow-Origin", origin.to_owned()),
         ("Access-Control-Allow-Credentials", "false".to_owned()),
+        ("Access-Control-Expose-Headers", "Retry-After".to_owned()),
         ("Vary", "Origin".to_owned()),
     ]
 }

@@ -140,27 +140,31 @@ pub enum Matched {
     Route(Route, Vec<(&'static str, String)>),
     /// CORS preflight of a path that exists.
     Preflight,
-    MethodNotAllowed,
+    /// The path exists with these methods only (the `Allow` header).
+    MethodNotAllowed(Vec<&'static str>),
     NotFound,
 }
 
 pub fn route(method: &str, path: &str) -> Matched {
     let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
     let segments: Vec<&str> = path.split('/').collect();
-    let mut path_exists = false;
+    let mut allowed: Vec<&'static str> = Vec::new();
     for (m, pattern, r) in ROUTES {
         let Some(params) = match_pattern(pattern, &segments) else {
             continue;
         };
-        path_exists = true;
         if *m == method || (method == "HEAD" && *m == "GET") {
             return Matched::Route(*r, params);
         }
+        allowed.push(m);
+        if *m == "GET" {
+            allowed.push("HEAD");
+        }
     }
-    match (path_exists, method) {
-        (true, "OPTIONS") => Matched::Preflight,
-        (true, _) => Matched::MethodNotAllowed,
-        (false, _) => Matched::NotFound,
+    match (allowed.is_empty(), method) {
+        (false, "OPTIONS") => Matched::Preflight,
+        (false, _) => Matched::MethodNotAllowed(allowed),
+        (true, _) => Matched::NotFound,
     }
 }
 
@@ -225,7 +229,7 @@ mod tests {
         assert_eq!(r("POST", "/v1/batch"), Matched::Route(Route::Batch, vec![]));
         assert_eq!(r("POST", "/v1/batch/"), Matched::Route(Route::Batch, vec![]));
         assert_eq!(r("OPTIONS", "/v1/batch"), Matched::Preflight);
-        assert_eq!(r("GET", "/v1/batch"), Matched::MethodNotAllowed);
+        assert_eq!(r("GET", "/v1/batch"), Matched::MethodNotAllowed(vec!["POST"]));
         assert_eq!(
             r("GET", "/r/ABCD2345"),
             Matched::Route(Route::Click, vec![("code", "ABCD2345".into())])

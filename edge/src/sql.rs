@@ -30,7 +30,7 @@ SELECT 1 AS allowed FROM site_origins WHERE origin = ?1 LIMIT 1";
 pub const INSERT_EVENT: &str = "\
 INSERT INTO events (site_id, event_id, type, name, anonymous_id, user_id, occurred_at, received_at, trusted, payload)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-ON CONFLICT (site_id, event_id) DO NOTHING";
+ON CONFLICT (site_id, trusted, event_id) DO NOTHING";
 
 /// `?1` site, `?2` limit → the newest events first.
 pub const LIST_EVENTS: &str = "\
@@ -219,7 +219,7 @@ SELECT ?1, json_extract(j.value, '$.id'), json_extract(j.value, '$.type'), json_
        json_extract(j.value, '$.anonymous_id'), json_extract(j.value, '$.user_id'), json_extract(j.value, '$.at'),
        ?2, ?3, json_extract(j.value, '$.payload')
 FROM json_each(?4) j WHERE true
-ON CONFLICT (site_id, event_id) DO NOTHING
+ON CONFLICT (site_id, trusted, event_id) DO NOTHING
 RETURNING event_id";
 
 /// Every campaign of every tenant (the root key's check walks them).

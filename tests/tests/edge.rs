@@ -798,3 +798,71 @@ fn server_time_decides_not_the_clients_clock() {
         );
     }
 }
+
+/// Finding 9 (the edge's part): a cross-origin page can read a 429's
+/// `Retry-After` (so the SDK waits as asked), and a 405 says what is allowed.
+#[test]
+fn a_429_exposes_retry_after_and_a_405_says_allow() {
+    let edge = Edge::new();
+    edge.limiter.limits.set(refloop_edge::app::Limits {
+        per_key_per_minute: 1,
+        per_ip_per_minute: 1_000_000,
+    });
+    let body = json!({"key": refloop_tests::PK, "events": []}).to_string();
+    let origin = [("origin", "http://127.0.0.1:8080")];
+    assert_eq!(edge.call("POST", "/v1/batch", &origin, &body).status, 202);
+    let r = edge.call("POST", "/v1/batch", &origin, &body);
+    assert_eq!(r.status, 429);
+    let header = |r: &refloop_edge::app::Response, name: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert!(header(&r, "Retry-After").is_some());
+    assert_eq!(
+        header(&r, "Access-Control-Expose-Headers").as_deref(),
+        Some("Retry-After")
+    );
+    let r = edge.call("GET", "/v1/batch", &[], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(header(&r, "Allow").as_deref(), Some("POST"));
+    let r = edge.call("DELETE", "/v1/campaigns/launch/leaderboard", &[], "");
+    assert_eq!(header(&r, "Allow").as_deref(), Some("GET, HEAD"));
+}
+
+/// Finding 6: a browser event posted first with a server event's id made the
+/// trusted conversion a silent duplicate. Trusted and browser events have
+/// dedupe keys of their own, in the log and in the campaign.
+#[test]
+fn a_browser_cannot_preempt_a_trusted_event_by_its_id() {
+    let edge = Edge::new();
+    let code = {
+        edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "host"}]));
+        edge.me("launch", "host").unwrap()["code"].as_str().unwrap().to_owned()
+    };
+    edge.batch(json!([{"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "guest", "attribution": {"ref": code}}]));
+    // The page guesses (or copies) the id the shop's server will use.
+    let purchase = json!({"id": uuid(3), "type": "track", "event": "purchase", "anonymous_id": "guest"});
+    let (s, b) = edge.batch(json!([purchase.clone()]));
+    assert_eq!((s, b["accepted"].as_u64()), (202, Some(1)));
+    assert_eq!(
+        edge.me("launch", "host").unwrap()["referrals"]["confirmed"],
+        0,
+        "a browser's purchase confirms nothing"
+    );
+    let (s, b) = edge.server(json!([purchase]));
+    assert_eq!(
+        (s, b["accepted"].as_u64(), b["duplicates"].as_u64()),
+        (202, Some(1), Some(0)),
+        "{b}"
+    );
+    assert_eq!(
+        edge.me("launch", "host").unwrap()["referrals"]["confirmed"],
+        1,
+        "the trusted purchase counts"
+    );
+    let (s, b) = edge.server(json!([{"id": uuid(3), "type": "track", "event": "purchase", "anonymous_id": "guest"}]));
+    assert_eq!((s, b["duplicates"].as_u64()), (202, Some(1)), "and only once");
+    assert!(edge.violations().is_empty());
+}

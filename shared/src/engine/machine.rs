@@ -69,6 +69,17 @@ impl EngineEvent {
         }
     }
 
+    /// The event's identity for dedupe and ledger keys: a trusted server
+    /// event never shares one with a browser's, so a browser that posts a
+    /// server event's id first cannot make the real conversion a duplicate.
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        if self.trusted {
+            std::borrow::Cow::Owned(format!("server:{}", self.id))
+        } else {
+            std::borrow::Cow::Borrowed(&self.id)
+        }
+    }
+
     /// Whether the event can make a visitor a participant.
     pub fn joins(&self) -> bool {
         self.name == SIGNUP || self.name == IDENTIFY
@@ -310,7 +321,7 @@ impl<'a, S: Store> Machine<'a, S> {
     }
 
     fn event(&mut self, e: &EngineEvent, out: &mut Outcome) {
-        if !self.store.mark_seen(&e.id) {
+        if !self.store.mark_seen(&e.key()) {
             out.duplicate = true;
             return;
         }
@@ -660,7 +671,7 @@ impl<'a, S: Store> Machine<'a, S> {
             // A browser's events fire a rule a bounded number of times per
             // participant: the next unused slot's key, none when all are used.
             let key = match a.rule.repeats_for(e.trusted) {
-                None => rule_key(&e.id, &a.rule.id, p),
+                None => rule_key(&e.key(), &a.rule.id, p),
                 Some(n) => match self.free_repeat(&a.rule.id, p, n) {
                     Some(slot) => repeat_key(&a.rule.id, p, slot),
                     None => continue,
