@@ -960,9 +960,22 @@ async fn create_webhook<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 ) -> Reply {
     let body = json_body(req)?;
     let url = text_field(&body, "url", 500)?;
-    let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
-    if !(url.starts_with("https://") || local) {
-        return Err(invalid("`url` must be https:// (http:// only for localhost)"));
+    let url = crate::webhooks::check_url(&url, ctx.allow_local_webhooks)
+        .map_err(invalid)?
+        .to_string();
+    let live = query_rows(ctx.db, stmt!(sql::LIST_WEBHOOKS, site.tenant_id))
+        .await?
+        .iter()
+        .filter(|w| w.int("active") == 1)
+        .count() as i64;
+    if live >= crate::webhooks::MAX_WEBHOOKS_PER_TENANT {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "a tenant has at most {} webhooks; delete one first",
+                crate::webhooks::MAX_WEBHOOKS_PER_TENANT
+            ),
+        ));
     }
     let events = match body.get("events") {
         None => "*".to_owned(),

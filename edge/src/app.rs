@@ -8,7 +8,6 @@ use crate::routes::{Matched, Route, route};
 use crate::sql;
 use crate::stmt;
 use refloop_core::engine::model::Millis;
-use refloop_core::engine::rewards::SplitMix64;
 use refloop_core::keys::{KeyKind, bearer_secret_key, hash_secret_key, key_kind};
 use refloop_core::{ApiError, ErrorCode};
 use sha2::{Digest, Sha256};
@@ -204,13 +203,12 @@ pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
     pub top_cache_seconds: i64,
     /// Seconds the isolate keeps a site (keys, origins, limit) it looked up.
     pub site_cache_seconds: i64,
+    /// Webhooks may point at this machine (http, loopback): development only
+    /// (`ALLOW_LOCAL_WEBHOOKS` in `.dev.vars`).
+    pub allow_local_webhooks: bool,
 }
 
 impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
-    pub fn rng(&self) -> SplitMix64 {
-        SplitMix64::new(self.seed)
-    }
-
     /// Salted SHA-256 hex: how IPs and emails are kept.
     pub fn salted(&self, value: &str) -> String {
         let mut h = Sha256::new();
@@ -463,6 +461,12 @@ pub fn rate_limited<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, 
     )
 }
 
+fn too_large(req: &Request) -> bool {
+    let max = refloop_core::limits::MAX_BATCH_BYTES;
+    let declared = req.header("content-length").and_then(|l| l.parse::<usize>().ok());
+    declared.is_some_and(|l| l > max) || req.body.len() > max
+}
+
 /// Browser-facing routes answer with CORS headers for the calling page.
 fn is_browser_route(r: Route) -> bool {
     matches!(
@@ -480,7 +484,11 @@ pub async fn handle<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, 
     }
     let matched = route(&req.method, &req.path);
     let browser = matches!(&matched, Matched::Route(r, _) if is_browser_route(*r));
-    let result = dispatch(ctx, req, matched).await;
+    // No route takes more than 64 KiB; the worker stops reading past it.
+    let result = match too_large(req) {
+        true => Err(refloop_core::ingest::too_large()),
+        false => dispatch(ctx, req, matched).await,
+    };
     let mut response = match result {
         Ok(r) => r,
         Err(e) => Response::error(&e),

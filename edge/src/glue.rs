@@ -127,20 +127,40 @@ impl Kv for WorkersKv {
     }
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from `crypto.getRandomValues`, or why there are none: the
+/// worker then refuses to serve rather than mint keys and secrets from zeros.
+fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     let mut out = [0u8; N];
     let array = Uint8Array::new_with_length(N as u32);
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok();
-    let get = crypto
-        .as_ref()
-        .and_then(|c| Reflect::get(c, &"getRandomValues".into()).ok())
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-    if let (Some(c), Some(f)) = (crypto, get)
-        && f.call1(&c, &array).is_ok()
-    {
-        array.copy_to(&mut out);
-    }
-    out
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|e| format!("{e:?}"))?;
+    let get = Reflect::get(&crypto, &"getRandomValues".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or("this runtime has no crypto.getRandomValues")?;
+    get.call1(&crypto, &array)
+        .map_err(|e| format!("getRandomValues failed: {e:?}"))?;
+    array.copy_to(&mut out);
+    Ok(out)
+}
+
+/// What every request needs from the platform, or the reason to refuse it
+/// (fail closed: without a salt IPs and emails would be kept unsalted;
+/// without randomness keys and secrets would be guessable).
+struct Needs {
+    salt: String,
+    seed: u64,
+    entropy: [u8; 48],
+}
+
+fn needs(env: &Env) -> Result<Needs, ApiError> {
+    let refuse = |why: &str| {
+        app::log(&format!("refusing to serve: {why}"));
+        ApiError::new(ErrorCode::Internal, format!("the edge is misconfigured: {why}"))
+    };
+    let salt = text_var(env, "HASH_SALT").ok_or_else(|| refuse("the HASH_SALT secret is not set"))?;
+    let seed = u64::from_le_bytes(random_bytes().map_err(|e| refuse(&e))?);
+    let entropy = random_bytes().map_err(|e| refuse(&e))?;
+    Ok(Needs { salt, seed, entropy })
 }
 
 use wasm_bindgen::JsCast;
@@ -157,6 +177,34 @@ fn int_var(env: &Env, name: &str, default: i64) -> i64 {
     text_var(env, name).and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// The body, read no further than one byte past the largest the API takes
+/// (`app::handle` refuses it then): a declared length over it is not read at
+/// all, and a stream that goes on is cut.
+async fn bounded_body(req: &mut Request) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let max = refloop_core::limits::MAX_BATCH_BYTES;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > max) {
+        return Vec::new();
+    }
+    let Ok(mut stream) = req.stream() else {
+        return Vec::new();
+    };
+    let mut body = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            break;
+        }
+    }
+    body
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Result<Response> {
     let url = req.url()?;
@@ -168,7 +216,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
     let body = if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
         Vec::new()
     } else {
-        req.bytes().await.unwrap_or_default()
+        bounded_body(&mut req).await
     };
     let request = app::Request {
         method,
@@ -180,28 +228,29 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
         headers,
         body,
     };
-    let response = match env.d1("DB") {
-        Ok(db) => {
+    let response = match (env.d1("DB"), needs(&env)) {
+        (Err(e), _) => app::Response::error(&app::internal(e)),
+        (_, Err(e)) => app::Response::error(&e),
+        (Ok(db), Ok(needs)) => {
             let d1 = D1(db);
             let db = crate::db::Counted::new(&d1);
             let kv = WorkersKv(env.kv("KV").ok());
             let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
-            let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
             let root = text_var(&env, "ROOT_KEY").map(|k| hash_secret_key(&k));
-            let seed_bytes: [u8; 8] = random_bytes();
             let limiter = RateBindings(&env);
             let ctx = Ctx {
                 db: &db,
                 kv: &kv,
                 campaigns: &campaigns,
                 now: worker::Date::now().as_millis() as i64,
-                seed: u64::from_le_bytes(seed_bytes),
-                entropy: random_bytes(),
-                salt: &salt,
+                seed: needs.seed,
+                entropy: needs.entropy,
+                salt: &needs.salt,
                 root_key_hash: root.as_deref(),
                 limiter: &limiter,
                 top_cache_seconds: int_var(&env, "TOP_CACHE_SECONDS", 5),
                 site_cache_seconds: int_var(&env, "SITE_CACHE_SECONDS", 30),
+                allow_local_webhooks: int_var(&env, "ALLOW_LOCAL_WEBHOOKS", 0) == 1,
             };
             let response = app::handle(&ctx, &request).await;
             // The benchmark build says what each request cost.
@@ -212,7 +261,6 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
             );
             response
         }
-        Err(e) => app::Response::error(&app::internal(e)),
     };
     let out = Headers::new();
     for (k, v) in &response.headers {
@@ -302,22 +350,25 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         app::log("cron: no D1 binding");
         return;
     };
+    let Ok(needs) = needs(&env) else {
+        return;
+    };
     let db = D1(db);
     let kv = WorkersKv(env.kv("KV").ok());
     let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
-    let salt = text_var(&env, "HASH_SALT").unwrap_or_default();
     let ctx = Ctx {
         db: &db,
         kv: &kv,
         campaigns: &campaigns,
         now: worker::Date::now().as_millis() as i64,
-        seed: u64::from_le_bytes(random_bytes()),
-        entropy: random_bytes(),
-        salt: &salt,
+        seed: needs.seed,
+        entropy: needs.entropy,
+        salt: &needs.salt,
         root_key_hash: None,
         limiter: &RateBindings(&env),
         top_cache_seconds: 0,
         site_cache_seconds: 0,
+        allow_local_webhooks: false,
     };
     match cron::run(&ctx, &WorkerFetch).await {
         Ok(report) => worker::console_log!("cron: {report:?}"),
@@ -570,13 +621,18 @@ impl DurableObject for CampaignObject {
             }
         };
         let config = versions.iter().find(|v| v.version == version).map(|v| v.config.clone());
-        let token = app::hex(&random_bytes::<16>());
+        let (Ok(token), Ok(seed)) = (random_bytes::<16>(), random_bytes::<8>()) else {
+            app::log(&format!("campaign {} alarm: no randomness; later", meta.id));
+            self.arm(now + campaign::TICK_MS).await;
+            return Response::ok("retry later");
+        };
+        let token = app::hex(&token);
         let woken = alarm::Woken {
             meta: &meta,
             version,
             config: config.as_ref(),
             now,
-            seed: u64::from_le_bytes(random_bytes()) >> 11,
+            seed: u64::from_le_bytes(seed) >> 11,
             token: &token,
         };
         let report = alarm::ring(&db, &Itself(self, versions), &WorkerFetch, &woken).await;

@@ -26,6 +26,65 @@ pub const ATTEMPT_TIMEOUT_MS: i64 = 5_000;
 /// send it (two cron periods).
 pub const STRAGGLER_MS: i64 = 10 * 60_000;
 
+/// Most webhooks a tenant may have (every notice is one delivery per webhook).
+pub const MAX_WEBHOOKS_PER_TENANT: i64 = 10;
+
+/// Whether a webhook may be sent to `url`: https to a public host. Loopback,
+/// private, link-local, CGNAT and unique-local addresses, `localhost`,
+/// `.local`, `.internal` and metadata hosts are refused, as is any host with
+/// a CR or LF; `allow_local` (a development flag) admits http and loopback
+/// for a receiver on the developer's machine.
+pub fn check_url(raw: &str, allow_local: bool) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(raw).map_err(|e| format!("`url` is not a URL: {e}"))?;
+    let host = parsed.host().ok_or("`url` needs a host")?;
+    let loopback = match &host {
+        url::Host::Domain(d) => *d == "localhost",
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if allow_local && loopback && matches!(parsed.scheme(), "http" | "https") {
+        return Ok(parsed);
+    }
+    if parsed.scheme() != "https" {
+        return Err("`url` must be https://".into());
+    }
+    let private = match &host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost"
+                || !d.contains('.')
+                || [".localhost", ".local", ".internal", ".home.arpa"]
+                    .iter()
+                    .any(|s| d.ends_with(s))
+                || d.starts_with("metadata.")
+        }
+        url::Host::Ipv4(ip) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        url::Host::Ipv6(ip) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
+    };
+    if private {
+        return Err("`url` must name a public host (not loopback, private, link-local or internal)".into());
+    }
+    Ok(parsed)
+}
+
 /// Sends one webhook: (url, headers, body) → HTTP status, or why it failed.
 /// An implementation gives up after `ATTEMPT_TIMEOUT_MS`.
 #[allow(async_fn_in_trait)]
@@ -162,6 +221,46 @@ mod tests {
         assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
         assert_ne!(s, signature("whsec_other", 1_700_000_000, "{}"));
         assert_ne!(s, signature("whsec_test", 1_700_000_001, "{}"));
+    }
+
+    #[test]
+    fn webhook_urls_are_public_https() {
+        for ok in [
+            "https://hooks.example.com/x",
+            "https://203.0.113.9:8443/in",
+            "https://[2001:db8::1]/x",
+        ] {
+            assert!(check_url(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/x",
+            "http://localhost.attacker.example/x",
+            "https://metadata.internal/x",
+            "https://metadata.google.internal/computeMetadata",
+            "https://169.254.169.254/latest",
+            "https://10.0.0.1/x",
+            "https://172.16.5.4/x",
+            "https://192.168.1.1/x",
+            "https://100.64.0.1/x",
+            "https://127.0.0.1/x",
+            "https://localhost/x",
+            "https://printer.local/x",
+            "https://intranet/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://0.0.0.0/x",
+            "not a url",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(
+            check_url("http://127.0.0.1:9/x", true).is_ok(),
+            "the development flag admits loopback"
+        );
+        assert!(check_url("http://localhost:8080/x", true).is_ok());
+        assert!(check_url("http://10.0.0.1/x", true).is_err(), "but nothing private");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One event of the contract: its validation and the normalised form the edge
 //! stores. A bad event is rejected on its own; it never spoils its batch.
 
-use crate::limits::{MAX_EVENT_NAME_CHARS, MAX_ID_CHARS};
+use crate::limits::{
+    MAX_EVENT_AGE_MS, MAX_EVENT_NAME_CHARS, MAX_ID_CHARS, MAX_TRAIT_KEY_CHARS, MAX_TRAIT_VALUE_BYTES, MAX_TRAITS,
+};
 use crate::time::parse_rfc3339_ms;
 use serde_json::{Map, Value};
 
@@ -135,13 +137,20 @@ pub fn validate_event(value: &Value, clock_offset_ms: i64, received_at_ms: i64) 
         }
     }
 
+    if let Some(Value::Object(traits)) = obj.get("traits") {
+        check_traits(traits)?;
+    }
+
     let occurred_at_ms = match obj.get("timestamp") {
         None | Some(Value::Null) => received_at_ms,
         Some(Value::String(s)) => {
             let sent = parse_rfc3339_ms(s)
                 .ok_or_else(|| EventRejection::new("invalid_timestamp", "`timestamp` must be RFC 3339"))?;
-            // A clock that runs ahead must not put events in our future.
-            sent.saturating_add(clock_offset_ms).min(received_at_ms)
+            // A clock that runs ahead must not put events in our future, nor
+            // one that runs behind (or lies) months into the past.
+            sent.saturating_add(clock_offset_ms)
+                .min(received_at_ms)
+                .max(received_at_ms - MAX_EVENT_AGE_MS)
         }
         Some(_) => {
             return Err(EventRejection::new("invalid_timestamp", "`timestamp` must be RFC 3339"));
@@ -159,6 +168,32 @@ pub fn validate_event(value: &Value, clock_offset_ms: i64, received_at_ms: i64) 
         occurred_at_ms,
         payload,
     })
+}
+
+/// Traits become a participant's record, so they are bounded: how many, how
+/// long a key, how large a value.
+fn check_traits(traits: &Map<String, Value>) -> Result<(), EventRejection> {
+    if traits.len() > MAX_TRAITS {
+        return Err(EventRejection::new(
+            "too_many_traits",
+            format!("an event sets at most {MAX_TRAITS} traits"),
+        ));
+    }
+    for (k, v) in traits {
+        if k.is_empty() || k.chars().count() > MAX_TRAIT_KEY_CHARS || k.chars().any(char::is_control) {
+            return Err(EventRejection::new(
+                "invalid_trait",
+                format!("a trait key is 1 to {MAX_TRAIT_KEY_CHARS} printable characters"),
+            ));
+        }
+        if v.to_string().len() > MAX_TRAIT_VALUE_BYTES {
+            return Err(EventRejection::new(
+                "invalid_trait",
+                format!("trait `{k}` is larger than {MAX_TRAIT_VALUE_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_valid_name(s: &str) -> bool {

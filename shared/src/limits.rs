@@ -13,3 +13,12 @@ pub const MAX_EVENT_NAME_CHARS: usize = 128;
 pub const MAX_ID_CHARS: usize = 128;
 /// Most events the SDK keeps persisted while it cannot deliver them.
 pub const MAX_PERSISTED_EVENTS: usize = 1000;
+/// Most traits one event may set, and one participant may hold.
+pub const MAX_TRAITS: usize = 50;
+/// Longest trait key.
+pub const MAX_TRAIT_KEY_CHARS: usize = 64;
+/// Largest trait value, as JSON text.
+pub const MAX_TRAIT_VALUE_BYTES: usize = 1024;
+/// How far back a client's timestamp may go (older ones are taken as this):
+/// the SDK keeps undelivered events for days, never for months.
+pub const MAX_EVENT_AGE_MS: i64 = 30 * 86_400_000;

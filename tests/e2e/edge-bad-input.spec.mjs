@@ -50,6 +50,7 @@ test('bad input gets a clear error and changes nothing', async ({ request }) => 
     ['an injection string as a code', () => request.get(`${EDGE}/r/${encodeURIComponent("x' UNION SELECT * FROM sites --")}`, { maxRedirects: 0 }), 404, 'not_found'],
     ['a participant id that is not a number', () => request.get(`${EDGE}/v1/admin/campaigns/c/participants/1%20OR%201=1/ledger`, { headers: { Authorization: `Bearer ${t.sk}` } }), 400, 'invalid_parameter'],
     ['an unknown route', () => request.get(`${EDGE}/v1/nope`), 404, 'not_found'],
+    ['a megabyte to an unknown route (refused before it is read)', () => post('/nope', 'x'.repeat(1 << 20)), 413, 'payload_too_large'],
     ['a wrong method', () => request.delete(`${EDGE}/v1/batch`), 405, 'method_not_allowed'],
     ['a campaign config with unknown fields', () => post('/v1/admin/campaigns', { slug: 'x', config: { name: 'x', bogus: 1 } }, { Authorization: `Bearer ${t.sk}` }), 422, 'invalid_config'],
     ['a campaign slug with a path in it', () => post('/v1/admin/campaigns', { slug: '../x', config: { name: 'x' } }, { Authorization: `Bearer ${t.sk}` }), 400, 'invalid_parameter'],
@@ -76,12 +77,14 @@ test('bad input gets a clear error and changes nothing', async ({ request }) => 
     { ...ev('signup', 'x'), timestamp: 'yesterday' },
     { ...ev('x'.repeat(500), 'x') },
     { id: uuid(), type: 'track', event: 'signup' },
+    { ...ev('signup', 'x'), traits: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 1])) },
+    { ...ev('signup', 'x'), traits: { bio: 'x'.repeat(2000) } },
   ];
   const r = await t.send(perEvent);
   expect(r.status).toBe(202);
   expect(r.body.accepted).toBe(0);
-  expect(r.body.rejected.map((x) => x.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-  expect(r.body.rejected.map((x) => x.error)).toEqual(expect.arrayContaining(['reserved_event', 'invalid_id', 'invalid_type']));
+  expect(r.body.rejected.map((x) => x.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  expect(r.body.rejected.map((x) => x.error)).toEqual(expect.arrayContaining(['reserved_event', 'invalid_id', 'invalid_type', 'too_many_traits', 'invalid_trait']));
   expect(rowCounts()).toEqual(before);
 
   // Replayed and altered event ids: duplicates, nothing changes.

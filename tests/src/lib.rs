@@ -229,6 +229,7 @@ impl Edge {
             limiter: &self.limiter,
             top_cache_seconds: 0,
             site_cache_seconds: 0,
+            allow_local_webhooks: false,
         };
         block_on(app::handle(&ctx, &req))
     }
@@ -295,6 +296,7 @@ impl Edge {
             limiter: &self.limiter,
             top_cache_seconds: 0,
             site_cache_seconds: 0,
+            allow_local_webhooks: false,
         };
         block_on(refloop_edge::cron::run(&ctx, out)).expect("cron")
     }

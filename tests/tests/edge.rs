@@ -866,3 +866,65 @@ fn a_browser_cannot_preempt_a_trusted_event_by_its_id() {
     assert_eq!((s, b["duplicates"].as_u64()), (202, Some(1)), "and only once");
     assert!(edge.violations().is_empty());
 }
+
+/// Finding 5 (traits): 40 forged `identify`s once grew a participant's row
+/// to 2 MB (then 500s, and an innocent event lost behind them). An event's
+/// traits are bounded with a clear rejection, and a record holds at most 50.
+#[test]
+fn traits_are_bounded_per_event_and_per_participant() {
+    let edge = Edge::new();
+    let traits = |from: usize, n: usize| -> Value {
+        (from..from + n)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let identify = |id: u64, t: Value| json!({"id": uuid(id), "type": "identify", "anonymous_id": "x", "user_id": "u-x", "traits": t});
+    let (s, b) = edge.batch(
+        json!([identify(1, traits(0, 51)), {"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "x"}]),
+    );
+    assert_eq!(s, 202);
+    assert_eq!(b["rejected"][0]["error"], "too_many_traits", "{b}");
+    assert_eq!(b["accepted"], 1, "the innocent event behind it is kept: {b}");
+    let big = json!({"k": "x".repeat(2000)});
+    let (_, b) = edge.batch(json!([identify(3, big)]));
+    assert_eq!(b["rejected"][0]["error"], "invalid_trait", "{b}");
+    for round in 0..4u64 {
+        let (s, b) = edge.batch(json!([identify(10 + round, traits(round as usize * 40, 40))]));
+        assert_eq!((s, b["accepted"].as_u64()), (202, Some(1)), "{b}");
+    }
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/launch/participants", json!({}));
+    let held = people["participants"][0]["traits"].as_object().unwrap().len();
+    assert_eq!(held, 50, "a participant holds at most 50 traits");
+}
+
+/// Finding 7: webhook URLs are parsed and must be public https (no
+/// `http://localhost.attacker.example`, no metadata host), and a tenant has a
+/// bounded number of them.
+#[test]
+fn webhooks_go_only_to_public_https_hosts_and_are_capped_per_tenant() {
+    let edge = Edge::new();
+    for bad in [
+        "http://localhost.attacker.example/x",
+        "https://metadata.internal/x",
+        "https://169.254.169.254/x",
+        "http://127.0.0.1:9/x",
+    ] {
+        let (s, b) = edge.json("POST", "/v1/admin/webhooks", json!({"url": bad}));
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_parameter")),
+            "{bad}: {b}"
+        );
+    }
+    for i in 0..10 {
+        let (s, b) = edge.json(
+            "POST",
+            "/v1/admin/webhooks",
+            json!({"url": format!("https://hooks.example/{i}")}),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, b) = edge.json("POST", "/v1/admin/webhooks", json!({"url": "https://hooks.example/11"}));
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("conflict")), "{b}");
+}

@@ -392,7 +392,11 @@ impl<'a, S: Store> Machine<'a, S> {
             p.anonymous_id.clone_from(&e.anonymous_id);
         }
         for (k, v) in &e.traits {
-            p.traits.insert(k.clone(), v.clone());
+            // Known traits change; new ones only while the record has room
+            // (each event's are bounded, their sum must be too).
+            if p.traits.contains_key(k) || p.traits.len() < crate::limits::MAX_TRAITS {
+                p.traits.insert(k.clone(), v.clone());
+            }
         }
         for (field, value) in [
             (&mut p.email_hash, &e.email_hash),
