@@ -1,6 +1,8 @@
 // Seeds the demo campaign `launch` with a believable month: about 2,000
 // participants and 6,000 events over the last 30 days, through the edge's own
-// API (so every point is in the ledger and every invariant holds), plus the
+// API (so every point is in the ledger and every invariant holds) as the
+// site's server imports history (trusted server events keep their time; a
+// browser's are stamped with the server's), plus the
 // referral-link clicks, through the links themselves (a click is stamped with
 // the time it arrives, so they are all today's). Runs once: a campaign that
 // already has participants is left alone.
@@ -59,7 +61,7 @@ for (let i = 0; i < 500; i++) {
 organic.sort((a, b) => a.at - b.at);
 const first = organic.flatMap(({ i, at }) => [person(i, at), ev('signup', `seed-${i}`, at + 1000), ev('page', `seed-${i}`, at + 2000)]);
 first.forEach((e) => { if (e.event === 'page') { e.type = 'page'; delete e.event; } });
-await sendAll(first, '/v1/batch');
+await sendAll(first, '/v1/server/events', admin);
 
 // Their codes, to refer with.
 const { participants } = await (await fetch(`${edge}/v1/admin/campaigns/launch/participants?limit=500`, { headers: admin })).json();
@@ -84,7 +86,7 @@ for (let j = 0; j < 1500; j++) {
 }
 referred.sort((a, b) => a.at - b.at);
 const second = referred.flatMap(({ i, at, code }) => [person(i, at), ev('signup', `seed-${i}`, at + 1000, { attribution: { ref: code, at: new Date(at - 60_000).toISOString() } })]);
-await sendAll(second, '/v1/batch');
+await sendAll(second, '/v1/server/events', admin);
 
 // 3. Three in five of them bought within a few days: the trusted conversion.
 const bought = referred.filter(() => rand() < 0.6).map(({ i, at }) => ev('purchase', `seed-${i}`, after(at + 2000, 4 * DAY)));
@@ -97,7 +99,7 @@ for (let v = 0; v < 900; v++) {
   const { i, at } = pick(referred);
   views.push({ id: randomUUID(), type: 'page', campaign: 'launch', anonymous_id: `seed-${i}`, timestamp: new Date(after(at, 5 * DAY)).toISOString(), properties: { path: pick(['/', '/pricing', '/thanks.html']) } });
 }
-await sendAll(views, '/v1/batch');
+await sendAll(views, '/v1/server/events', admin);
 
 // 5. The clicks on the referral links, 20 at a time.
 const recent = clicks.filter((c) => c.at > now - 30 * DAY);

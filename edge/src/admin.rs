@@ -154,6 +154,7 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::Trend => stats_trend(ctx, req, &site, c).await,
         Route::Export => export(ctx, &site, c).await,
         Route::ListWebhooks => list_webhooks(ctx, &site).await,
+        Route::Identity => Ok(identity(ctx, &site, req)),
         Route::CreateWebhook => create_webhook(ctx, req, &site).await,
         Route::DeleteWebhook => delete_webhook(ctx, &site, p.get("webhook")).await,
         Route::Deliveries => deliveries(ctx, req, &site, p.get("webhook")).await,
@@ -952,6 +953,25 @@ const NOTICE_TYPES: [&str; 5] = [
     "reward.status_changed",
     "leaderboard.top_n_changed",
 ];
+
+/// `GET /v1/admin/identity[?user_id=]`: the site's identity-verification
+/// secret, for its server to sign user ids with (`user_hash`), and the hash
+/// of `user_id` when one is named (to check an implementation against).
+fn identity<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, site: &Site, req: &Request) -> Response {
+    let secret = ctx.identity_secret(site.id);
+    let mut answer = serde_json::json!({
+        "identity_secret": secret,
+        "user_hash": "hex HMAC-SHA256(identity_secret, user_id), sent as `user_hash` beside `user_id`",
+    });
+    if let Some(user) = req.param("user_id") {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes a key of any length");
+        hmac::Mac::update(&mut mac, user.as_bytes());
+        answer["example"] =
+            serde_json::json!({"user_id": user, "user_hash": hex(&hmac::Mac::finalize(mac).into_bytes())});
+    }
+    Response::value(200, &answer)
+}
 
 async fn create_webhook<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,

@@ -218,6 +218,28 @@ impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
         hex(&h.finalize())
     }
 
+    /// A site's identity-verification secret: its server signs a user id with
+    /// it (`user_hash`, as Intercom's), so a browser's claim to be that user
+    /// can be believed. Derived from the salt, never stored; the secret-key
+    /// route `GET /v1/admin/identity` tells it to the site.
+    pub fn identity_secret(&self, site_id: i64) -> String {
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.salt.as_bytes())
+            .expect("HMAC takes a key of any length");
+        hmac::Mac::update(&mut mac, format!("identity:{site_id}").as_bytes());
+        format!("idsec_{}", hex(&hmac::Mac::finalize(mac).into_bytes()))
+    }
+
+    /// Whether `user_hash` is hex HMAC-SHA256(the site's identity secret, user id).
+    pub fn user_hash_ok(&self, site_id: i64, user_id: &str, user_hash: &str) -> bool {
+        let Some(given) = unhex(user_hash.trim()) else {
+            return false;
+        };
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.identity_secret(site_id).as_bytes())
+            .expect("HMAC takes a key of any length");
+        hmac::Mac::update(&mut mac, user_id.as_bytes());
+        hmac::Mac::verify_slice(mac, &given).is_ok()
+    }
+
     /// The client's IP, salted and hashed, from the platform's own header
     /// only (Cloudflare sets `CF-Connecting-IP` and overwrites a client's).
     pub fn ip_hash(&self, req: &Request) -> Option<String> {
@@ -227,6 +249,16 @@ impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Logs the cause and answers with a retryable error that leaks nothing.

@@ -600,8 +600,10 @@ fn notices_of(campaign: &CampaignMeta, out: &Outcome, at: Millis) -> Vec<(String
 pub fn masked_name(traits: &str, code: &str) -> String {
     let traits: Map<String, Value> = serde_json::from_str(traits).unwrap_or_default();
     if let Some(name) = traits.get("name").and_then(Value::as_str) {
+        // Never publish what looks like an address: an email, a URL, a
+        // domain, a handle (a first word with `@`, `/`, `:` or `.` in it).
         let mut words = name.split_whitespace();
-        if let Some(first) = words.next() {
+        if let Some(first) = words.next().filter(|w| !w.contains(['@', '/', ':', '.'])) {
             let first: String = first.chars().take(24).collect();
             return match words.last().and_then(|l| l.chars().next()) {
                 Some(initial) => format!("{first} {initial}."),

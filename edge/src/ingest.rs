@@ -100,7 +100,7 @@ async fn ingest<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let engine_events: Vec<EngineEvent> = plan
         .inserts
         .iter()
-        .map(|e| engine_event(ctx, e, trusted, ip_hash.clone()))
+        .map(|e| engine_event(ctx, site, e, trusted, ip_hash.clone()))
         .collect();
 
     // Which campaigns each event reaches.
@@ -319,10 +319,19 @@ fn log_statement<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 /// a salted hash of its normalised form, the IP only as a salted hash.
 pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
     e: &Event,
     trusted: bool,
     ip_hash: Option<String>,
 ) -> EngineEvent {
+    // A browser's user id is vouched for only by the site's signature.
+    let verified = trusted
+        || e.user_id.as_deref().is_some_and(|u| {
+            e.payload
+                .get("user_hash")
+                .and_then(Value::as_str)
+                .is_some_and(|h| ctx.user_hash_ok(site.id, u, h))
+        });
     let attribution = e.payload.get("attribution").and_then(Value::as_object);
     let text = |k: &str| {
         attribution
@@ -355,12 +364,15 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         name: e.name.clone(),
         anonymous_id: e.anonymous_id.clone(),
         user_id: e.user_id.clone(),
-        // Server time decides every window, date and tie (velocity, stale
-        // referrals, quest and campaign dates, who joined first): a client
-        // clock could backdate any of them. The client's own time stays in
-        // the log (`occurred_at`), for display and ordering.
-        at: ctx.now,
+        // Server time decides every window, date and tie of a browser's
+        // event (velocity, stale referrals, quest and campaign dates, who
+        // joined first): a client clock could backdate any of them; its own
+        // time stays in the log (`occurred_at`), for display and ordering.
+        // The site's server is believed about when its events happened
+        // (bounded to the last 30 days): that is how history is imported.
+        at: if trusted { e.occurred_at_ms } else { ctx.now },
         trusted,
+        verified,
         touch,
         traits,
         email_hash,

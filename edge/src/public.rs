@@ -136,9 +136,14 @@ pub async fn participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 pub async fn me<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request, name: &str) -> Reply {
     let site = public_site(ctx, req).await?;
     let (campaign, _) = campaign_of(ctx, site.tenant_id, name).await?;
-    let (anonymous_id, user_id) = (req.param("anonymous_id"), req.param("user_id"));
+    // A user id is looked up only with the site's signature of it: otherwise
+    // any page could ask whether a user id exists (and read their numbers).
+    let anonymous_id = req.param("anonymous_id");
+    let user_id = req
+        .param("user_id")
+        .filter(|u| req.param("user_hash").is_some_and(|h| ctx.user_hash_ok(site.id, u, h)));
     if anonymous_id.is_none() && user_id.is_none() {
-        return Err(bad("send `anonymous_id` or `user_id`"));
+        return Err(bad("send `anonymous_id` (or `user_id` with its `user_hash`)"));
     }
     let op = Op::Stats {
         code: None,
@@ -157,12 +162,14 @@ pub async fn invitation<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D,
     rate_limit(ctx, req, &site, Bucket::Browser).await?;
     let name = s("campaign").ok_or_else(|| bad("name the `campaign`"))?;
     let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    if s("anonymous_id").is_none() && s("user_id").is_none() {
-        return Err(bad("send `anonymous_id` or `user_id`"));
+    // As for `me`: a user id only with the site's signature of it.
+    let user_id = s("user_id").filter(|u| s("user_hash").is_some_and(|h| ctx.user_hash_ok(site.id, u, h)));
+    if s("anonymous_id").is_none() && user_id.is_none() {
+        return Err(bad("send `anonymous_id` (or `user_id` with its `user_hash`)"));
     }
     let op = Op::Invite {
         anonymous_id: s("anonymous_id").map(str::to_owned),
-        user_id: s("user_id").map(str::to_owned),
+        user_id: user_id.map(str::to_owned),
     };
     let answer = call(ctx, &campaign, op).await?;
     let token = answer["token"].as_str().unwrap_or_default().to_owned();

@@ -214,15 +214,14 @@ function start(cfg) {
   // The SDK's own address-bar cleanup is no page view: it uses the original.
   var replaceState = history.replaceState;
   // Consent: `data-consent="pending"` holds everything in memory, unsent,
-  // until optIn(); a choice made on an earlier page is remembered.
-  var consent = cfg.pending ? 'pending' : 'granted';
-  store.held = cfg.pending;
-  if (cfg.pending) {
-    try { consent = localStorage.getItem(CONSENT) || 'pending'; } catch (e) { /* no storage */ }
-    store.held = consent !== 'granted';
-  }
+  // until optIn(); a choice made on an earlier page is remembered, and an
+  // optOut() on every page after it, whatever the tag says.
+  var remembered = null;
+  try { remembered = localStorage.getItem(CONSENT); } catch (e) { /* no storage */ }
+  var consent = remembered === 'denied' ? 'denied' : cfg.pending ? remembered || 'pending' : 'granted';
+  store.held = consent !== 'granted';
   var domain = store.held ? '' : cookieDomain(cfg.cookieDomain);
-  var userId = null;
+  var userId = null, userHash = null;
   // The anonymous id lives in a first-party cookie and in localStorage: either
   // one restores the other.
   var anonymousId = readCookie('refloop_aid') || store.get(ANON) || newId();
@@ -421,8 +420,11 @@ function start(cfg) {
     var make = function (tr) {
       var text = core.eventJson(id, kind, name, anonymousId, user || userId || undefined, at,
         json(properties, 'properties'), json(tr, 'traits'), attribution ? JSON.stringify(attribution) : undefined);
-      // data-campaign names the program every event of this page belongs to.
-      return cfg.campaign ? text.slice(0, -1) + ',"campaign":' + JSON.stringify(cfg.campaign) + '}' : text;
+      // data-campaign names the program every event of this page belongs to;
+      // the site's signature of the user id lets the edge believe it.
+      var extra = (cfg.campaign ? ',"campaign":' + JSON.stringify(cfg.campaign) : '')
+        + (userHash && (user || userId) ? ',"user_hash":' + JSON.stringify(userHash) : '');
+      return extra ? text.slice(0, -1) + extra + '}' : text;
     };
     if (slot) {
       var entry = { pending: true };
@@ -477,11 +479,14 @@ function start(cfg) {
       if (!name || name.length > 128) throw new Error('track needs an event name of 1 to 128 characters');
       return enqueue('track', name, undefined, properties, undefined, name === 'signup' ? signupAttribution() : undefined);
     },
-    identify: function (user, traits) {
+    identify: function (user, traits, options) {
       user = typeof user === 'string' ? user.trim() : '';
       if (!user) throw new Error('identify needs a user id');
       json(traits, 'traits');
+      if (user !== userId) userHash = null;
       userId = user;
+      // { userHash }: the site's server's HMAC of the user id (README).
+      if (options && typeof options.userHash === 'string') userHash = options.userHash;
       var t = traits || {}, email = t.email;
       if (email == null || cfg.plainEmail) return enqueue('identify', undefined, user, undefined, traits, signupAttribution());
       // The email leaves the browser only as the SHA-256 of its normal form.
@@ -496,24 +501,34 @@ function start(cfg) {
     page: function (properties) { return enqueue('page', undefined, undefined, properties); },
     flush: flush,
     anonymousId: function () { return anonymousId; },
-    reset: function () { resetId(); userId = null; },
+    reset: function () { resetId(); userId = null; userHash = null; },
     queuedCount: function () { return core.queueLength(stored()) + buffer.length; },
     attribution: function () { var kept = touches(); return { first: kept[0], last: kept[1] }; },
     me: function (campaign) {
       return edge('/v1/campaigns/' + campaignOf(campaign) + '/me?key=' + encodeURIComponent(cfg.key)
-        + '&anonymous_id=' + encodeURIComponent(anonymousId) + (userId ? '&user_id=' + encodeURIComponent(userId) : ''));
+        + '&anonymous_id=' + encodeURIComponent(anonymousId)
+        + (userId && userHash ? '&user_id=' + encodeURIComponent(userId) + '&user_hash=' + encodeURIComponent(userHash) : ''));
     },
     invite: function (campaign) {
       return edge('/v1/invitations', {
         method: 'POST', headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
-        body: JSON.stringify({ key: cfg.key, campaign: decodeURIComponent(campaignOf(campaign)), anonymous_id: anonymousId, user_id: userId || undefined }),
+        body: JSON.stringify({ key: cfg.key, campaign: decodeURIComponent(campaignOf(campaign)), anonymous_id: anonymousId, user_id: userHash ? userId : undefined, user_hash: userHash || undefined }),
       });
     },
+    // Never throws into the page: a widget that cannot be shown says why in
+    // the console and resolves to null.
     mount: function (target, widget, options) {
-      var el = typeof target === 'string' ? document.querySelector(target) : target;
-      if (!el) throw new Error('no element ' + target);
-      if (!WIDGETS[widget]) throw new Error('widget is one of ' + Object.keys(WIDGETS).join(', '));
       options = options || {};
+      var el;
+      try {
+        el = typeof target === 'string' ? document.querySelector(target) : target;
+        if (!el) throw new Error('no element ' + target);
+        if (!WIDGETS[widget]) throw new Error('widget is one of ' + Object.keys(WIDGETS).join(', '));
+        campaignOf(options.campaign);
+      } catch (e) {
+        if (window.console) console.warn('refloop: mount: ' + e.message);
+        return Promise.resolve(null);
+      }
       el.__refloop = true;
       // Space kept from the start, so the page does not jump when it renders.
       if (!el.style.minHeight) el.style.minHeight = WIDGETS[widget] + 'px';
@@ -551,6 +566,7 @@ function start(cfg) {
       try { localStorage.setItem(CONSENT, 'denied'); } catch (e) { /* memory only */ }
       anonymousId = newId();
       userId = null;
+      userHash = null;
     },
   };
 }

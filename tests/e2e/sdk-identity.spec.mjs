@@ -106,6 +106,55 @@ test('consent pending: no request and nothing stored until optIn(); optOut() for
   expect(await page.evaluate(() => window.refloop.track('after-opt-out'))).toBeUndefined();
 });
 
+test("optOut() is remembered on a page whose tag asks for no consent, and mount() never throws into the page", async ({ page }) => {
+  const requests = [];
+  page.on('request', (r) => { if (r.url().startsWith(`${EDGE}/v1/batch`)) requests.push(r.url()); });
+  await page.goto('/');
+  await ready(page);
+  await page.evaluate(() => window.refloop.optOut());
+  // The demo page's tag has no data-consent: the choice still holds there.
+  await page.reload();
+  await ready(page);
+  expect(await page.evaluate(() => window.refloop.track('after-opt-out'))).toBeUndefined();
+  await page.evaluate(() => window.refloop.flush());
+  await page.waitForTimeout(300);
+  expect(requests).toEqual([]);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const mounted = await page.evaluate(async () => [
+    await window.refloop.mount('#nowhere', 'stats'),
+    await window.refloop.mount(document.body, 'no-such-widget'),
+    await window.refloop.mount(document.body, 'stats'),
+  ]);
+  expect(mounted).toEqual([null, null, null]);
+  expect(errors).toEqual([]);
+  await page.evaluate(() => { localStorage.clear(); });
+});
+
+test("identify with the site's userHash: the user's second device is the same participant, and me() finds them by user id", async ({ browser, request }) => {
+  const user = `u-${uuid()}`;
+  const identity = await (await admin(request, 'GET', `/v1/admin/identity?user_id=${user}`)).json();
+  const userHash = identity.example.user_hash;
+  const codes = [];
+  for (const device of [0, 1]) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${WWW}/?campaign=launch`);
+    await ready(page);
+    await page.evaluate(async ({ user, userHash, device }) => {
+      window.refloop.identify(user, { name: 'Two Devices' }, device ? { userHash } : undefined);
+      window.refloop.track('signup');
+      await new Promise((r) => setTimeout(r, 100));
+      await window.refloop.flush();
+    }, { user, userHash, device });
+    await expect.poll(async () => (await page.evaluate(() => window.refloop.me('launch').catch(() => null)))?.code ?? null).not.toBeNull();
+    codes.push((await page.evaluate(() => window.refloop.me('launch'))).code);
+    await context.close();
+  }
+  // The first device joined; the second, signed, is the same person.
+  expect(codes[1]).toBe(codes[0]);
+});
+
 test('single-page navigation is a page view', async ({ page }) => {
   await page.goto('/');
   await ready(page);

@@ -797,6 +797,20 @@ fn server_time_decides_not_the_clients_clock() {
             Some(now / 1000 * 1000)
         );
     }
+    // The site's server is believed about its own events' time (importing
+    // history), within the last 30 days.
+    let ten_days_ago = now - 10 * 86_400_000;
+    let at = refloop_core::time::format_rfc3339_ms(ten_days_ago);
+    let imported =
+        json!([{"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "imported", "timestamp": at}]);
+    assert_eq!(edge.server(imported).0, 202);
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/launch/participants?q=imported", json!({}));
+    let joined = people["participants"][0]["joined_at"].as_str().unwrap().to_owned();
+    assert_eq!(
+        refloop_core::time::parse_rfc3339_ms(&joined),
+        Some(ten_days_ago / 1000 * 1000),
+        "{joined}"
+    );
 }
 
 /// Finding 9 (the edge's part): a cross-origin page can read a 429's
@@ -927,4 +941,78 @@ fn webhooks_go_only_to_public_https_hosts_and_are_capped_per_tenant() {
     }
     let (s, b) = edge.json("POST", "/v1/admin/webhooks", json!({"url": "https://hooks.example/11"}));
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("conflict")), "{b}");
+}
+
+/// Finding 9: the leaderboard published a `name` that was an email address
+/// in full. A public name is a first word and an initial, never an address.
+#[test]
+fn public_names_never_show_an_address() {
+    use refloop_edge::campaign::masked_name;
+    assert_eq!(masked_name(r#"{"name":"Ana María López"}"#, "ABC123"), "Ana L.");
+    assert_eq!(masked_name(r#"{"name":"victim@example.com"}"#, "ABC123"), "ABC•••");
+    assert_eq!(
+        masked_name(r#"{"name":"https://phish.example/win"}"#, "XYZ999"),
+        "XYZ•••"
+    );
+    assert_eq!(masked_name(r#"{"name":"shop.example"}"#, "QRS111"), "QRS•••");
+    assert_eq!(masked_name(r#"{}"#, "QRS111"), "QRS•••");
+}
+
+/// Finding 1 (identity): a forged `identify` rewrote a victim's public name,
+/// and `me?user_id=` told whether a user exists. A browser's user id reaches
+/// an existing participant only with the site's signature (`user_hash`).
+#[test]
+fn a_browser_cannot_take_over_a_user_id_without_the_sites_signature() {
+    let edge = Edge::new();
+    let identify = |n: u64, anon: &str, name: &str, hash: Option<&str>| {
+        let mut e = json!({"id": uuid(n), "type": "identify", "anonymous_id": anon, "user_id": "user-victim", "traits": {"name": name}});
+        if let Some(h) = hash {
+            e["user_hash"] = json!(h);
+        }
+        assert_eq!(edge.batch(json!([e])).0, 202);
+    };
+    identify(1, "victim-laptop", "Vera Victim", None);
+    identify(2, "attacker", "Hacked Name", None);
+    let (_, people) = edge.json(
+        "GET",
+        "/v1/admin/campaigns/launch/participants?q=user-victim",
+        json!({}),
+    );
+    assert_eq!(people["participants"][0]["traits"]["name"], "Vera Victim", "{people}");
+    assert_eq!(people["participants"][0]["anonymous_id"], "victim-laptop");
+    // No oracle: without the signature a user id is not looked up at all.
+    let me = |query: &str| {
+        edge.call(
+            "GET",
+            &format!("/v1/campaigns/launch/me?key={}&{query}", refloop_tests::PK),
+            &[],
+            "",
+        )
+    };
+    assert_eq!(me("user_id=user-victim").status, 400);
+    assert_eq!(
+        me("user_id=user-nobody").status,
+        400,
+        "the same answer for a user who does not exist"
+    );
+    // The site's server signs the user id; with it, the user's new device is theirs.
+    let (s, id) = edge.json("GET", "/v1/admin/identity?user_id=user-victim", json!({}));
+    assert_eq!(s, 200);
+    let hash = id["example"]["user_hash"].as_str().unwrap().to_owned();
+    assert!(id["identity_secret"].as_str().unwrap().starts_with("idsec_"));
+    identify(3, "victim-phone", "Vera Victim", Some(&hash));
+    let r = me(&format!("user_id=user-victim&user_hash={hash}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stats: Value = serde_json::from_str(&r.body).unwrap();
+    let phone: Value = serde_json::from_str(&me("anonymous_id=victim-phone").body).unwrap();
+    assert_eq!(
+        stats["code"], phone["code"],
+        "the phone is the victim's own participant now"
+    );
+    assert_eq!(
+        me("user_id=user-victim&user_hash=00ff").status,
+        400,
+        "a wrong hash is no hash"
+    );
+    assert!(edge.violations().is_empty());
 }

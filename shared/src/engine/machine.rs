@@ -43,6 +43,11 @@ pub struct EngineEvent {
     pub at: Millis,
     /// Came from `POST /v1/server/events` with a secret key.
     pub trusted: bool,
+    /// Its `user_id` is vouched for: trusted, or signed by the site's server
+    /// (`user_hash`). Only a vouched user id can reach a participant that
+    /// another device joined as.
+    #[serde(default)]
+    pub verified: bool,
     pub touch: Option<Touch>,
     pub traits: Traits,
     pub email_hash: Option<String>,
@@ -60,6 +65,7 @@ impl EngineEvent {
             user_id: None,
             at,
             trusted: false,
+            verified: false,
             touch: None,
             traits: Traits::new(),
             email_hash: None,
@@ -325,7 +331,25 @@ impl<'a, S: Store> Machine<'a, S> {
             out.duplicate = true;
             return;
         }
-        let pid = match self.store.find(e.anonymous_id.as_deref(), e.user_id.as_deref()) {
+        // A browser can say any user id: without the site's signature
+        // (`verified`) it cannot take over (link to, rename, refer) someone
+        // who joined on another device; the event is decided as the device's
+        // own. A real user's new device is linked by the site's server (a
+        // trusted event) or a `user_hash`.
+        let (by_anonymous, by_user) = self.store.find_each(e.anonymous_id.as_deref(), e.user_id.as_deref());
+        let claims_someone_else = !(e.trusted || e.verified) && by_user.is_some() && by_anonymous != by_user;
+        let unvouched;
+        let (e, found) = match claims_someone_else {
+            false => (e, by_user.or(by_anonymous)),
+            true => {
+                unvouched = EngineEvent {
+                    user_id: None,
+                    ..e.clone()
+                };
+                (&unvouched, by_anonymous)
+            }
+        };
+        let pid = match found {
             Some(p) => p,
             None if e.joins() => {
                 out.joined = true;

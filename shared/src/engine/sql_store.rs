@@ -580,6 +580,16 @@ impl<C: Sql> Store for SqlStore<'_, C> {
     }
 
     fn find(&self, anonymous_id: Option<&str>, user_id: Option<&str>) -> Option<ParticipantId> {
+        // A user id wins over an anonymous id.
+        let (by_anonymous, by_user) = self.find_each(anonymous_id, user_id);
+        by_user.or(by_anonymous)
+    }
+
+    fn find_each(
+        &self,
+        anonymous_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> (Option<ParticipantId>, Option<ParticipantId>) {
         #[derive(Deserialize)]
         struct Identity {
             kind: String,
@@ -595,11 +605,12 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         for r in &rows {
             known.insert((r.kind.clone(), r.value.clone()), r.participant_id as u64);
         }
-        // A user id wins over an anonymous id.
-        rows.iter()
-            .find(|r| r.kind == "user")
-            .or_else(|| rows.first())
-            .map(|r| ParticipantId(r.participant_id as u64))
+        let of = |kind: &str| {
+            rows.iter()
+                .find(|r| r.kind == kind)
+                .map(|r| ParticipantId(r.participant_id as u64))
+        };
+        (of("anonymous"), of("user"))
     }
 
     fn by_code(&self, code: &str) -> Option<ParticipantId> {

@@ -49,6 +49,17 @@ pub trait Store {
     fn is_erased(&self, id: ParticipantId) -> bool;
     /// Whoever has this user id, else this anonymous id.
     fn find(&self, anonymous_id: Option<&str>, user_id: Option<&str>) -> Option<ParticipantId>;
+    /// Whom each identity names: (the anonymous id's, the user id's).
+    fn find_each(
+        &self,
+        anonymous_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> (Option<ParticipantId>, Option<ParticipantId>) {
+        (
+            anonymous_id.and_then(|a| self.find(Some(a), None)),
+            user_id.and_then(|u| self.find(None, Some(u))),
+        )
+    }
     fn by_code(&self, code: &str) -> Option<ParticipantId>;
     /// A new participant, reachable by their code and their anonymous id.
     fn insert_participant(&mut self, p: &Participant);
