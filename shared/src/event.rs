@@ -186,6 +186,12 @@ fn check_traits(traits: &Map<String, Value>) -> Result<(), EventRejection> {
                 format!("a trait key is 1 to {MAX_TRAIT_KEY_CHARS} printable characters"),
             ));
         }
+        if k.starts_with('$') {
+            return Err(EventRejection::new(
+                "invalid_trait",
+                format!("trait keys that start with `$` are refloop's own (`{k}`)"),
+            ));
+        }
         if v.to_string().len() > MAX_TRAIT_VALUE_BYTES {
             return Err(EventRejection::new(
                 "invalid_trait",

@@ -114,17 +114,17 @@ fn reactivation_pulse_rewards_only_returning_users() {
 fn cross_sell_pulse_pays_the_upgrader_and_their_referrer() {
     let mut d = driver("cross_sell");
     d.signup("ana", None);
+    // Plans come from the site's server: trusted rules read only its traits.
     d.send("ben", "signup", |e| {
         e.traits.insert("plan".into(), json!("free"));
         e.touch = None;
+        e.trusted = true;
     });
     // Ben was not referred; Cat is, by Ana.
     d.signup("cat", Some("ana"));
     d.send("cat", "identify", |e| {
-        e.traits
-            .insert("plan".into(), json!("starter"))
-            .map(|_| ())
-            .unwrap_or(())
+        e.traits.insert("plan".into(), json!("starter"));
+        e.trusted = true;
     });
     d.trusted("ben", "feature_upgraded");
     d.trusted("cat", "feature_upgraded");
@@ -141,10 +141,12 @@ fn renewal_pulse_rewards_loyalty() {
     d.send("old", "identify", |e| {
         e.user_id = Some("u-old".into());
         e.traits.insert("tenure_days".into(), json!(400));
+        e.trusted = true;
     });
     d.send("new", "identify", |e| {
         e.user_id = Some("u-new".into());
         e.traits.insert("tenure_days".into(), json!(20));
+        e.trusted = true;
     });
     d.trusted("old", "subscription_renewed");
     d.trusted("new", "subscription_renewed");
@@ -162,6 +164,7 @@ fn feedback_pulse_gift_cards_wait_for_review() {
     d.send("vet", "identify", |e| {
         e.user_id = Some("u-vet".into());
         e.traits.insert("tenure_days".into(), json!(365));
+        e.trusted = true;
     });
     d.trusted("vet", "review_verified");
     d.program.apply(Input::End { at: d.now, seed: 3 });

@@ -1016,3 +1016,43 @@ fn a_browser_cannot_take_over_a_user_id_without_the_sites_signature() {
     );
     assert!(edge.violations().is_empty());
 }
+
+/// Finding 2 (traits): a self-set `lifecycle_stage` earned a trusted reward.
+/// Trusted rules' trait conditions read only what the site's server said.
+#[test]
+fn trusted_rules_read_only_the_servers_traits() {
+    let edge = Edge::new();
+    let config = json!({
+        "name": "winback",
+        "point_rules": [{"id": "won-back", "event": "renewed", "to": "self", "points": 2000, "trusted": true,
+            "when": {"traits": [{"key": "lifecycle_stage", "in": ["inactive"]}]}}],
+        "fraud": {"flag_shared_ip": false}
+    });
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": "winback", "config": config})
+        )
+        .0,
+        201
+    );
+    let identify = |n: u64, who: &str| json!({"id": uuid(n), "type": "identify", "anonymous_id": who, "user_id": format!("u-{who}"), "campaign": "winback", "traits": {"lifecycle_stage": "inactive"}});
+    let renewed = |n: u64, who: &str| json!({"id": uuid(n), "type": "track", "event": "renewed", "anonymous_id": who, "campaign": "winback"});
+    // The browser says it is inactive; the shop's server reports a renewal.
+    assert_eq!(edge.batch(json!([identify(1, "self-set")])).0, 202);
+    assert_eq!(edge.server(json!([renewed(2, "self-set")])).0, 202);
+    assert_eq!(
+        edge.me("winback", "self-set").unwrap()["points"],
+        0,
+        "a browser's trait never fires a trusted rule"
+    );
+    // The server says so: it fires.
+    assert_eq!(edge.server(json!([identify(3, "real")])).0, 202);
+    assert_eq!(edge.server(json!([renewed(4, "real")])).0, 202);
+    assert_eq!(edge.me("winback", "real").unwrap()["points"], 2000);
+    // And a browser cannot write the server's traits directly.
+    let forged = json!([{"id": uuid(5), "type": "identify", "anonymous_id": "self-set", "user_id": "u-self-set", "traits": {"$server": {"lifecycle_stage": "inactive"}}}]);
+    let (_, b) = edge.batch(forged);
+    assert_eq!(b["rejected"][0]["error"], "invalid_trait", "{b}");
+}

@@ -415,12 +415,24 @@ impl<'a, S: Store> Machine<'a, S> {
         if p.anonymous_id.is_none() {
             p.anonymous_id.clone_from(&e.anonymous_id);
         }
+        // Known traits change; new ones only while the record has room
+        // (each event's are bounded, their sum must be too). What a trusted
+        // event says is also kept apart, for trusted rules' conditions.
+        let room = |t: &Traits, k: &str| t.contains_key(k) || t.len() < crate::limits::MAX_TRAITS;
+        let mut server = server_traits(&p.traits);
         for (k, v) in &e.traits {
-            // Known traits change; new ones only while the record has room
-            // (each event's are bounded, their sum must be too).
-            if p.traits.contains_key(k) || p.traits.len() < crate::limits::MAX_TRAITS {
+            if room(&p.traits, k) {
                 p.traits.insert(k.clone(), v.clone());
             }
+            if e.trusted && room(&server, k) {
+                server.insert(k.clone(), v.clone());
+            }
+        }
+        if e.trusted && !e.traits.is_empty() {
+            p.traits.insert(
+                SERVER_TRAITS.to_owned(),
+                serde_json::to_value(&server).unwrap_or_default(),
+            );
         }
         for (field, value) in [
             (&mut p.email_hash, &e.email_hash),
@@ -673,15 +685,24 @@ impl<'a, S: Store> Machine<'a, S> {
             Recipient::Referee => live.map(|r| r.referee),
             Recipient::Referrer => live.map(|r| r.referrer),
         };
-        let facts: HashMap<Recipient, (u32, i64, Traits)> = [Recipient::Actor, Recipient::Referee, Recipient::Referrer]
+        type Facts = (u32, i64, Traits, Traits);
+        let facts: HashMap<Recipient, Facts> = [Recipient::Actor, Recipient::Referee, Recipient::Referrer]
             .into_iter()
             .filter_map(|to| {
                 let p = recipient(to)?;
                 let person = self.live_participant(p)?;
-                Some((to, (self.store.confirmed(p), self.store.score(p), person.traits)))
+                let server = server_traits(&person.traits);
+                Some((
+                    to,
+                    (self.store.confirmed(p), self.store.score(p), person.traits, server),
+                ))
             })
             .collect();
-        let awards = rules::evaluate(rules, |to| facts.get(&to).map(|(c, s, t)| (*c, *s, t)));
+        let awards = rules::evaluate(rules, |to, trusted| {
+            facts
+                .get(&to)
+                .map(|(c, s, all, server)| (*c, *s, if trusted { server } else { all }))
+        });
         for a in awards {
             let Some(p) = recipient(a.to) else { continue };
             let mut points = a.points;

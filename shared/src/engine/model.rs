@@ -22,6 +22,21 @@ pub struct GrantId(pub u64);
 /// Traits a site sends with `identify` (plan, tenure, lifecycle stage …).
 pub type Traits = BTreeMap<String, serde_json::Value>;
 
+/// The trait under which a participant keeps what trusted server events
+/// said (a browser may not set keys that start with `$`): trusted rules'
+/// conditions read only these, so a browser cannot set its own
+/// `lifecycle_stage` to earn a server-side reward.
+pub const SERVER_TRAITS: &str = "$server";
+
+/// The traits the site's server set, out of a participant's traits.
+pub fn server_traits(traits: &Traits) -> Traits {
+    traits
+        .get(SERVER_TRAITS)
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// An end user inside one campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {

@@ -60,11 +60,12 @@ pub struct Award<'a> {
 /// stack deterministically.
 pub fn evaluate<'a, 't>(
     rules: impl Iterator<Item = &'a PointRule>,
-    mut facts_for: impl FnMut(Recipient) -> Option<(u32, i64, &'t Traits)>,
+    mut facts_for: impl FnMut(Recipient, bool) -> Option<(u32, i64, &'t Traits)>,
 ) -> Vec<Award<'a>> {
     let mut awards: Vec<Award<'a>> = Vec::new();
     for rule in rules {
-        let Some((confirmed, score, traits)) = facts_for(rule.to) else {
+        // A trusted rule's trait conditions read only what the site's server said.
+        let Some((confirmed, score, traits)) = facts_for(rule.to, rule.trusted) else {
             continue;
         };
         let earned: i64 = awards.iter().filter(|a| a.to == rule.to).map(|a| a.points).sum();
@@ -95,7 +96,7 @@ mod tests {
     }
 
     fn fired(c: &CampaignConfig, event: &str, confirmed: u32, score: i64, traits: &Traits) -> Vec<String> {
-        evaluate(c.rules_for(event), |_| Some((confirmed, score, traits)))
+        evaluate(c.rules_for(event), |_, _| Some((confirmed, score, traits)))
             .into_iter()
             .map(|a| a.rule.id.clone())
             .collect()
@@ -142,6 +143,6 @@ mod tests {
     #[test]
     fn no_recipient_no_award() {
         let c = config(json!([{"id":"r","event":"signup","to":"referrer","points":10}]));
-        assert!(evaluate(c.rules_for("signup"), |_| None).is_empty());
+        assert!(evaluate(c.rules_for("signup"), |_, _| None).is_empty());
     }
 }
