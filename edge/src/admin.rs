@@ -235,6 +235,43 @@ fn config_errors(errors: Vec<ConfigError>) -> ApiError {
     ApiError::new(ErrorCode::InvalidConfig, message)
 }
 
+/// Referral links redirect to the landing page, so it must be on one of the
+/// site's own origins (else every code would be an open redirect to any page
+/// an operator, or whoever holds the key, names). A preset's placeholder page
+/// moves to the site's first origin.
+fn landing_on_site(mut config: CampaignConfig, site: &Site, preset: bool) -> Result<CampaignConfig, ApiError> {
+    let Some(url) = config.landing_url.clone() else {
+        return Ok(config);
+    };
+    let origin_of = |u: &str| -> String {
+        let scheme_end = u.find("://").map_or(0, |i| i + 3);
+        let end = u[scheme_end..]
+            .find(['/', '?', '#'])
+            .map_or(u.len(), |i| scheme_end + i);
+        u[..end].to_ascii_lowercase()
+    };
+    if site.origins.is_empty()
+        || site
+            .origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(&origin_of(&url)))
+    {
+        return Ok(config);
+    }
+    if preset {
+        let path = &url[origin_of(&url).len()..];
+        config.landing_url = Some(format!("{}{path}", site.origins[0]));
+        return Ok(config);
+    }
+    Err(ApiError::new(
+        ErrorCode::InvalidConfig,
+        format!(
+            "landing_url: must be on one of the site's origins ({})",
+            site.origins.join(", ")
+        ),
+    ))
+}
+
 fn parse_config(v: &Value) -> Result<CampaignConfig, ApiError> {
     if !v.is_object() {
         return Err(bad("`config` must be a JSON object"));
@@ -276,6 +313,7 @@ async fn create_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         }
         (None, None) => return Err(bad("send a `config` (or the name of a `preset`)")),
     };
+    let config = landing_on_site(config, site, body.get("config").is_none())?;
     let text = config.to_json();
     let exists = query_rows(ctx.db, stmt!(sql::CAMPAIGN, site.tenant_id, slug.as_str())).await?;
     if !exists.is_empty() {
@@ -363,6 +401,7 @@ async fn update_campaign<D: Db, K: Kv, C: Campaigns, L: Limiter>(
                 .map_err(|e| ApiError::new(ErrorCode::InvalidConfig, format!("rewards: {e}")))?;
         }
     }
+    let next = landing_on_site(next, site, false)?;
     let versioned = current.update(next).map_err(config_errors)?;
     if let Some(expected) = body.get("version").and_then(Value::as_u64)
         && expected != u64::from(current.version)

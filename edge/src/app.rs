@@ -413,7 +413,14 @@ pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, Api
     Ok(Site {
         id: row.int("site_id"),
         tenant_id: row.int("tenant_id"),
-        origins: Vec::new(),
+        // Not checked on secret-key routes (no browser sends them); the
+        // campaigns' landing pages must be on one of them.
+        origins: row
+            .text("origins")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         per_minute: row.opt_int("per_minute"),
     })
 }

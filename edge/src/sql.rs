@@ -13,7 +13,9 @@ FROM sites s WHERE s.publishable_key = ?1";
 
 /// `?1` SHA-256 hex of a secret key → its site.
 pub const SITE_BY_SECRET_KEY_HASH: &str = "\
-SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute FROM sites s WHERE s.secret_key_hash = ?1";
+SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute,
+       (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
+FROM sites s WHERE s.secret_key_hash = ?1";
 
 /// `?1` origin → whether any site allows it (for preflights, which carry no key).
 pub const ANY_SITE_ALLOWS_ORIGIN: &str = "\

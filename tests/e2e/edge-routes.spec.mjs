@@ -4,6 +4,8 @@ import { createServer } from 'node:http';
 import { createHmac } from 'node:crypto';
 import { EDGE, ev, freshTenant, invariantViolations } from './helpers.mjs';
 
+// The shop's own origin, where its campaigns' referral links land.
+const SHOP = { origins: ['http://127.0.0.1:8081', 'https://shop.example'] };
 const LOOP = {
   name: 'Loop',
   landing_url: 'https://shop.example/welcome?utm_source=refloop',
@@ -22,7 +24,7 @@ const LOOP = {
 };
 
 test('the referral loop through the public routes: link, signup, trusted conversion, stats, leaderboard', async ({ request }) => {
-  const t = await freshTenant(request);
+  const t = await freshTenant(request, SHOP);
   const created = await t.json('POST', '/v1/admin/campaigns', { slug: 'loop', config: LOOP }, 201);
   expect(created).toMatchObject({ slug: 'loop', version: 1, status: 'active' });
   await t.send([ev('signup', 'ann', { traits: { name: 'Ann Lee' } })]);
@@ -68,7 +70,7 @@ test('the referral loop through the public routes: link, signup, trusted convers
 });
 
 test('the admin API: versions, rules, rewards, participants, ledger, adjustments, grants, review, stats, export, erasure', async ({ request }) => {
-  const t = await freshTenant(request);
+  const t = await freshTenant(request, SHOP);
   await t.json('POST', '/v1/admin/campaigns', { slug: 'loop', config: LOOP }, 201);
   expect((await t.api('POST', '/v1/admin/campaigns', { slug: 'loop', config: LOOP })).status()).toBe(409);
   const invalid = await t.api('POST', '/v1/admin/campaigns', { slug: 'bad', config: { ...LOOP, point_rules: [{ id: 'x', event: '', to: 'self', points: 1 }] } });
@@ -162,7 +164,7 @@ test('the admin API: versions, rules, rewards, participants, ledger, adjustments
 });
 
 test('invite mode: a minted invitation is claimed once', async ({ request }) => {
-  const t = await freshTenant(request);
+  const t = await freshTenant(request, SHOP);
   await t.json('POST', '/v1/admin/campaigns', { slug: 'inv', config: { ...LOOP, mode: 'invite', quest: { steps: [] } } }, 201);
   await t.send([ev('signup', 'host')]);
   const res = await request.post(`${EDGE}/v1/invitations`, { data: { key: t.pk, campaign: 'inv', anonymous_id: 'host' } });
@@ -193,7 +195,7 @@ test('webhooks: signed delivery by the campaign\'s alarm, retried by the cron wh
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}/hook`;
   try {
-    const t = await freshTenant(request);
+    const t = await freshTenant(request, SHOP);
     await t.json('POST', '/v1/admin/campaigns', { slug: 'hooks', config: { ...LOOP, quest: { steps: [] } } }, 201);
     const hook = await t.json('POST', '/v1/admin/webhooks', { url, events: ['referral.confirmed'] }, 201);
     expect(hook.secret).toMatch(/^whsec_/);
@@ -235,8 +237,8 @@ test('tenants are created with the root key only, and sites see only their own d
   expect((await request.post(`${EDGE}/v1/admin/tenants`, { data: { name: 'x' }, headers: { Authorization: 'Bearer rk_wrong' } })).status()).toBe(401);
   const list = await request.get(`${EDGE}/v1/admin/tenants`, { headers: { Authorization: 'Bearer rk_demo_refloop_root' } });
   expect(list.status()).toBe(200);
-  const a = await freshTenant(request);
-  const b = await freshTenant(request);
+  const a = await freshTenant(request, SHOP);
+  const b = await freshTenant(request, SHOP);
   await a.json('POST', '/v1/admin/campaigns', { slug: 'mine', config: LOOP }, 201);
   expect((await b.api('GET', '/v1/admin/campaigns/mine')).status()).toBe(404);
   expect((await request.get(`${EDGE}/v1/campaigns/mine/leaderboard?key=${b.pk}`)).status()).toBe(404);

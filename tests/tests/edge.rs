@@ -1056,3 +1056,62 @@ fn trusted_rules_read_only_the_servers_traits() {
     let (_, b) = edge.batch(forged);
     assert_eq!(b["rejected"][0]["error"], "invalid_trait", "{b}");
 }
+
+/// Finding 5 (links): a `landing_url` with CR/LF made every `/r/` link 500,
+/// and any URL was accepted (an open redirect). It must be a clean URL on
+/// one of the site's origins; a preset's placeholder moves onto the site.
+#[test]
+fn landing_pages_are_clean_and_on_the_sites_own_origins() {
+    let edge = Edge::new();
+    let create = |slug: &str, landing: &str| {
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": slug, "config": {"name": slug, "landing_url": landing}}),
+        )
+    };
+    let (s, b) = create("crlf", "http://127.0.0.1:8080/\r\nSet-Cookie: x=1");
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = create("phish", "https://phish.example/login");
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("site's origins"), "{b}");
+    assert_eq!(create("own", "http://127.0.0.1:8080/join?x=1").0, 201);
+    let (s, _) = edge.json(
+        "POST",
+        "/v1/admin/campaigns",
+        json!({"slug": "wl", "preset": "waitlist"}),
+    );
+    assert_eq!(s, 201);
+    let (_, c) = edge.json("GET", "/v1/admin/campaigns/wl", json!({}));
+    let landing = c["config"]["landing_url"].as_str().unwrap_or_default().to_owned();
+    assert!(landing.starts_with("http://127.0.0.1:8080/"), "{c}");
+}
+
+/// Finding 5 (invitations): 200 invitations per participant were minted.
+/// At most 20 wait to be claimed at once.
+#[test]
+fn a_participant_has_a_bounded_number_of_open_invitations() {
+    let edge = Edge::new();
+    let config =
+        json!({"name": "inv", "mode": "invite", "landing_url": "http://127.0.0.1:8080/", "quest": {"steps": []}});
+    assert_eq!(
+        edge.json("POST", "/v1/admin/campaigns", json!({"slug": "inv", "config": config}))
+            .0,
+        201
+    );
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "host", "campaign": "inv"}]));
+    let invite = || {
+        let body = json!({"key": refloop_tests::PK, "campaign": "inv", "anonymous_id": "host"}).to_string();
+        edge.call("POST", "/v1/invitations", &[], &body)
+    };
+    let statuses: Vec<u16> = (0..21).map(|_| invite().status).collect();
+    assert_eq!(statuses[..20], [201; 20]);
+    let refused = invite();
+    assert!(
+        refused.status >= 400 && refused.status < 500,
+        "{} {}",
+        refused.status,
+        refused.body
+    );
+    assert!(refused.body.contains("at most 20"), "{}", refused.body);
+}

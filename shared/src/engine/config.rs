@@ -478,10 +478,20 @@ impl CampaignConfig {
         {
             err("ends_at".into(), "must be after starts_at");
         }
-        if let Some(url) = &self.landing_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            err("landing_url".into(), "must be an http(s) URL");
+        // It becomes a `Location` header: no whitespace nor control
+        // characters (a CR/LF once made every referral link fail), a host.
+        if let Some(url) = &self.landing_url {
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+            if host.is_none_or(str::is_empty)
+                || url.len() > 2000
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                err(
+                    "landing_url".into(),
+                    "must be an http(s) URL with a host, no spaces or line breaks",
+                );
+            }
         }
         if !(1..=365).contains(&self.attribution_window_days) {
             err("attribution_window_days".into(), "must be 1 to 365");

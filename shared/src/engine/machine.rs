@@ -29,6 +29,10 @@ pub const SIGNUP: &str = "signup";
 /// `identify` makes a visitor a participant too (without attribution).
 pub const IDENTIFY: &str = "identify";
 
+/// Invitations one participant may have waiting (unclaimed, unexpired): a
+/// page cannot mint them without end.
+pub const MAX_OPEN_INVITATIONS: u32 = 20;
+
 /// How long after joining (server time) a participant's signup may still
 /// bring the link they came by: `identify` then `signup` from one page.
 pub const JOIN_GRACE_MS: Millis = 10 * 60_000;
@@ -870,6 +874,12 @@ impl<'a, S: Store> Machine<'a, S> {
         }
         if self.live_participant(p).is_none() {
             out.error = Some("no such participant".into());
+            return;
+        }
+        if self.store.open_invitations(p, at) >= MAX_OPEN_INVITATIONS {
+            out.error = Some(format!(
+                "at most {MAX_OPEN_INVITATIONS} invitations wait to be claimed at once; share one of those"
+            ));
             return;
         }
         let invitation = Invitation {

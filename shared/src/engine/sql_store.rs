@@ -858,6 +858,13 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         );
     }
 
+    fn open_invitations(&self, inviter: ParticipantId, now: Millis) -> u32 {
+        self.int(
+            "SELECT count(*) AS n FROM invitations WHERE inviter_id = ?1 AND claimed_by IS NULL AND expires_at > ?2",
+            &[json!(inviter.0), json!(now)],
+        ) as u32
+    }
+
     fn append_entry(&mut self, e: &LedgerEntry) -> bool {
         let added = !self
             .run(

@@ -94,6 +94,8 @@ pub trait Store {
     fn invitation(&self, token: &str) -> Option<Invitation>;
     fn insert_invitation(&mut self, i: &Invitation);
     fn claim_invitation(&mut self, token: &str, by: ParticipantId);
+    /// How many of `inviter`'s invitations are neither claimed nor expired at `now`.
+    fn open_invitations(&self, inviter: ParticipantId, now: Millis) -> u32;
 
     // ---- ledger ------------------------------------------------------------
     /// Appends the entry; false (and nothing written) when its key was there.
@@ -357,6 +359,13 @@ impl Store for MemStore {
         if let Some(i) = self.invitations.get_mut(token) {
             i.claimed_by = Some(by);
         }
+    }
+
+    fn open_invitations(&self, inviter: ParticipantId, now: Millis) -> u32 {
+        self.invitations
+            .values()
+            .filter(|i| i.inviter == inviter && i.claimed_by.is_none() && i.expires_at > now)
+            .count() as u32
     }
 
     fn append_entry(&mut self, e: &LedgerEntry) -> bool {
