@@ -52,6 +52,9 @@ pub enum Op {
     },
     Click {
         code: String,
+        /// Who clicked (the salted IP hash): one click per visitor, code and day.
+        #[serde(default)]
+        visitor: Option<String>,
     },
     Invite {
         anonymous_id: Option<String>,
@@ -244,17 +247,32 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 collect(&call.campaign, &top, now, &mut reply);
                 Ok(serde_json::to_value(reply).unwrap_or(Value::Null))
             }
-            Op::Click { code } => {
-                let out = run(
-                    &mut engine,
-                    Input::Click {
-                        code: code.clone(),
-                        at: now,
-                    },
-                );
-                match out.refusal {
-                    Some(_) => Err(not_found("no such referral code")),
-                    None => Ok(json!({"landing_url": config.landing_url})),
+            Op::Click { code, visitor } => {
+                // The same visitor's clicks on one code count once a day (a
+                // reload, or a script, is no new interest).
+                let first_today = match visitor {
+                    None => true,
+                    Some(v) => !view
+                        .rows(
+                            "INSERT INTO click_visitors (code, visitor, day) VALUES (?1, ?2, ?3)
+                             ON CONFLICT DO NOTHING RETURNING day",
+                            &[json!(code), json!(v), json!(now / DAY_MS)],
+                        )?
+                        .is_empty(),
+                };
+                let known = match first_today {
+                    true => {
+                        let input = Input::Click {
+                            code: code.clone(),
+                            at: now,
+                        };
+                        run(&mut engine, input).refusal.is_none()
+                    }
+                    false => engine.store.by_code(code).is_some(),
+                };
+                match known {
+                    false => Err(not_found("no such referral code")),
+                    true => Ok(json!({"landing_url": config.landing_url})),
                 }
             }
             Op::Invite { anonymous_id, user_id } => {
@@ -371,6 +389,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 }
             }
             Op::Tick => {
+                view.rows("DELETE FROM click_visitors WHERE day < ?1", &[json!(now / DAY_MS - 1)])?;
                 let out = run(&mut engine, Input::Tick { now });
                 Ok(json!({"notices": notices_of(&call.campaign, &out, now)}))
             }
@@ -458,6 +477,9 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
     }
     result
 }
+
+/// A day, for the once-a-day click of a visitor.
+const DAY_MS: Millis = 86_400_000;
 
 /// Notices the object hands the directory per `Op::Outbox`.
 pub const OUTBOX_PAGE: usize = 500;

@@ -37,7 +37,16 @@ pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         .map(CampaignRow::from_row)
         .ok_or_else(|| not_found("no such referral code"))?;
     crate::app::ip_limit(ctx, req).await?;
-    let answer = call(ctx, &campaign, Op::Click { code: code.clone() }).await?;
+    let visitor = ctx.ip_hash(req);
+    let answer = call(
+        ctx,
+        &campaign,
+        Op::Click {
+            code: code.clone(),
+            visitor,
+        },
+    )
+    .await?;
     let landing = answer
         .get("landing_url")
         .and_then(Value::as_str)

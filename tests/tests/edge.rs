@@ -1115,3 +1115,30 @@ fn a_participant_has_a_bounded_number_of_open_invitations() {
     );
     assert!(refused.body.contains("at most 20"), "{}", refused.body);
 }
+
+/// Finding 5 (clicks): 100 clicks from one IP counted 100. A visitor's
+/// clicks on a code count once a day.
+#[test]
+fn a_visitors_clicks_count_once_a_day() {
+    let edge = Edge::new();
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "host"}]));
+    let code = edge.me("launch", "host").unwrap()["code"].as_str().unwrap().to_owned();
+    let click = |ip: &str| {
+        edge.call("GET", &format!("/r/{code}"), &[("cf-connecting-ip", ip)], "")
+            .status
+    };
+    for _ in 0..100 {
+        assert_eq!(click("198.51.100.7"), 302);
+    }
+    assert_eq!(edge.me("launch", "host").unwrap()["clicks"], 1);
+    assert_eq!(click("198.51.100.8"), 302);
+    assert_eq!(edge.me("launch", "host").unwrap()["clicks"], 2, "another visitor");
+    edge.now.set(edge.now.get() + 86_400_000);
+    assert_eq!(click("198.51.100.7"), 302);
+    assert_eq!(edge.me("launch", "host").unwrap()["clicks"], 3, "the next day");
+    assert_eq!(
+        edge.call("GET", "/r/NOSUCHCODE", &[("cf-connecting-ip", "198.51.100.7")], "")
+            .status,
+        404
+    );
+}

@@ -89,6 +89,10 @@ pub const SCHEMA: &[&str] = &[
        participant_id INTEGER NOT NULL REFERENCES participants(id),
        code TEXT NOT NULL, at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS clicks_by_participant ON clicks(participant_id)",
+    // The campaign object's dedupe of clicks: one per visitor, code and day.
+    "CREATE TABLE IF NOT EXISTS click_visitors (
+       code TEXT NOT NULL, visitor TEXT NOT NULL, day INTEGER NOT NULL,
+       PRIMARY KEY (code, visitor, day)) WITHOUT ROWID",
     // Append-only: the triggers refuse updates and deletes.
     "CREATE TABLE IF NOT EXISTS ledger (
        id INTEGER PRIMARY KEY,
