@@ -155,6 +155,8 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::Export => export(ctx, &site, c).await,
         Route::ListWebhooks => list_webhooks(ctx, &site).await,
         Route::Identity => Ok(identity(ctx, &site, req)),
+        Route::Person => person(ctx, req, &site).await,
+        Route::ErasePerson => erase_person(ctx, req, &site).await,
         Route::CreateWebhook => create_webhook(ctx, req, &site).await,
         Route::DeleteWebhook => delete_webhook(ctx, &site, p.get("webhook")).await,
         Route::Deliveries => deliveries(ctx, req, &site, p.get("webhook")).await,
@@ -599,7 +601,7 @@ async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         &c,
         op,
         "ledger.adjust",
-        &format!("participant:{participant}"),
+        &participant_target(&c.slug, participant),
         detail,
     )
     .await?;
@@ -607,9 +609,14 @@ async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     Ok(Response::value(status, &answer))
 }
 
-/// GDPR erasure: the person is forgotten in the campaign (ids, traits,
-/// hashes, board rows) and in the site's raw events; the ledger's numbers
-/// stay so every sum stays true.
+/// The audit target of what was done to a participant of a campaign.
+fn participant_target(slug: &str, participant: u64) -> String {
+    format!("campaign:{slug}/participant:{participant}")
+}
+
+/// `DELETE /v1/admin/campaigns/{campaign}/participants/{id}`: GDPR erasure
+/// of the person this participant is, in every campaign of the tenant (the
+/// same as `POST /v1/admin/people/erase` with their identities).
 async fn erase<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
@@ -619,24 +626,163 @@ async fn erase<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let participant = id_param(pid, "participant")? as u64;
     let answer = call(ctx, &c, Op::Erase { participant }).await?;
-    let (user, anonymous) = (answer["user_id"].as_str(), answer["anonymous_id"].as_str());
+    let ids = |k: &str| -> Vec<String> {
+        answer[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut erased = vec![participant_target(&c.slug, participant)];
+    let done = erase_everywhere(ctx, site, ids("anonymous_ids"), ids("user_ids"), &mut erased).await?;
+    Ok(Response::value(
+        200,
+        &json!({"participant": participant, "erased": true, "campaigns": done}),
+    ))
+}
+
+/// The identities a person request names: `user_id` and/or `anonymous_id`.
+fn person_ids(get: impl Fn(&str) -> Option<String>) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let (anonymous, users): (Vec<String>, Vec<String>) = (
+        get("anonymous_id").into_iter().collect(),
+        get("user_id").into_iter().collect(),
+    );
+    if anonymous.is_empty() && users.is_empty() {
+        return Err(bad("name the person: `user_id` and/or `anonymous_id`"));
+    }
+    if anonymous.iter().chain(&users).any(|v| v.is_empty() || v.len() > 128) {
+        return Err(invalid("an id is 1 to 128 characters"));
+    }
+    Ok((anonymous, users))
+}
+
+/// `POST /v1/admin/people/erase` `{user_id?, anonymous_id?}`: GDPR erasure.
+/// The person is forgotten in every campaign of the tenant (ids, traits,
+/// hashes, board rows, the input log, notes written about them), in every
+/// site's raw events from any of their devices, and in the audit log's notes;
+/// the ledger's numbers stay so every sum stays true.
+async fn erase_person<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
+    let body = json_body(req)?;
+    let (anonymous, users) = person_ids(|k| body.get(k).and_then(Value::as_str).map(str::to_owned))?;
+    let mut erased = Vec::new();
+    let done = erase_everywhere(ctx, site, anonymous, users, &mut erased).await?;
+    Ok(Response::value(
+        200,
+        &json!({"erased": erased.len(), "campaigns": done}),
+    ))
+}
+
+/// Campaigns one erasure or export asks at most (each is one subrequest).
+const PEOPLE_CAMPAIGNS: usize = 200;
+
+async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+    mut anonymous: Vec<String>,
+    mut users: Vec<String>,
+    erased: &mut Vec<String>,
+) -> Result<usize, ApiError> {
+    let campaigns: Vec<CampaignRow> = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
+        .await?
+        .iter()
+        .map(CampaignRow::from_row)
+        .filter(|c| c.current_version > 0)
+        .take(PEOPLE_CAMPAIGNS)
+        .collect();
+    // Twice: a device one campaign knew may name them in another.
+    for _ in 0..2 {
+        let before = anonymous.len() + users.len();
+        for c in &campaigns {
+            let op = Op::ErasePerson {
+                anonymous_ids: anonymous.clone(),
+                user_ids: users.clone(),
+            };
+            let answer = call(ctx, c, op).await?;
+            for p in answer["erased"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+            {
+                erased.push(participant_target(&c.slug, p));
+            }
+            for (key, list) in [("anonymous_ids", &mut anonymous), ("user_ids", &mut users)] {
+                for v in answer[key].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if !list.iter().any(|x| x == v) {
+                        list.push(v.to_owned());
+                    }
+                }
+            }
+        }
+        if anonymous.len() + users.len() == before {
+            break;
+        }
+    }
+    let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     ctx.db
         .batch(vec![
-            stmt!(sql::ERASE_EVENTS, site.id, user, anonymous),
+            stmt!(sql::ERASE_EVENTS, site.tenant_id, list(&users), list(&anonymous)),
+            stmt!(sql::ERASE_AUDIT_NOTES, site.tenant_id, list(erased)),
             audit(
                 site.tenant_id,
-                "participant.erase",
-                &format!("participant:{participant}"),
-                json!({}),
+                "person.erase",
+                "person",
+                json!({"participants": erased.len(), "campaigns": campaigns.len()}),
                 ctx.now,
             ),
         ])
         .await
         .map_err(db_error)?;
-    Ok(Response::value(
-        200,
-        &json!({"participant": participant, "erased": true}),
-    ))
+    Ok(campaigns.len())
+}
+
+/// `GET /v1/admin/people?user_id=&anonymous_id=`: the right of access,
+/// everything the tenant's campaigns and raw events keep about a person.
+async fn person<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+) -> Reply {
+    let (anonymous, users) = person_ids(|k| req.param(k).map(str::to_owned))?;
+    let campaigns: Vec<CampaignRow> = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
+        .await?
+        .iter()
+        .map(CampaignRow::from_row)
+        .filter(|c| c.current_version > 0)
+        .take(PEOPLE_CAMPAIGNS)
+        .collect();
+    let mut found = Vec::new();
+    for c in &campaigns {
+        let op = Op::Person {
+            anonymous_ids: anonymous.clone(),
+            user_ids: users.clone(),
+        };
+        let answer = call(ctx, c, op).await?;
+        for p in answer["participants"].as_array().into_iter().flatten() {
+            found.push(json!({"campaign": c.slug, "record": p}));
+        }
+    }
+    let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let events: Vec<Value> = query_rows(
+        ctx.db,
+        stmt!(
+            sql::EVENTS_OF_PERSON,
+            site.tenant_id,
+            list(&users),
+            list(&anonymous),
+            1000i64
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(Value::Object)
+    .collect();
+    Ok(Response::value(200, &json!({"campaigns": found, "events": events})))
 }
 
 async fn referrals<D: Db, K: Kv, C: Campaigns, L: Limiter>(

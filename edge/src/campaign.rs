@@ -88,6 +88,18 @@ pub enum Op {
     Erase {
         participant: u64,
     },
+    /// Erase whoever these identities name (a person across the tenant's
+    /// campaigns: the worker asks each); answers every identity they had.
+    ErasePerson {
+        anonymous_ids: Vec<String>,
+        user_ids: Vec<String>,
+    },
+    /// Everything the campaign keeps about whoever these identities name
+    /// (the right of access).
+    Person {
+        anonymous_ids: Vec<String>,
+        user_ids: Vec<String>,
+    },
     Referrals {
         status: String,
         review: String,
@@ -156,6 +168,7 @@ impl Op {
                 | Op::Trend { .. }
                 | Op::Export
                 | Op::Check
+                | Op::Person { .. }
                 | Op::Replay { apply: false, .. }
                 | Op::Outbox
         )
@@ -325,10 +338,10 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
             }
             Op::Erase { participant } => {
                 let p = ParticipantId(*participant);
-                let person = engine
-                    .store
-                    .participant(p)
-                    .ok_or_else(|| not_found("no such participant in this campaign"))?;
+                if engine.store.participant(p).is_none() {
+                    return Err(not_found("no such participant in this campaign"));
+                }
+                let (anonymous, users) = identities_of(sql, p)?;
                 let out = run(
                     &mut engine,
                     Input::Erase {
@@ -339,11 +352,49 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 if let Some(e) = out.error {
                     return Err(not_found(e));
                 }
-                forget_in_inputs(sql, p, &person)?;
+                forget_everywhere(sql, p, &anonymous, &users)?;
                 Ok(json!({
                     "participant": p.0, "erased": true,
-                    "anonymous_id": person.anonymous_id, "user_id": person.user_id,
+                    "anonymous_ids": anonymous, "user_ids": users,
                 }))
+            }
+            Op::ErasePerson {
+                anonymous_ids,
+                user_ids,
+            } => {
+                let people = view.people_named(anonymous_ids, user_ids)?;
+                let (mut anonymous, mut users) = (Vec::new(), Vec::new());
+                for p in &people {
+                    let (a, u) = identities_of(sql, *p)?;
+                    let out = run(
+                        &mut engine,
+                        Input::Erase {
+                            participant: *p,
+                            at: now,
+                        },
+                    );
+                    if let Some(e) = out.error {
+                        return Err(internal(e));
+                    }
+                    forget_everywhere(sql, *p, &a, &u)?;
+                    anonymous.extend(a);
+                    users.extend(u);
+                }
+                Ok(json!({
+                    "erased": people.iter().map(|p| p.0).collect::<Vec<_>>(),
+                    "anonymous_ids": anonymous, "user_ids": users,
+                }))
+            }
+            Op::Person {
+                anonymous_ids,
+                user_ids,
+            } => {
+                let people = view.people_named(anonymous_ids, user_ids)?;
+                let mut records = Vec::new();
+                for p in people {
+                    records.push(view.person_record(p)?);
+                }
+                Ok(json!({ "participants": records }))
             }
             Op::Review { referral, approve } => {
                 let out = run(
@@ -574,20 +625,56 @@ fn codes_of<C: Sql>(store: &SqlStore<'_, C>, entropy: &str) -> Result<Codes, Api
 /// Erasure reaches the log of inputs too: the person's events keep only a
 /// pseudonym (`erased:<id>`, so a replay still links them) and lose their
 /// traits and hashes.
-fn forget_in_inputs(sql: &impl Sql, p: ParticipantId, person: &Participant) -> Result<(), ApiError> {
-    let pseudonym = format!("erased:{}", p.0);
-    for (field, value) in [("anonymous_id", &person.anonymous_id), ("user_id", &person.user_id)] {
-        let Some(value) = value else { continue };
-        sql.exec(
-            &format!(
-                "UPDATE inputs SET input = json_remove(json_set(input, '$.{field}', ?2),
-                   '$.traits', '$.email_hash', '$.email_domain', '$.ip_hash', '$.device_id')
-                 WHERE json_extract(input, '$.{field}') = ?1"
-            ),
-            &[json!(value), json!(pseudonym)],
+/// Every identity a participant had: (anonymous ids, user ids), read
+/// before an erasure deletes them.
+fn identities_of(sql: &impl Sql, p: ParticipantId) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let rows = sql
+        .exec(
+            "SELECT kind, value FROM identities WHERE participant_id = ?1 ORDER BY kind, value",
+            &[json!(p.0)],
         )
-        .map_err(|e| internal(format!("erasure of the inputs: {e}")))?;
+        .map_err(|e| internal(format!("identities: {e}")))?;
+    let of = |kind: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| txt(r, "kind") == kind)
+            .map(|r| txt(r, "value"))
+            .collect()
+    };
+    Ok((of("anonymous"), of("user")))
+}
+
+/// The rest of an erasure, beyond the engine's: every device's and user id's
+/// trace in the input log (pseudonymised, traits and hashes removed), and
+/// the free text written about them (adjustment notes in the ledger, grant
+/// transition notes). The ledger's numbers stay, so every sum stays true.
+fn forget_everywhere(sql: &impl Sql, p: ParticipantId, anonymous: &[String], users: &[String]) -> Result<(), ApiError> {
+    let fail = |e: String| internal(format!("erasure: {e}"));
+    let pseudonym = format!("erased:{}", p.0);
+    for (field, values) in [("anonymous_id", anonymous), ("user_id", users)] {
+        for value in values {
+            sql.exec(
+                &format!(
+                    "UPDATE inputs SET input = json_remove(json_set(input, '$.{field}', ?2),
+                       '$.traits', '$.email_hash', '$.email_domain', '$.ip_hash', '$.device_id')
+                     WHERE json_extract(input, '$.{field}') = ?1"
+                ),
+                &[json!(value), json!(pseudonym)],
+            )
+            .map_err(fail)?;
+        }
     }
+    sql.exec(
+        "UPDATE ledger SET reason = json_set(reason, '$.note', '[erased]')
+         WHERE participant_id = ?1 AND json_extract(reason, '$.note') IS NOT NULL",
+        &[json!(p.0)],
+    )
+    .map_err(fail)?;
+    sql.exec(
+        "UPDATE grant_transitions SET note = NULL
+         WHERE note IS NOT NULL AND grant_id IN (SELECT id FROM grants WHERE participant_id = ?1)",
+        &[json!(p.0)],
+    )
+    .map_err(fail)?;
     Ok(())
 }
 
@@ -879,6 +966,40 @@ impl<C: Sql> View<'_, C> {
 
     /// A participant's ledger as an audit trail, with the invariant checked on
     /// the way out: the kept score is the sum of the entries.
+    /// The live participants any of these identities name.
+    fn people_named(&self, anonymous: &[String], users: &[String]) -> Result<Vec<ParticipantId>, ApiError> {
+        let rows = self.rows(
+            "SELECT DISTINCT i.participant_id AS id FROM identities i JOIN participants p ON p.id = i.participant_id
+             WHERE p.erased = 0 AND ((i.kind = 'anonymous' AND i.value IN (SELECT value FROM json_each(?1)))
+                OR (i.kind = 'user' AND i.value IN (SELECT value FROM json_each(?2)))) ORDER BY i.participant_id",
+            &[json!(anonymous).to_string().into(), json!(users).to_string().into()],
+        )?;
+        Ok(rows.iter().map(|r| ParticipantId(int(r, "id") as u64)).collect())
+    }
+
+    /// A participant's whole record for the right of access: who they are,
+    /// their identities, ledger, referrals both ways, grants, clicks.
+    fn person_record(&self, p: ParticipantId) -> Result<Value, ApiError> {
+        let id = json!(p.0);
+        let all = |sql: &str| self.rows(sql, std::slice::from_ref(&id));
+        let person = all("SELECT * FROM participants WHERE id = ?1")?;
+        let identities: Vec<Value> = all("SELECT kind, value FROM identities WHERE participant_id = ?1")?
+            .iter()
+            .map(|r| json!({"kind": txt(r, "kind"), "value": txt(r, "value")}))
+            .collect();
+        let rows =
+            |sql: &str| -> Result<Vec<Value>, ApiError> { Ok(all(sql)?.into_iter().map(Value::Object).collect()) };
+        Ok(json!({
+            "participant": person.first().map(Self::participant_json),
+            "identities": identities,
+            "ledger": rows("SELECT points, reason, source_event, at FROM ledger WHERE participant_id = ?1 ORDER BY id")?,
+            "referred": rows("SELECT id, referee_id, status, created_at FROM referrals WHERE referrer_id = ?1 ORDER BY id")?,
+            "referred_by": rows("SELECT id, referrer_id, status, created_at FROM referrals WHERE referee_id = ?1")?,
+            "grants": rows("SELECT id, reward_id, status, earned_at, expires_at FROM grants WHERE participant_id = ?1 ORDER BY id")?,
+            "clicks": rows("SELECT code, at FROM clicks WHERE participant_id = ?1 ORDER BY id")?,
+        }))
+    }
+
     fn ledger(&self, p: ParticipantId, limit: u32) -> Result<Value, ApiError> {
         let id = p.0 as i64;
         let person = self

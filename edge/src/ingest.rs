@@ -389,7 +389,16 @@ fn email_identity<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
     traits: &mut Traits,
 ) -> (Option<String>, Option<String>) {
-    let plain = traits.remove("email");
+    // Contact details are never kept as they were sent: an email by any of
+    // its usual names becomes the salted hash, a phone number is dropped.
+    let mut plain = None;
+    let contact: Vec<String> = traits.keys().filter(|k| contact_key(k).is_some()).cloned().collect();
+    for k in contact {
+        let v = traits.remove(&k);
+        if contact_key(&k) == Some(Contact::Email) && (plain.is_none() || k == "email") {
+            plain = v;
+        }
+    }
     let hashed = traits.remove("email_sha256");
     let domain = traits
         .remove("email_domain")
@@ -409,12 +418,31 @@ fn email_identity<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     }
 }
 
-/// What the events table keeps: the event without any email in its traits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contact {
+    Email,
+    Phone,
+}
+
+/// Whether a trait or property key names a contact detail.
+fn contact_key(key: &str) -> Option<Contact> {
+    let k = key.to_ascii_lowercase().replace(['-', ' '], "_");
+    match k.as_str() {
+        "email" | "e_mail" | "mail" | "email_address" | "user_email" | "emailaddress" => Some(Contact::Email),
+        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_phone" | "tel" | "telephone" | "cell" => {
+            Some(Contact::Phone)
+        }
+        _ => None,
+    }
+}
+
+/// What the events table keeps: the event without any contact detail in its
+/// traits or properties (nor the email's hash).
 fn stored_payload(e: &Event) -> String {
     let mut payload = e.payload.clone();
-    if let Some(Value::Object(traits)) = payload.get_mut("traits") {
-        for k in ["email", "email_sha256"] {
-            traits.remove(k);
+    for field in ["traits", "properties"] {
+        if let Some(Value::Object(m)) = payload.get_mut(field) {
+            m.retain(|k, _| contact_key(k).is_none() && k != "email_sha256");
         }
     }
     Value::Object(payload).to_string()

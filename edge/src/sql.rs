@@ -118,9 +118,23 @@ SELECT id, tenant_id, slug, name, status, current_version, created_at, updated_a
 /// `?1` participant, `?2` now: GDPR erasure keeps the ledger (sums stay true)
 /// and forgets who the person was.
 /// `?1` site, `?2` user id, `?3` anonymous id: the raw events of the person.
+/// `?1` tenant, `?2` user ids, `?3` anonymous ids (JSON arrays): the raw
+/// events of a person, every site of the tenant, every device.
 pub const ERASE_EVENTS: &str = "\
 UPDATE events SET payload = '{}', anonymous_id = NULL, user_id = NULL
-WHERE site_id = ?1 AND ((?2 IS NOT NULL AND user_id = ?2) OR (?3 IS NOT NULL AND anonymous_id = ?3))";
+WHERE site_id IN (SELECT id FROM sites WHERE tenant_id = ?1)
+  AND (user_id IN (SELECT value FROM json_each(?2)) OR anonymous_id IN (SELECT value FROM json_each(?3)))";
+/// `?1` tenant, `?2` user ids, `?3` anonymous ids, `?4` limit: a person's raw events.
+pub const EVENTS_OF_PERSON: &str = "\
+SELECT event_id, type, name, anonymous_id, user_id, occurred_at, received_at, trusted, payload FROM events
+WHERE site_id IN (SELECT id FROM sites WHERE tenant_id = ?1)
+  AND (user_id IN (SELECT value FROM json_each(?2)) OR anonymous_id IN (SELECT value FROM json_each(?3)))
+ORDER BY id LIMIT ?4";
+/// `?1` tenant, `?2` audit targets (JSON array): the free text operators
+/// wrote about a person (adjustment notes) blanked.
+pub const ERASE_AUDIT_NOTES: &str = "\
+UPDATE audit_log SET detail = json_set(detail, '$.note', '[erased]')
+WHERE tenant_id = ?1 AND target IN (SELECT value FROM json_each(?2)) AND json_extract(detail, '$.note') IS NOT NULL";
 
 // ---- guards --------------------------------------------------------------
 

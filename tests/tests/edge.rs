@@ -1142,3 +1142,85 @@ fn a_visitors_clicks_count_once_a_day() {
         404
     );
 }
+
+/// Finding 8: erasing a person in one campaign left them in the tenant's
+/// other campaigns, in other devices' events, in notes; contact traits were
+/// stored raw. Erasure and access cover every campaign, device and note.
+#[test]
+fn a_person_is_erased_everywhere_and_can_see_everything_first() {
+    let edge = Edge::new();
+    let config = json!({"name": "other", "point_rules": [{"id": "j", "event": "signup", "to": "self", "points": 1}]});
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": "other", "config": config})
+        )
+        .0,
+        201
+    );
+    let contact = json!({"name": "Pat Person", "Email": "Pat@Example.com", "phone_number": "+1 555 0100"});
+    edge.batch(json!([
+        {"id": uuid(1), "type": "identify", "anonymous_id": "p-laptop", "user_id": "u-pat", "campaign": "launch", "traits": contact},
+        {"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "p-laptop", "campaign": "launch", "properties": {"email": "pat@example.com"}},
+    ]));
+    // The phone: its own participant in `other`, linked to Pat in `launch` by the shop's server.
+    edge.batch(
+        json!([{"id": uuid(3), "type": "track", "event": "signup", "anonymous_id": "p-phone", "campaign": "other"}]),
+    );
+    edge.server(json!([{"id": uuid(4), "type": "identify", "anonymous_id": "p-phone", "user_id": "u-pat", "campaign": "launch"}]));
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/launch/participants?q=u-pat", json!({}));
+    let pat = people["participants"][0].clone();
+    assert_eq!(pat["traits"].get("Email"), None, "{pat}");
+    assert_eq!(pat["traits"].get("phone_number"), None, "{pat}");
+    let raw = edge
+        .db
+        .count("SELECT count(*) FROM events WHERE payload LIKE '%xample.com%' OR payload LIKE '%555%'");
+    assert_eq!(raw, 0, "no contact detail in the raw log");
+    let id = pat["id"].as_i64().unwrap();
+    let note = json!({"points": 5, "note": "phoned Pat on +1 555 0100"});
+    assert_eq!(
+        edge.json(
+            "POST",
+            &format!("/v1/admin/campaigns/launch/participants/{id}/adjustments"),
+            note
+        )
+        .0,
+        201
+    );
+
+    // Access: both campaigns and every device's events.
+    let (s, all) = edge.json("GET", "/v1/admin/people?user_id=u-pat", json!({}));
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(
+        all["campaigns"].as_array().unwrap().len(),
+        1,
+        "by the user id alone: launch ({all})"
+    );
+    let (_, all) = edge.json("GET", "/v1/admin/people?user_id=u-pat&anonymous_id=p-phone", json!({}));
+    assert_eq!(all["campaigns"].as_array().unwrap().len(), 2, "{all}");
+    assert!(all["events"].as_array().unwrap().len() >= 3, "{all}");
+
+    // Erasure by the user id: launch, then the phone's campaign through the phone's id.
+    let (s, gone) = edge.json("POST", "/v1/admin/people/erase", json!({"user_id": "u-pat"}));
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(gone["erased"], 2, "{gone}");
+    let (_, after) = edge.json(
+        "GET",
+        "/v1/admin/people?user_id=u-pat&anonymous_id=p-phone&anonymous_id=p-laptop",
+        json!({}),
+    );
+    assert_eq!(after["campaigns"].as_array().unwrap().len(), 0, "{after}");
+    assert_eq!(after["events"].as_array().unwrap().len(), 0, "{after}");
+    assert_eq!(
+        edge.db
+            .count("SELECT count(*) FROM audit_log WHERE detail LIKE '%555%'"),
+        0,
+        "the audit's notes"
+    );
+    let notes = edge.objects.with(1, |db| {
+        db.count("SELECT count(*) FROM ledger WHERE reason LIKE '%555%'")
+    });
+    assert_eq!(notes, 0, "the ledger's notes");
+    assert!(edge.violations().is_empty(), "every sum still holds");
+}

@@ -104,7 +104,12 @@ pub const SCHEMA: &[&str] = &[
        at INTEGER NOT NULL,
        config_version INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ledger_by_participant ON ledger(participant_id, id)",
-    "CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    // An entry's amount, owner, key and time never change; only its reason's
+    // free text may be blanked (an erasure of the person it was written about).
+    "DROP TRIGGER IF EXISTS ledger_no_update",
+    "CREATE TRIGGER IF NOT EXISTS ledger_amounts_fixed BEFORE UPDATE OF id, participant_id, points, source_event,
+       referral_id, idempotency_key, at, config_version ON ledger
+     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     // Scores per board window: 'all', 'month:<start ms>', 'week:<start ms>'.
     "CREATE TABLE IF NOT EXISTS scores (
