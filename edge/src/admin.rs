@@ -635,7 +635,15 @@ async fn erase<D: Db, K: Kv, C: Campaigns, L: Limiter>(
             .collect()
     };
     let mut erased = vec![participant_target(&c.slug, participant)];
-    let done = erase_everywhere(ctx, site, ids("anonymous_ids"), ids("user_ids"), &mut erased).await?;
+    let done = erase_everywhere(
+        ctx,
+        site,
+        "participant.erase",
+        ids("anonymous_ids"),
+        ids("user_ids"),
+        &mut erased,
+    )
+    .await?;
     Ok(Response::value(
         200,
         &json!({"participant": participant, "erased": true, "campaigns": done}),
@@ -670,7 +678,7 @@ async fn erase_person<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let body = json_body(req)?;
     let (anonymous, users) = person_ids(|k| body.get(k).and_then(Value::as_str).map(str::to_owned))?;
     let mut erased = Vec::new();
-    let done = erase_everywhere(ctx, site, anonymous, users, &mut erased).await?;
+    let done = erase_everywhere(ctx, site, "person.erase", anonymous, users, &mut erased).await?;
     Ok(Response::value(
         200,
         &json!({"erased": erased.len(), "campaigns": done}),
@@ -683,6 +691,7 @@ const PEOPLE_CAMPAIGNS: usize = 200;
 async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
+    action: &str,
     mut anonymous: Vec<String>,
     mut users: Vec<String>,
     erased: &mut Vec<String>,
@@ -730,7 +739,7 @@ async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
             stmt!(sql::ERASE_AUDIT_NOTES, site.tenant_id, list(erased)),
             audit(
                 site.tenant_id,
-                "person.erase",
+                action,
                 "person",
                 json!({"participants": erased.len(), "campaigns": campaigns.len()}),
                 ctx.now,
