@@ -239,10 +239,14 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
             Op::Events { events } => {
                 // The top N is looked at once for the call, after its last event.
                 let mut reply = EventsReply::default();
+                let mut logged = Vec::with_capacity(events.len());
                 for e in events {
                     let input = Input::Event(Box::new(e.clone()));
                     let out = engine.decide(&input);
-                    engine.store.log_input(&input);
+                    // A duplicate changed nothing: the log (what a replay runs) keeps the first.
+                    if !out.duplicate {
+                        logged.push(input);
+                    }
                     // A resent join answers its code again, so a directory write
                     // lost after the first answer is made good by the retry.
                     let actor = out
@@ -255,6 +259,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     }
                     collect(&call.campaign, &out, e.at, &mut reply);
                 }
+                engine.store.log_inputs(&logged);
                 let mut top = Outcome::default();
                 engine.note_top_n(&mut top);
                 collect(&call.campaign, &top, now, &mut reply);

@@ -478,6 +478,17 @@ fn json_args(args: &[serde_json::Value]) -> Vec<rusqlite::types::Value> {
 impl refloop_core::engine::sql_store::Sql for CampaignDb {
     fn exec(&self, sql: &str, args: &[serde_json::Value]) -> Result<Vec<Row>, String> {
         self.statements.set(self.statements.get() + 1);
+        if std::env::var_os("REFLOOP_SQL_TRACE").is_some() {
+            eprintln!(
+                "SQL {}",
+                sql.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(90)
+                    .collect::<String>()
+            );
+        }
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| e.to_string())?;
         read_rows(&mut stmt, json_args(args)).map_err(|e| e.to_string())
     }

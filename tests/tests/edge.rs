@@ -1224,3 +1224,33 @@ fn a_person_is_erased_everywhere_and_can_see_everything_first() {
     assert_eq!(notes, 0, "the ledger's notes");
     assert!(edge.violations().is_empty(), "every sum still holds");
 }
+
+/// What a participant's event costs its campaign's database: every statement
+/// of a 10-event batch of a scoring event, counted (`REFLOOP_SQL_TRACE=1`
+/// prints them). A cap per participant costs one counter write, not a search.
+#[test]
+fn a_participants_event_costs_a_handful_of_statements() {
+    let edge = Edge::new();
+    let config = json!({"name": "b", "point_rules": [{"id": "viewed", "event": "viewed", "to": "self", "points": 1, "max_per_participant": 100000}],
+      "leaderboard": {"score_by": "points", "periods": ["all", "month", "week"], "top_n": 10}, "fraud": {"flag_shared_ip": false}});
+    assert_eq!(
+        edge.json("POST", "/v1/admin/campaigns", json!({"slug": "b", "config": config}))
+            .0,
+        201
+    );
+    let signups: Vec<Value> = (0..50)
+        .map(|i| json!({"id": uuid(1000 + i), "type": "track", "event": "signup", "anonymous_id": format!("p{i}"), "campaign": "b"}))
+        .collect();
+    edge.batch(json!(signups));
+    let mut per_batch = Vec::new();
+    for round in 0..3u64 {
+        let before = edge.objects.with(3, |db| db.statements.get());
+        let events: Vec<Value> = (0..10)
+            .map(|i| json!({"id": uuid(5000 + round * 100 + i), "type": "track", "event": "viewed", "anonymous_id": format!("p{}", (i * 7 + round) % 50), "campaign": "b"}))
+            .collect();
+        assert_eq!(edge.batch(json!(events)).0, 202);
+        per_batch.push(edge.objects.with(3, |db| db.statements.get()) - before);
+    }
+    eprintln!("statements per 10-event batch: {per_batch:?}");
+    assert!(per_batch.iter().all(|n| *n <= 80), "{per_batch:?}");
+}

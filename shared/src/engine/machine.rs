@@ -723,11 +723,11 @@ impl<'a, S: Store> Machine<'a, S> {
             }
             // A browser's events fire a rule a bounded number of times per
             // participant: the next unused slot's key, none when all are used.
-            let key = match a.rule.repeats_for(e.trusted) {
-                None => rule_key(&e.key(), &a.rule.id, p),
-                Some(n) => match self.free_repeat(&a.rule.id, p, n) {
-                    Some(slot) => repeat_key(&a.rule.id, p, slot),
-                    None => continue,
+            let (key, slot) = match a.rule.repeats_for(e.trusted) {
+                None => (rule_key(&e.key(), &a.rule.id, p), None),
+                Some(cap) => match self.store.repeats(p, &a.rule.id) {
+                    used if used >= cap => continue,
+                    used => (repeat_key(&a.rule.id, p, used + 1), Some(used + 1)),
                 },
             };
             let entry = LedgerEntry {
@@ -743,25 +743,15 @@ impl<'a, S: Store> Machine<'a, S> {
                 config_version: self.version(),
                 campaign: self.campaign,
             };
-            if self.write(entry, out) && a.to == Recipient::Referrer {
+            let written = self.write(entry, out);
+            // The slot is used either way (written now, or found written).
+            if let Some(n) = slot {
+                self.store.set_repeats(p, &a.rule.id, n);
+            }
+            if written && a.to == Recipient::Referrer {
                 self.store.add_referral_points(p, points);
             }
         }
-    }
-
-    /// The first of slots `1..=n` of a rule for `p` that has no entry yet
-    /// (slots are used in order, so a binary search finds it).
-    fn free_repeat(&self, rule: &str, p: ParticipantId, n: u32) -> Option<u32> {
-        let used = |k: u32| self.store.has_entry(&repeat_key(rule, p, k));
-        if used(n) {
-            return None;
-        }
-        let (mut lo, mut hi) = (1, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if used(mid) { lo = mid + 1 } else { hi = mid }
-        }
-        Some(lo)
     }
 
     /// Appends to the ledger and the leaderboard; false when the key was there.

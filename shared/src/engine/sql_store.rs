@@ -89,6 +89,10 @@ pub const SCHEMA: &[&str] = &[
        participant_id INTEGER NOT NULL REFERENCES participants(id),
        code TEXT NOT NULL, at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS clicks_by_participant ON clicks(participant_id)",
+    // How often a browser's events fired a rule for a participant (its cap).
+    "CREATE TABLE IF NOT EXISTS rule_repeats (
+       participant_id INTEGER NOT NULL, rule_id TEXT NOT NULL, n INTEGER NOT NULL,
+       PRIMARY KEY (participant_id, rule_id)) WITHOUT ROWID",
     // The campaign object's dedupe of clicks: one per visitor, code and day.
     "CREATE TABLE IF NOT EXISTS click_visitors (
        code TEXT NOT NULL, visitor TEXT NOT NULL, day INTEGER NOT NULL,
@@ -171,6 +175,8 @@ pub struct Rows {
     referrals_of: RefCell<HashMap<u64, Option<Referral>>>,
     /// Identities known to belong to someone: (kind, value) → participant.
     identities: RefCell<HashMap<(String, String), u64>>,
+    /// How often a browser's events fired a rule for a participant.
+    repeats: RefCell<HashMap<(u64, String), u32>>,
 }
 
 impl Rows {
@@ -182,6 +188,7 @@ impl Rows {
             self.people.borrow_mut().clear();
             self.referrals_of.borrow_mut().clear();
             self.identities.borrow_mut().clear();
+            self.repeats.borrow_mut().clear();
         }
     }
 }
@@ -269,6 +276,18 @@ impl<'c, C: Sql> SqlStore<'c, C> {
     /// Records an input the campaign was given (a replay runs them again).
     pub fn log_input(&self, input: &super::machine::Input) {
         self.run("INSERT INTO inputs (input) VALUES (?1)", &[text(input)]);
+    }
+
+    /// Logs several inputs, in order, in one statement (a batch of events).
+    pub fn log_inputs(&self, inputs: &[super::machine::Input]) {
+        if inputs.is_empty() {
+            return;
+        }
+        let texts: Vec<Value> = inputs.iter().map(text).collect();
+        self.run(
+            "INSERT INTO inputs (input) SELECT value FROM json_each(?1) ORDER BY key",
+            &[Value::String(Value::Array(texts).to_string())],
+        );
     }
 
     /// Every input the campaign was given, in order.
@@ -599,6 +618,20 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         anonymous_id: Option<&str>,
         user_id: Option<&str>,
     ) -> (Option<ParticipantId>, Option<ParticipantId>) {
+        // Identities change only through this store (the campaign's single
+        // writer): one known to be someone's is answered from memory.
+        let known = |kind: &str, v: &str| {
+            self.rows
+                .identities
+                .borrow()
+                .get(&(kind.to_owned(), v.to_owned()))
+                .map(|p| ParticipantId(*p))
+        };
+        let by_anonymous = anonymous_id.map(|a| known("anonymous", a));
+        let by_user = user_id.map(|u| known("user", u));
+        if by_anonymous.is_none_or(|k| k.is_some()) && by_user.is_none_or(|k| k.is_some()) {
+            return (by_anonymous.flatten(), by_user.flatten());
+        }
         #[derive(Deserialize)]
         struct Identity {
             kind: String,
@@ -902,11 +935,26 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         added
     }
 
-    fn has_entry(&self, key: &str) -> bool {
-        self.int(
-            "SELECT count(*) AS n FROM ledger WHERE idempotency_key = ?1",
-            &[json!(key)],
-        ) > 0
+    fn repeats(&self, id: ParticipantId, rule: &str) -> u32 {
+        let key = (id.0, rule.to_owned());
+        if let Some(n) = self.rows.repeats.borrow().get(&key) {
+            return *n;
+        }
+        let n = self.int(
+            "SELECT coalesce(max(n), 0) AS n FROM rule_repeats WHERE participant_id = ?1 AND rule_id = ?2",
+            &[json!(id.0), json!(rule)],
+        ) as u32;
+        self.rows.repeats.borrow_mut().insert(key, n);
+        n
+    }
+
+    fn set_repeats(&mut self, id: ParticipantId, rule: &str, n: u32) {
+        self.run(
+            "INSERT INTO rule_repeats (participant_id, rule_id, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (participant_id, rule_id) DO UPDATE SET n = excluded.n",
+            &[json!(id.0), json!(rule), json!(n)],
+        );
+        self.rows.repeats.borrow_mut().insert((id.0, rule.to_owned()), n);
     }
 
     fn score(&self, id: ParticipantId) -> i64 {

@@ -76,6 +76,9 @@ pub trait Store {
     /// Points earned through referrer rules, for `caps.per_referrer_max_points`.
     fn referral_points(&self, id: ParticipantId) -> i64;
     fn add_referral_points(&mut self, id: ParticipantId, points: i64);
+    /// How many times a browser's events fired `rule` for them.
+    fn repeats(&self, id: ParticipantId, rule: &str) -> u32;
+    fn set_repeats(&mut self, id: ParticipantId, rule: &str, n: u32);
 
     // ---- referrals ---------------------------------------------------------
     fn next_referral_id(&self) -> ReferralId;
@@ -100,8 +103,6 @@ pub trait Store {
     // ---- ledger ------------------------------------------------------------
     /// Appends the entry; false (and nothing written) when its key was there.
     fn append_entry(&mut self, e: &LedgerEntry) -> bool;
-    /// Whether an entry with this idempotency key is in the ledger.
-    fn has_entry(&self, key: &str) -> bool;
     /// The sum of their ledger entries.
     fn score(&self, id: ParticipantId) -> i64;
 
@@ -153,6 +154,7 @@ pub struct MemStore {
     pub(crate) referrals_by: HashMap<ParticipantId, Vec<ReferralId>>,
     pub(crate) confirmed: HashMap<ParticipantId, u32>,
     pub(crate) referral_points: HashMap<ParticipantId, i64>,
+    pub(crate) repeats: HashMap<(ParticipantId, String), u32>,
     pub(crate) invitations: HashMap<String, Invitation>,
     pub(crate) ledger: Ledger,
     pub(crate) grants: Vec<Grant>,
@@ -181,6 +183,7 @@ impl MemStore {
             referrals_by: HashMap::new(),
             confirmed: HashMap::new(),
             referral_points: HashMap::new(),
+            repeats: HashMap::new(),
             invitations: HashMap::new(),
             ledger: Ledger::default(),
             grants: Vec::new(),
@@ -292,6 +295,14 @@ impl Store for MemStore {
         *self.referral_points.entry(id).or_default() += points;
     }
 
+    fn repeats(&self, id: ParticipantId, rule: &str) -> u32 {
+        self.repeats.get(&(id, rule.to_owned())).copied().unwrap_or(0)
+    }
+
+    fn set_repeats(&mut self, id: ParticipantId, rule: &str, n: u32) {
+        self.repeats.insert((id, rule.to_owned()), n);
+    }
+
     fn next_referral_id(&self) -> ReferralId {
         ReferralId(self.referrals.len() as u64 + 1)
     }
@@ -370,10 +381,6 @@ impl Store for MemStore {
 
     fn append_entry(&mut self, e: &LedgerEntry) -> bool {
         self.ledger.append(e.clone())
-    }
-
-    fn has_entry(&self, key: &str) -> bool {
-        self.ledger.contains(key)
     }
 
     fn score(&self, id: ParticipantId) -> i64 {
