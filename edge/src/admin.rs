@@ -143,6 +143,8 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::SearchParticipants => search(ctx, req, &site, c).await,
         Route::ParticipantLedger => ledger(ctx, req, &site, c, p.get("participant")).await,
         Route::Adjust => adjust(ctx, req, &site, c, p.get("participant")).await,
+        Route::GrantByHand => grant_by_hand(ctx, req, &site, c, p.get("participant")).await,
+        Route::Redeem => redeem(ctx, req, &site, c).await,
         Route::Erase => erase(ctx, &site, c, p.get("participant")).await,
         Route::ListReferrals => referrals(ctx, req, &site, c).await,
         Route::ReviewReferral => review(ctx, req, &site, c, p.get("referral")).await,
@@ -578,14 +580,7 @@ async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         .filter(|p| *p != 0 && p.abs() <= 1_000_000_000)
         .ok_or_else(|| invalid("`points` must be a non-zero integer within ±1,000,000,000"))?;
     let note = text_field(&body, "note", 500)?;
-    let key = match body.get("idempotency_key") {
-        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => k.clone(),
-        Some(_) => return Err(invalid("`idempotency_key` must be text of 1 to 100 characters")),
-        None => req
-            .header("idempotency-key")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{}:{}", ctx.now, ctx.seed)),
-    };
+    let key = idempotency_key(ctx, req, &body)?;
     let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
     let participant = id_param(pid, "participant")? as u64;
     let op = Op::Adjust {
@@ -607,6 +602,77 @@ async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     .await?;
     let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
     Ok(Response::value(status, &answer))
+}
+
+/// An operator's write is made once per key: the body's `idempotency_key`,
+/// the `Idempotency-Key` header, or (neither) one of its own.
+fn idempotency_key<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    body: &serde_json::Map<String, Value>,
+) -> Result<String, ApiError> {
+    match body.get("idempotency_key") {
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Ok(k.clone()),
+        Some(_) => Err(invalid("`idempotency_key` must be text of 1 to 100 characters")),
+        None => Ok(req
+            .header("idempotency-key")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}:{}", ctx.now, ctx.seed))),
+    }
+}
+
+/// `POST …/participants/{id}/grants` `{reward, note, idempotency_key?}`: a
+/// reward given by hand (caps apply; audited with the operator's note).
+async fn grant_by_hand<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+    pid: &str,
+) -> Reply {
+    let body = json_body(req)?;
+    let reward = text_field(&body, "reward", 64)?;
+    let note = text_field(&body, "note", 500)?;
+    let key = idempotency_key(ctx, req, &body)?;
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let participant = id_param(pid, "participant")? as u64;
+    let op = Op::Grant {
+        participant,
+        reward: reward.clone(),
+        key: key.clone(),
+    };
+    let detail = json!({"reward": reward, "note": note, "key": key});
+    let target = participant_target(&c.slug, participant);
+    let answer = admin_write(ctx, site, &c, op, "grant.manual", &target, detail).await?;
+    let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
+    Ok(Response::value(status, &answer))
+}
+
+/// `POST /v1/admin/campaigns/{campaign}/redeem` `{token, check?}`: a
+/// checkout's coupon or exchange token, checked (`check: true`, nothing
+/// changes) or redeemed once (the grant becomes `redeemed`; again: 409).
+async fn redeem<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    req: &Request,
+    site: &Site,
+    name: &str,
+) -> Reply {
+    let body = json_body(req)?;
+    let token = text_field(&body, "token", 64)?;
+    let check = body.get("check").and_then(Value::as_bool).unwrap_or(false);
+    let (c, _) = campaign_of(ctx, site.tenant_id, name).await?;
+    let op = Op::Redeem {
+        token: token.clone(),
+        check,
+    };
+    let answer = match check {
+        true => call(ctx, &c, op).await?,
+        false => {
+            let target = format!("campaign:{}/token", c.slug);
+            admin_write(ctx, site, &c, op, "grant.redeem", &target, json!({"token": token})).await?
+        }
+    };
+    Ok(Response::value(200, &answer))
 }
 
 /// The audit target of what was done to a participant of a campaign.

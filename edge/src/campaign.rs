@@ -118,6 +118,17 @@ pub enum Op {
         to: GrantStatus,
         note: Option<String>,
     },
+    /// A reward given by hand (once per `key`).
+    Grant {
+        participant: u64,
+        reward: String,
+        key: String,
+    },
+    /// A checkout's coupon or exchange token: checked, or redeemed once.
+    Redeem {
+        token: String,
+        check: bool,
+    },
     Snapshot {
         period: Period,
     },
@@ -169,6 +180,7 @@ impl Op {
                 | Op::Export
                 | Op::Check
                 | Op::Person { .. }
+                | Op::Redeem { check: true, .. }
                 | Op::Replay { apply: false, .. }
                 | Op::Outbox
         )
@@ -441,6 +453,73 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                         let mut g = view.grant(*grant).ok_or_else(|| internal("the grant vanished"))?;
                         g["notices"] = json!(notices_of(&call.campaign, &out, now));
                         Ok(g)
+                    }
+                }
+            }
+            Op::Grant {
+                participant,
+                reward,
+                key,
+            } => {
+                let input = Input::Grant {
+                    participant: ParticipantId(*participant),
+                    reward: reward.clone(),
+                    key: key.clone(),
+                    at: now,
+                };
+                let out = run(&mut engine, input);
+                if let Some(e) = out.error {
+                    return Err(not_found(e));
+                }
+                if let Some(cap) = out.capped.first() {
+                    return Err(conflict(format!("withheld by a cap: {cap:?}")));
+                }
+                let grant = out.grants.first().and_then(|g| view.grant(g.0));
+                Ok(json!({
+                    "duplicate": out.duplicate, "grant": grant,
+                    "notices": notices_of(&call.campaign, &out, now),
+                }))
+            }
+            Op::Redeem { token, check } => {
+                let token = token.trim().to_ascii_uppercase();
+                let found = view.rows("SELECT id, status FROM grants WHERE token = ?1", &[json!(token)])?;
+                let row = found
+                    .first()
+                    .ok_or_else(|| not_found("no such token in this campaign"))?;
+                let id = int(row, "id") as u64;
+                let status = GrantStatus::parse(&txt(row, "status")).unwrap_or(GrantStatus::Rejected);
+                let refuse = match status {
+                    GrantStatus::Redeemed => Some("this token was redeemed already"),
+                    GrantStatus::Earned | GrantStatus::PendingReview => Some("this reward is not approved yet"),
+                    GrantStatus::Rejected | GrantStatus::Expired | GrantStatus::Revoked => {
+                        Some("this token is no longer valid")
+                    }
+                    GrantStatus::Approved | GrantStatus::Fulfilled => None,
+                };
+                match (refuse, check) {
+                    (Some(why), _) => Err(conflict(why)),
+                    (None, true) => Ok(json!({"valid": true, "grant": view.grant(id)})),
+                    (None, false) => {
+                        let mut notices = Vec::new();
+                        // A checkout redeems what was approved: fulfilled, then redeemed.
+                        let steps: &[GrantStatus] = match status {
+                            GrantStatus::Approved => &[GrantStatus::Fulfilled, GrantStatus::Redeemed],
+                            _ => &[GrantStatus::Redeemed],
+                        };
+                        for to in steps {
+                            let input = Input::Transition {
+                                grant: GrantId(id),
+                                to: *to,
+                                at: now,
+                                note: Some("redeemed".into()),
+                            };
+                            let out = run(&mut engine, input);
+                            if let Some(e) = out.error {
+                                return Err(conflict(e));
+                            }
+                            notices.extend(notices_of(&call.campaign, &out, now));
+                        }
+                        Ok(json!({"redeemed": true, "grant": view.grant(id), "notices": notices}))
                     }
                 }
             }

@@ -27,6 +27,8 @@ pub enum Route {
     SearchParticipants,
     ParticipantLedger,
     Adjust,
+    GrantByHand,
+    Redeem,
     Erase,
     ListReferrals,
     ReviewReferral,
@@ -104,6 +106,12 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
         "/v1/admin/campaigns/{campaign}/participants/{participant}/adjustments",
         Route::Adjust,
     ),
+    (
+        "POST",
+        "/v1/admin/campaigns/{campaign}/participants/{participant}/grants",
+        Route::GrantByHand,
+    ),
+    ("POST", "/v1/admin/campaigns/{campaign}/redeem", Route::Redeem),
     (
         "DELETE",
         "/v1/admin/campaigns/{campaign}/participants/{participant}",

@@ -1254,3 +1254,78 @@ fn a_participants_event_costs_a_handful_of_statements() {
     eprintln!("statements per 10-event batch: {per_batch:?}");
     assert!(per_batch.iter().all(|n| *n <= 80), "{per_batch:?}");
 }
+
+/// An operator gives a prize by hand, and a checkout redeems its coupon once.
+#[test]
+fn a_prize_given_by_hand_is_redeemed_once_at_checkout() {
+    let edge = Edge::new();
+    let config = json!({
+        "name": "prizes",
+        "rewards": [{"id": "coupon", "name": "20% off", "kind": {"type": "coupon", "prefix": "OFF"}}],
+        "caps": {"max_winners": 1}
+    });
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": "prizes", "config": config})
+        )
+        .0,
+        201
+    );
+    for (n, who) in [(1, "ana"), (2, "ben")] {
+        edge.batch(
+            json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": who, "campaign": "prizes"}]),
+        );
+    }
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/prizes/participants", json!({}));
+    let id_of = |who: &str| {
+        people["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["anonymous_id"] == who)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let give = |who: &str, key: &str| {
+        edge.json(
+            "POST",
+            &format!("/v1/admin/campaigns/prizes/participants/{}/grants", id_of(who)),
+            json!({"reward": "coupon", "note": "won the photo contest", "idempotency_key": key}),
+        )
+    };
+    let (s, given) = give("ana", "contest-1");
+    assert_eq!(s, 201, "{given}");
+    let token = given["grant"]["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("OFF"), "{given}");
+    assert_eq!(give("ana", "contest-1").0, 200, "the same key grants once");
+    let (s, capped) = give("ben", "contest-2");
+    assert_eq!(s, 409, "max_winners 1: {capped}");
+    let (s, _) = edge.json(
+        "POST",
+        "/v1/admin/campaigns/prizes/participants/1/grants",
+        json!({"reward": "nope", "note": "x"}),
+    );
+    assert_eq!(s, 404);
+    // The checkout: check, redeem, and never twice.
+    let redeem = |body: Value| edge.json("POST", "/v1/admin/campaigns/prizes/redeem", body);
+    let (s, checked) = redeem(json!({"token": token.to_lowercase(), "check": true}));
+    assert_eq!((s, checked["valid"].as_bool()), (200, Some(true)), "{checked}");
+    let (s, done) = redeem(json!({"token": token}));
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["grant"]["status"], "redeemed", "{done}");
+    let (s, again) = redeem(json!({"token": token}));
+    assert_eq!((s, again["error"]["code"].as_str()), (409, Some("conflict")), "{again}");
+    assert_eq!(redeem(json!({"token": "OFFNOPE"})).0, 404);
+    let (_, audit) = edge.json("GET", "/v1/admin/audit", json!({}));
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .map_or(vec![], |a| a.iter().filter_map(|e| e["action"].as_str()).collect());
+    assert!(
+        actions.contains(&"grant.manual") && actions.contains(&"grant.redeem"),
+        "{audit}"
+    );
+    assert!(edge.violations().is_empty());
+}

@@ -96,6 +96,12 @@ enum Action {
     Click {
         whose: u8,
     },
+    /// A reward by hand (a reward of either config, or one that does not exist).
+    GrantByHand {
+        who: u8,
+        reward: u8,
+        key: u8,
+    },
     Invite {
         who: u8,
     },
@@ -143,6 +149,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (0u8..3).prop_map(|who| Action::Invite { who }),
         2 => (0u8..12, any::<bool>()).prop_map(|(referral, approve)| Action::Review { referral, approve }),
         1 => (0u8..12, any::<i8>(), 0u8..3).prop_map(|(who, points, key)| Action::Adjust { who, points, key }),
+        1 => (0u8..12, 0u8..7, 0u8..3).prop_map(|(who, reward, key)| Action::GrantByHand { who, reward, key }),
         2 => (0u8..16, 0u8..8).prop_map(|(grant, to)| Action::Transition { grant, to }),
         1 => Just(Action::Configure),
         1 => (0u8..30).prop_map(|hours| Action::Wait { hours }),
@@ -313,6 +320,15 @@ impl Run {
             Action::Review { referral, approve } => Input::Review {
                 referral: ReferralId(u64::from(*referral) + 1),
                 approve: *approve,
+                at: *now,
+            },
+            Action::GrantByHand { who, reward, key } => Input::Grant {
+                participant: self
+                    .mem
+                    .find(Some(&format!("a{who}")), None)
+                    .unwrap_or(ParticipantId(99)),
+                reward: ["credit", "bonus", "coupon", "ticket", "prize", "thanks", "nope"][*reward as usize % 7].into(),
+                key: format!("g{key}"),
                 at: *now,
             },
             Action::Adjust { who, points, key } => Input::Adjust {

@@ -128,6 +128,14 @@ pub enum Input {
         at: Millis,
         note: Option<String>,
     },
+    /// An operator gives a reward by hand; `key` makes it once (a resent
+    /// request grants nothing more). Caps apply as to any grant.
+    Grant {
+        participant: ParticipantId,
+        reward: String,
+        key: String,
+        at: Millis,
+    },
     /// A new configuration version (the owner of the versions applies it).
     Configure(Box<CampaignConfig>),
     /// Expire overdue referrals and grants.
@@ -312,6 +320,12 @@ impl<'a, S: Store> Machine<'a, S> {
                 at,
             } => self.adjust(*participant, *points, note, key, *at, &mut out),
             Input::Transition { grant, to, at, note } => self.transition(*grant, *to, *at, note.clone(), &mut out),
+            Input::Grant {
+                participant,
+                reward,
+                key,
+                at,
+            } => self.grant_by_hand(*participant, reward, key, *at, &mut out),
             Input::Configure(_) => {}
             Input::Tick { now } => self.tick(*now, &mut out),
             Input::End { at, seed } => self.end(*at, *seed, &mut out),
@@ -806,6 +820,23 @@ impl<'a, S: Store> Machine<'a, S> {
         if g.status == GrantStatus::Approved {
             self.pay_points(&g, 1, at, out);
         }
+    }
+
+    fn grant_by_hand(&mut self, p: ParticipantId, reward: &str, key: &str, at: Millis, out: &mut Outcome) {
+        if self.live_participant(p).is_none() {
+            out.error = Some("no such participant".into());
+            return;
+        }
+        if self.config().reward(reward).is_none() {
+            out.error = Some(format!("this campaign has no reward {reward:?}"));
+            return;
+        }
+        let source = GrantSource::Manual { note: key.to_owned() };
+        if self.store.has_grant_key(&source.key(p, reward)) {
+            out.duplicate = true;
+            return;
+        }
+        self.grant(p, reward, source, false, at, out);
     }
 
     /// A points reward is in the ledger while its grant is approved or later:
