@@ -145,6 +145,15 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::Adjust => adjust(ctx, req, &site, c, p.get("participant")).await,
         Route::GrantByHand => grant_by_hand(ctx, req, &site, c, p.get("participant")).await,
         Route::Redeem => redeem(ctx, req, &site, c).await,
+        Route::Answers => {
+            let (campaign, _) = campaign_of(ctx, site.tenant_id, c).await?;
+            let limit = parse_limit(req.param("limit"), 50, 500).map_err(invalid)?;
+            let q = req.param("q").unwrap_or_default().to_owned();
+            Ok(Response::value(
+                200,
+                &call(ctx, &campaign, Op::Answers { q, limit }).await?,
+            ))
+        }
         Route::Erase => erase(ctx, &site, c, p.get("participant")).await,
         Route::ListReferrals => referrals(ctx, req, &site, c).await,
         Route::ReviewReferral => review(ctx, req, &site, c, p.get("referral")).await,

@@ -94,6 +94,12 @@ pub enum Op {
         anonymous_ids: Vec<String>,
         user_ids: Vec<String>,
     },
+    /// Why events did not count (refused referrals, withheld rewards), newest
+    /// first; `q` an anonymous id, user id or code (empty: all).
+    Answers {
+        q: String,
+        limit: u32,
+    },
     /// Everything the campaign keeps about whoever these identities name
     /// (the right of access).
     Person {
@@ -180,6 +186,7 @@ impl Op {
                 | Op::Export
                 | Op::Check
                 | Op::Person { .. }
+                | Op::Answers { .. }
                 | Op::Redeem { check: true, .. }
                 | Op::Replay { apply: false, .. }
                 | Op::Outbox
@@ -259,6 +266,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     if !out.duplicate {
                         logged.push(input);
                     }
+                    keep_answers(sql, e, &out)?;
                     // A resent join answers its code again, so a directory write
                     // lost after the first answer is made good by the retry.
                     let actor = out
@@ -401,6 +409,24 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     "erased": people.iter().map(|p| p.0).collect::<Vec<_>>(),
                     "anonymous_ids": anonymous, "user_ids": users,
                 }))
+            }
+            Op::Answers { q, limit } => {
+                let rows = view.rows(
+                    "SELECT at, event_id, anonymous_id, user_id, code, kind, reason FROM answers
+                     WHERE ?1 = '' OR anonymous_id = ?1 OR user_id = ?1 OR code = upper(?1) ORDER BY id DESC LIMIT ?2",
+                    &[json!(q.trim()), json!(limit)],
+                )?;
+                let answers: Vec<Value> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "at": iso(r.get("at").and_then(Value::as_i64)), "event_id": get(r, "event_id"),
+                            "anonymous_id": get(r, "anonymous_id"), "user_id": get(r, "user_id"),
+                            "code": get(r, "code"), "kind": txt(r, "kind"), "reason": txt(r, "reason"),
+                        })
+                    })
+                    .collect();
+                Ok(json!({ "answers": answers }))
             }
             Op::Person {
                 anonymous_ids,
@@ -709,6 +735,36 @@ fn codes_of<C: Sql>(store: &SqlStore<'_, C>, entropy: &str) -> Result<Codes, Api
 /// Erasure reaches the log of inputs too: the person's events keep only a
 /// pseudonym (`erased:<id>`, so a replay still links them) and lose their
 /// traits and hashes.
+/// Why an event did not count, kept for the operator's "why didn't my
+/// referral count?": the refusal of its referral, the rewards a cap withheld.
+fn keep_answers(sql: &impl Sql, e: &EngineEvent, out: &Outcome) -> Result<(), ApiError> {
+    let code = e
+        .touch
+        .as_ref()
+        .and_then(|t| t.code.clone().or_else(|| t.invitation.clone()));
+    let answers = out
+        .refusal
+        .map(|r| ("refused", r.as_str().to_owned()))
+        .into_iter()
+        .chain(out.capped.iter().map(|c| ("withheld", c.clone())));
+    for (kind, reason) in answers {
+        sql.exec(
+            "INSERT INTO answers (at, event_id, anonymous_id, user_id, code, kind, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[
+                json!(e.at),
+                json!(e.id),
+                json!(e.anonymous_id),
+                json!(e.user_id),
+                json!(code),
+                json!(kind),
+                json!(reason),
+            ],
+        )
+        .map_err(|e| internal(format!("answers: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Every identity a participant had: (anonymous ids, user ids), read
 /// before an erasure deletes them.
 fn identities_of(sql: &impl Sql, p: ParticipantId) -> Result<(Vec<String>, Vec<String>), ApiError> {
@@ -746,6 +802,13 @@ fn forget_everywhere(sql: &impl Sql, p: ParticipantId, anonymous: &[String], use
             )
             .map_err(fail)?;
         }
+    }
+    for (field, values) in [("anonymous_id", anonymous), ("user_id", users)] {
+        sql.exec(
+            &format!("UPDATE answers SET anonymous_id = NULL, user_id = NULL WHERE {field} IN (SELECT value FROM json_each(?1))"),
+            &[json!(json!(values).to_string())],
+        )
+        .map_err(fail)?;
     }
     sql.exec(
         "UPDATE ledger SET reason = json_set(reason, '$.note', '[erased]')

@@ -29,6 +29,7 @@ pub enum Route {
     Adjust,
     GrantByHand,
     Redeem,
+    Answers,
     Erase,
     ListReferrals,
     ReviewReferral,
@@ -112,6 +113,7 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
         Route::GrantByHand,
     ),
     ("POST", "/v1/admin/campaigns/{campaign}/redeem", Route::Redeem),
+    ("GET", "/v1/admin/campaigns/{campaign}/answers", Route::Answers),
     (
         "DELETE",
         "/v1/admin/campaigns/{campaign}/participants/{participant}",

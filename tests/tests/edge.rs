@@ -1329,3 +1329,33 @@ fn a_prize_given_by_hand_is_redeemed_once_at_checkout() {
     );
     assert!(edge.violations().is_empty());
 }
+
+/// "Why didn't my referral count?": every refusal and withheld reward is kept
+/// with its reason, found by the referee's id or the code they used.
+#[test]
+fn an_operator_can_answer_why_a_referral_did_not_count() {
+    let edge = Edge::new();
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "host"}]));
+    let code = edge.me("launch", "host").unwrap()["code"].as_str().unwrap().to_owned();
+    edge.batch(json!([{"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "guest", "attribution": {"ref": "NOSUCHCODE"}}]));
+    edge.batch(json!([{"id": uuid(3), "type": "track", "event": "signup", "anonymous_id": "host", "attribution": {"ref": code}}]));
+    let (s, a) = edge.json("GET", "/v1/admin/campaigns/launch/answers?q=guest", json!({}));
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["answers"][0]["reason"], "unknown_code", "{a}");
+    assert_eq!(a["answers"][0]["kind"], "refused");
+    let (_, a) = edge.json(
+        "GET",
+        &format!("/v1/admin/campaigns/launch/answers?q={}", code.to_lowercase()),
+        json!({}),
+    );
+    let reasons: Vec<&str> = a["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"already_joined") || reasons.contains(&"self_referral"),
+        "{a}"
+    );
+}

@@ -89,6 +89,15 @@ pub const SCHEMA: &[&str] = &[
        participant_id INTEGER NOT NULL REFERENCES participants(id),
        code TEXT NOT NULL, at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS clicks_by_participant ON clicks(participant_id)",
+    // The answers to "why didn't it count?": every refused referral and every
+    // reward a cap withheld, with its reason (the campaign object writes them).
+    "CREATE TABLE IF NOT EXISTS answers (
+       id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event_id TEXT,
+       anonymous_id TEXT, user_id TEXT, code TEXT,
+       kind TEXT NOT NULL CHECK (kind IN ('refused', 'withheld')), reason TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS answers_by_anonymous ON answers(anonymous_id)",
+    "CREATE INDEX IF NOT EXISTS answers_by_user ON answers(user_id)",
+    "CREATE INDEX IF NOT EXISTS answers_by_code ON answers(code)",
     // How often a browser's events fired a rule for a participant (its cap).
     "CREATE TABLE IF NOT EXISTS rule_repeats (
        participant_id INTEGER NOT NULL, rule_id TEXT NOT NULL, n INTEGER NOT NULL,
