@@ -221,7 +221,12 @@ function start(cfg) {
   var consent = remembered === 'denied' ? 'denied' : cfg.pending ? remembered || 'pending' : 'granted';
   store.held = consent !== 'granted';
   var domain = store.held ? '' : cookieDomain(cfg.cookieDomain);
+  // The user id (and the site's signature of it) live beside the anonymous id,
+  // so a reload's events and me() still say who the user is.
+  var UID = 'refloop.uid';
   var userId = null, userHash = null;
+  try { var saved = JSON.parse(store.get(UID) || 'null'); if (saved) { userId = saved.id || null; userHash = saved.hash || null; } } catch (e) { /* none */ }
+  function keepUser() { if (userId) store.set(UID, JSON.stringify({ id: userId, hash: userHash })); else store.remove(UID); }
   // The anonymous id lives in a first-party cookie and in localStorage: either
   // one restores the other.
   var anonymousId = readCookie('refloop_aid') || store.get(ANON) || newId();
@@ -243,7 +248,10 @@ function start(cfg) {
       try { var t = JSON.parse(store.get(k)); return t && now - Date.parse(t.at) <= max ? t : null; } catch (e) { return null; }
     });
   }
-  function attribute() {
+  function attribute(navigated) {
+    // A reload (or back/forward) shows the same address again: no new touch.
+    var nav = !navigated && performance.getEntriesByType && performance.getEntriesByType('navigation')[0];
+    if (nav && (nav.type === 'reload' || nav.type === 'back_forward')) return;
     var t = touchOf(cfg, Date.now()), kept = touches();
     if (t) {
       if (!kept[0]) store.set(FIRST, JSON.stringify(t));
@@ -367,11 +375,14 @@ function start(cfg) {
     });
   }
 
+  // flush() waits for what was queued before it: an event whose email hash
+  // is still being computed is part of it.
+  var hashing = [];
   function flush() {
     clearTimeout(timer);
     timer = null;
     if (consent !== 'granted') return Promise.resolve();
-    return persist().then(function () { return serial(round); }).then(function (r) {
+    return Promise.all(hashing.slice()).then(persist).then(function () { return serial(round); }).then(function (r) {
       if (r === 'done') { attempt = 0; return; }
       attempt++;
       schedule(r);
@@ -429,9 +440,10 @@ function start(cfg) {
     if (slot) {
       var entry = { pending: true };
       buffer.push(entry);
-      slot.then(function (tr) { entry.json = make(tr); entry.pending = false; }, function () {
+      var ready = slot.then(function (tr) { entry.json = make(tr); entry.pending = false; }, function () {
         entry.json = make(undefined); entry.pending = false;
-      });
+      }).then(function () { hashing.splice(hashing.indexOf(ready), 1); });
+      hashing.push(ready);
     } else {
       buffer.push(make(traits));
     }
@@ -444,7 +456,7 @@ function start(cfg) {
     var original = history[m];
     history[m] = function (state, title, url) {
       var before = location.href, r = original.apply(this, arguments);
-      if (location.href !== before) { attribute(); enqueue('page', undefined, undefined, { path: location.pathname }); }
+      if (location.href !== before) { attribute(true); enqueue('page', undefined, undefined, { path: location.pathname }); }
       return r;
     };
   });
@@ -487,6 +499,7 @@ function start(cfg) {
       userId = user;
       // { userHash }: the site's server's HMAC of the user id (README).
       if (options && typeof options.userHash === 'string') userHash = options.userHash;
+      keepUser();
       var t = traits || {}, email = t.email;
       if (email == null || cfg.plainEmail) return enqueue('identify', undefined, user, undefined, traits, signupAttribution());
       // The email leaves the browser only as the SHA-256 of its normal form.
@@ -501,7 +514,7 @@ function start(cfg) {
     page: function (properties) { return enqueue('page', undefined, undefined, properties); },
     flush: flush,
     anonymousId: function () { return anonymousId; },
-    reset: function () { resetId(); userId = null; userHash = null; },
+    reset: function () { resetId(); userId = null; userHash = null; keepUser(); },
     queuedCount: function () { return core.queueLength(stored()) + buffer.length; },
     attribution: function () { var kept = touches(); return { first: kept[0], last: kept[1] }; },
     me: function (campaign) {
@@ -553,7 +566,7 @@ function start(cfg) {
       try { localStorage.setItem(CONSENT, 'granted'); } catch (e) { /* memory only */ }
       domain = cookieDomain(cfg.cookieDomain);
       keepId();
-      attribute();
+      attribute(true);
       beat();
       schedule(0);
     },
@@ -561,7 +574,7 @@ function start(cfg) {
       // Forget everything: ids, touches, the queue; send nothing from now on.
       consent = 'denied';
       buffer = [];
-      [QUEUE, HEART, FIRST, LAST, ANON, LEASE].forEach(store.remove);
+      [QUEUE, HEART, FIRST, LAST, ANON, LEASE, UID].forEach(store.remove);
       document.cookie = 'refloop_aid=;path=/;max-age=0' + (domain ? ';domain=' + domain : '');
       try { localStorage.setItem(CONSENT, 'denied'); } catch (e) { /* memory only */ }
       anonymousId = newId();

@@ -155,6 +155,25 @@ test("identify with the site's userHash: the user's second device is the same pa
   expect(codes[1]).toBe(codes[0]);
 });
 
+test('the user id survives a reload (reset() forgets it), and a reload is no new touch', async ({ page }) => {
+  await page.goto('/?ref=KEEPME22&utm_source=news');
+  await ready(page);
+  expect(await page.evaluate(() => window.refloop.attribution().last.ref)).toBe('KEEPME22');
+  await page.evaluate(() => window.refloop.identify('user-kept'));
+  // The address bar still says utm_source=news: reloading it is the same visit.
+  await page.reload();
+  await ready(page);
+  expect(await page.evaluate(() => window.refloop.attribution().last.ref)).toBe('KEEPME22');
+  const id = await page.evaluate(async () => { const id = window.refloop.track('after-reload'); await window.refloop.flush(); return id; });
+  expect(d1(`SELECT user_id FROM events WHERE event_id = '${id}'`)[0].user_id).toBe('user-kept');
+  await page.evaluate(() => window.refloop.reset());
+  await page.reload();
+  await ready(page);
+  const other = await page.evaluate(async () => { const id = window.refloop.track('after-reset'); await window.refloop.flush(); return id; });
+  expect(d1(`SELECT user_id FROM events WHERE event_id = '${other}'`)[0].user_id).toBeNull();
+  await page.evaluate(() => localStorage.clear());
+});
+
 test('single-page navigation is a page view', async ({ page }) => {
   await page.goto('/');
   await ready(page);
