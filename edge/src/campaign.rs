@@ -1353,12 +1353,14 @@ impl<C: Sql> View<'_, C> {
         let mut out = Vec::new();
         let mut after = -1i64;
         for _ in 0..50 {
+            // Ranks from one window over the board per page (the board's
+            // order: score, then who joined first), not a count per row.
             let rows = self.rows(
-                "SELECT p.id, p.code, p.user_id, p.joined_at, p.confirmed, p.score, p.erased,
-                   CASE WHEN s.score > 0 THEN 1 + (SELECT count(*) FROM scores t WHERE t.period = 'all'
-                     AND (t.score > s.score OR (t.score = s.score AND (t.joined_at < s.joined_at
-                       OR (t.joined_at = s.joined_at AND t.participant_id < s.participant_id))))) END AS rank
-                 FROM participants p LEFT JOIN scores s ON s.period = 'all' AND s.participant_id = p.id
+                "WITH ranked AS (SELECT participant_id, ROW_NUMBER() OVER
+                     (ORDER BY score DESC, joined_at, participant_id) AS rank
+                   FROM scores WHERE period = 'all' AND score > 0)
+                 SELECT p.id, p.code, p.user_id, p.joined_at, p.confirmed, p.score, p.erased, r.rank
+                 FROM participants p LEFT JOIN ranked r ON r.participant_id = p.id
                  WHERE p.id > ?1 ORDER BY p.id LIMIT 1000",
                 &[json!(after)],
             )?;

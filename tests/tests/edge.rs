@@ -1359,3 +1359,53 @@ fn an_operator_can_answer_why_a_referral_did_not_count() {
         "{a}"
     );
 }
+
+/// The CSV export's ranks (one window over the board per page) are the
+/// ranks `me` shows (one count on the score index).
+#[test]
+fn the_exports_ranks_are_the_participants_own() {
+    let edge = Edge::new();
+    let signups: Vec<Value> = (0..30)
+        .map(|i| json!({"id": uuid(100 + i), "type": "track", "event": "signup", "anonymous_id": format!("x{i}"), "campaign": "launch"}))
+        .collect();
+    edge.batch(json!(signups));
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/launch/participants?limit=100", json!({}));
+    for (n, p) in people["participants"].as_array().unwrap().iter().enumerate() {
+        let points = [5, 0, 12, 5, 7][n % 5];
+        if points > 0 {
+            let path = format!("/v1/admin/campaigns/launch/participants/{}/adjustments", p["id"]);
+            edge.json(
+                "POST",
+                &path,
+                json!({"points": points, "note": "tie-break test", "idempotency_key": format!("k{n}")}),
+            );
+        }
+    }
+    let csv = edge
+        .call(
+            "GET",
+            "/v1/admin/campaigns/launch/export.csv",
+            &[("authorization", &format!("Bearer {}", refloop_tests::SK))],
+            "",
+        )
+        .body;
+    let mut checked = 0;
+    for line in csv.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let (code, rank) = (cols[1], cols[6]);
+        let r = edge.call(
+            "GET",
+            &format!("/v1/campaigns/launch/participants/{code}?key={}", refloop_tests::PK),
+            &[],
+            "",
+        );
+        let stats: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            stats["rank"].as_u64().map(|r| r.to_string()).unwrap_or_default(),
+            rank,
+            "{code}: {line} vs {stats}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 30);
+}
