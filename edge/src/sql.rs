@@ -178,7 +178,7 @@ UPDATE outbox SET claim = ?2, claimed_until = ?3 WHERE id IN (
   ORDER BY o.next_attempt_at LIMIT ?4)";
 /// `?1` claim token → what this run sends.
 pub const CLAIMED_DELIVERIES: &str = "\
-SELECT o.id, o.type, o.payload, o.attempts, w.url, w.secret FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
+SELECT o.id, o.type, o.payload, o.attempts, o.notice_key, w.url, w.secret FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
 WHERE o.claim = ?1 ORDER BY o.id";
 /// `?1` campaign → when its next delivery to a live webhook is due.
 pub const NEXT_DELIVERY_DUE: &str = "\

@@ -102,6 +102,24 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &str) -> String {
     format!("t={unix_seconds},v1={}", crate::app::hex(&mac.finalize().into_bytes()))
 }
 
+/// The Standard Webhooks signature (standardwebhooks.com), beside ours, so
+/// receivers can verify with its libraries: `v1,` + base64 HMAC-SHA256 of
+/// `<id>.<timestamp>.<body>`, keyed with the base64-decoded part of the
+/// secret after `whsec_`.
+pub fn standard_signature(secret: &str, id: &str, unix_seconds: i64, body: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_else(|_| encoded.as_bytes().to_vec());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
+    mac.update(format!("{id}.{unix_seconds}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
 /// The wait before attempt `attempts + 1`: 30 s doubling, at most 6 hours.
 pub fn backoff_ms(attempts: i64) -> i64 {
     let exp = attempts.clamp(0, 20) as u32;
@@ -164,13 +182,19 @@ pub async fn deliver(
     for d in &claimed {
         let body = d.text("payload");
         let id = d.int("id");
+        // The message's id is its notice's (the same on every retry).
+        let message = d.opt_text("notice_key").unwrap_or_else(|| format!("d-{id}"));
+        let secret = d.text("secret");
         let headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),
             ("Refloop-Event".to_owned(), d.text("type")),
             ("Refloop-Delivery".to_owned(), id.to_string()),
+            ("Refloop-Signature".to_owned(), signature(&secret, now / 1000, &body)),
+            ("webhook-id".to_owned(), message.clone()),
+            ("webhook-timestamp".to_owned(), (now / 1000).to_string()),
             (
-                "Refloop-Signature".to_owned(),
-                signature(&d.text("secret"), now / 1000, &body),
+                "webhook-signature".to_owned(),
+                standard_signature(&secret, &message, now / 1000, &body),
             ),
         ];
         let retry_at = now + backoff_ms(d.int("attempts"));
@@ -261,6 +285,18 @@ mod tests {
         );
         assert!(check_url("http://localhost:8080/x", true).is_ok());
         assert!(check_url("http://10.0.0.1/x", true).is_err(), "but nothing private");
+    }
+
+    #[test]
+    fn the_standard_webhooks_signature_matches_its_reference() {
+        // The example of the Standard Webhooks specification's reference
+        // implementations (secret, id, timestamp, payload → signature).
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            standard_signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 
     #[test]

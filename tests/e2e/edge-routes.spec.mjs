@@ -221,6 +221,11 @@ test('webhooks: signed delivery by the campaign\'s alarm, retried by the cron wh
     const [{ headers, body }] = received;
     const [, ts, sig] = headers['refloop-signature'].match(/^t=(\d+),v1=([0-9a-f]{64})$/);
     expect(sig).toBe(createHmac('sha256', hook.secret).update(`${ts}.${body}`).digest('hex'));
+    // The same delivery verifies as a Standard Webhooks message (webhook-id/-timestamp/-signature).
+    const key = Buffer.from(hook.secret.slice('whsec_'.length), 'base64');
+    const signed = `${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`;
+    expect(headers['webhook-signature']).toBe(`v1,${createHmac('sha256', key).update(signed).digest('base64')}`);
+    expect(headers['webhook-id']).toBe(JSON.parse(body).id);
     expect(JSON.parse(body)).toMatchObject({ type: 'referral.confirmed', campaign: 'hooks' });
     log = (await t.json('GET', `/v1/admin/webhooks/${hook.id}/deliveries`)).deliveries;
     expect(log[0]).toMatchObject({ attempts: 2, last_status: 204 });
