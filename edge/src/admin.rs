@@ -162,6 +162,10 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::ListSnapshots => snapshots(ctx, req, &site, c).await,
         Route::TakeSnapshot => take_snapshot(ctx, req, &site, c).await,
         Route::Funnel => stats_funnel(ctx, &site, c).await,
+        Route::Money => {
+            let (campaign, _) = campaign_of(ctx, site.tenant_id, c).await?;
+            Ok(Response::value(200, &call(ctx, &campaign, Op::Money).await?))
+        }
         Route::Trend => stats_trend(ctx, req, &site, c).await,
         Route::Export => export(ctx, &site, c).await,
         Route::ListWebhooks => list_webhooks(ctx, &site).await,

@@ -94,6 +94,9 @@ pub enum Op {
         anonymous_ids: Vec<String>,
         user_ids: Vec<String>,
     },
+    /// The money the campaign's rewards stand for, per currency and status,
+    /// against its budget.
+    Money,
     /// Why events did not count (refused referrals, withheld rewards), newest
     /// first; `q` an anonymous id, user id or code (empty: all).
     Answers {
@@ -187,6 +190,7 @@ impl Op {
                 | Op::Check
                 | Op::Person { .. }
                 | Op::Answers { .. }
+                | Op::Money
                 | Op::Redeem { check: true, .. }
                 | Op::Replay { apply: false, .. }
                 | Op::Outbox
@@ -409,6 +413,38 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     "erased": people.iter().map(|p| p.0).collect::<Vec<_>>(),
                     "anonymous_ids": anonymous, "user_ids": users,
                 }))
+            }
+            Op::Money => {
+                let rows = view.rows(
+                    "SELECT currency, status, count(*) AS grants, sum(value_minor) AS amount_minor FROM grants
+                     WHERE currency IS NOT NULL GROUP BY currency, status ORDER BY currency, status",
+                    &[],
+                )?;
+                let mut by_currency: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
+                for r in &rows {
+                    let entry = by_currency.entry(txt(r, "currency")).or_default();
+                    entry.insert(
+                        txt(r, "status"),
+                        json!({"grants": int(r, "grants"), "amount_minor": int(r, "amount_minor")}),
+                    );
+                }
+                // What counts against a budget: every grant still worth something.
+                let live = |m: &Map<String, Value>| -> i64 {
+                    m.iter()
+                        .filter(|(k, _)| GrantStatus::parse(k).is_some_and(GrantStatus::is_live))
+                        .map(|(_, v)| v["amount_minor"].as_i64().unwrap_or(0))
+                        .sum()
+                };
+                let currencies: Vec<Value> = by_currency
+                    .iter()
+                    .map(|(cur, m)| json!({"currency": cur, "by_status": m, "committed_minor": live(m)}))
+                    .collect();
+                let budget = config.caps.budget.as_ref().map(|b| {
+                    let used = by_currency.get(&b.currency).map_or(0, live);
+                    json!({"currency": b.currency, "amount_minor": b.amount_minor, "committed_minor": used,
+                           "left_minor": b.amount_minor - used})
+                });
+                Ok(json!({"currencies": currencies, "budget": budget}))
             }
             Op::Answers { q, limit } => {
                 let rows = view.rows(

@@ -1409,3 +1409,50 @@ fn the_exports_ranks_are_the_participants_own() {
     }
     assert_eq!(checked, 30);
 }
+
+/// Money: rewards with amounts roll up per currency and status, against the budget.
+#[test]
+fn rewards_with_amounts_roll_up_against_the_budget() {
+    let edge = Edge::new();
+    let config = json!({
+        "name": "money",
+        "rewards": [{"id": "credit", "name": "$10", "kind": {"type": "credit", "amount_minor": 1000, "currency": "USD"}}],
+        "caps": {"budget": {"amount_minor": 5000, "currency": "USD"}}
+    });
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": "money", "config": config})
+        )
+        .0,
+        201
+    );
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "m", "campaign": "money"}]));
+    let (_, people) = edge.json("GET", "/v1/admin/campaigns/money/participants", json!({}));
+    let id = people["participants"][0]["id"].as_i64().unwrap();
+    let mut grants = Vec::new();
+    for k in 0..3 {
+        let (s, g) = edge.json(
+            "POST",
+            &format!("/v1/admin/campaigns/money/participants/{id}/grants"),
+            json!({"reward": "credit", "note": "support", "idempotency_key": format!("m{k}")}),
+        );
+        assert_eq!(s, 201, "{g}");
+        grants.push(g["grant"]["id"].as_i64().unwrap());
+    }
+    let (s, _) = edge.json(
+        "POST",
+        &format!("/v1/admin/campaigns/money/grants/{}/transitions", grants[0]),
+        json!({"to": "revoked"}),
+    );
+    assert_eq!(s, 200);
+    let (s, money) = edge.json("GET", "/v1/admin/campaigns/money/stats/money", json!({}));
+    assert_eq!(s, 200, "{money}");
+    assert_eq!(money["budget"]["committed_minor"], 2000, "{money}");
+    assert_eq!(money["budget"]["left_minor"], 3000, "{money}");
+    assert_eq!(
+        money["currencies"][0]["by_status"]["revoked"]["amount_minor"], 1000,
+        "{money}"
+    );
+}
