@@ -177,6 +177,35 @@ impl Limiter for MemLimiter {
     }
 }
 
+/// What every request needs from the platform, or the reason to refuse it
+/// (fail closed: without a salt IPs and emails would be kept unsalted;
+/// without randomness keys and secrets would be guessable).
+#[derive(Debug)]
+pub struct Needs {
+    pub salt: String,
+    pub seed: u64,
+    pub entropy: [u8; 48],
+}
+
+impl Needs {
+    pub fn from(
+        salt: Option<String>,
+        seed: Result<[u8; 8], String>,
+        entropy: Result<[u8; 48], String>,
+    ) -> Result<Needs, ApiError> {
+        let refuse = |why: &str| {
+            log(&format!("refusing to serve: {why}"));
+            ApiError::new(ErrorCode::Internal, format!("the edge is misconfigured: {why}"))
+        };
+        let salt = salt
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| refuse("the HASH_SALT secret is not set"))?;
+        let seed = u64::from_le_bytes(seed.map_err(|e| refuse(&e))?);
+        let entropy = entropy.map_err(|e| refuse(&e))?;
+        Ok(Needs { salt, seed, entropy })
+    }
+}
+
 /// The campaigns' single writers: one call reaches one campaign's Durable
 /// Object (natively, its rusqlite database) and returns its answer.
 #[allow(async_fn_in_trait)]

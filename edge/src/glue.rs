@@ -7,7 +7,7 @@
 //! here unwraps outside input.
 
 use crate::alarm;
-use crate::app::{self, Bucket, Campaigns, Ctx, Limiter};
+use crate::app::{self, Bucket, Campaigns, Ctx, Limiter, Needs};
 use crate::campaign::{self, Call};
 use crate::cron;
 use crate::db::{Arg, Db, DbError, Kv, Row, Stmt};
@@ -143,24 +143,8 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     Ok(out)
 }
 
-/// What every request needs from the platform, or the reason to refuse it
-/// (fail closed: without a salt IPs and emails would be kept unsalted;
-/// without randomness keys and secrets would be guessable).
-struct Needs {
-    salt: String,
-    seed: u64,
-    entropy: [u8; 48],
-}
-
 fn needs(env: &Env) -> Result<Needs, ApiError> {
-    let refuse = |why: &str| {
-        app::log(&format!("refusing to serve: {why}"));
-        ApiError::new(ErrorCode::Internal, format!("the edge is misconfigured: {why}"))
-    };
-    let salt = text_var(env, "HASH_SALT").ok_or_else(|| refuse("the HASH_SALT secret is not set"))?;
-    let seed = u64::from_le_bytes(random_bytes().map_err(|e| refuse(&e))?);
-    let entropy = random_bytes().map_err(|e| refuse(&e))?;
-    Ok(Needs { salt, seed, entropy })
+    Needs::from(text_var(env, "HASH_SALT"), random_bytes(), random_bytes())
 }
 
 use wasm_bindgen::JsCast;

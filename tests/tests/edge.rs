@@ -1456,3 +1456,26 @@ fn rewards_with_amounts_roll_up_against_the_budget() {
         "{money}"
     );
 }
+
+/// Finding 8 (fail closed): a missing HASH_SALT meant no salt, a failing
+/// getRandomValues gave `sk_000…`. Either and the worker refuses to serve.
+#[test]
+fn no_salt_or_no_randomness_and_the_edge_refuses_to_serve() {
+    use refloop_edge::app::Needs;
+    let fine = Needs::from(Some("salt".into()), Ok([1; 8]), Ok([2; 48]));
+    assert!(fine.is_ok());
+    for (salt, seed, entropy) in [
+        (None, Ok([1; 8]), Ok([2; 48])),
+        (Some("  ".to_owned()), Ok([1; 8]), Ok([2; 48])),
+        (Some("salt".to_owned()), Err("no crypto".to_owned()), Ok([2; 48])),
+        (
+            Some("salt".to_owned()),
+            Ok([1; 8]),
+            Err("getRandomValues failed".to_owned()),
+        ),
+    ] {
+        let e = Needs::from(salt, seed, entropy).unwrap_err();
+        assert_eq!(e.status(), 500);
+        assert!(e.message.contains("misconfigured"), "{}", e.message);
+    }
+}
