@@ -263,6 +263,8 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 // The top N is looked at once for the call, after its last event.
                 let mut reply = EventsReply::default();
                 let mut logged = Vec::with_capacity(events.len());
+                let keys: Vec<String> = events.iter().map(|e| e.key().into_owned()).collect();
+                engine.store.prefetch_seen(&keys);
                 for e in events {
                     let input = Input::Event(Box::new(e.clone()));
                     let out = engine.decide(&input);

@@ -1227,7 +1227,8 @@ fn a_person_is_erased_everywhere_and_can_see_everything_first() {
 
 /// What a participant's event costs its campaign's database: every statement
 /// of a 10-event batch of a scoring event, counted (`REFLOOP_SQL_TRACE=1`
-/// prints them). A cap per participant costs one counter write, not a search.
+/// prints them). A cap per participant costs one counter write, not a search;
+/// a batch marks its events seen in one statement; the score moves by trigger.
 #[test]
 fn a_participants_event_costs_a_handful_of_statements() {
     let edge = Edge::new();
@@ -1252,7 +1253,7 @@ fn a_participants_event_costs_a_handful_of_statements() {
         per_batch.push(edge.objects.with(3, |db| db.statements.get()) - before);
     }
     eprintln!("statements per 10-event batch: {per_batch:?}");
-    assert!(per_batch.iter().all(|n| *n <= 80), "{per_batch:?}");
+    assert!(per_batch.iter().all(|n| *n <= 60), "{per_batch:?}");
 }
 
 /// An operator gives a prize by hand, and a checkout redeems its coupon once.

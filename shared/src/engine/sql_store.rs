@@ -124,6 +124,9 @@ pub const SCHEMA: &[&str] = &[
        referral_id, idempotency_key, at, config_version ON ledger
      BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    // The kept score moves with its entry, in the same statement.
+    "CREATE TRIGGER IF NOT EXISTS ledger_moves_score AFTER INSERT ON ledger
+     BEGIN UPDATE participants SET score = score + NEW.points WHERE id = NEW.participant_id; END",
     // Scores per board window: 'all', 'month:<start ms>', 'week:<start ms>'.
     "CREATE TABLE IF NOT EXISTS scores (
        period TEXT NOT NULL, participant_id INTEGER NOT NULL,
@@ -171,6 +174,10 @@ pub struct SqlStore<'c, C: Sql> {
     periods: Vec<Period>,
     failure: RefCell<Option<String>>,
     rows: Rows,
+    /// Event keys marked seen ahead for this call (`prefetch_seen`), and those
+    /// of them that were new and not yet asked about.
+    prefetched: std::collections::HashSet<String>,
+    fresh: std::collections::HashSet<String>,
 }
 
 /// Rows the store has read or written, so an input reads each row once. Safe
@@ -225,6 +232,8 @@ impl<'c, C: Sql> SqlStore<'c, C> {
             periods: periods.to_vec(),
             failure: RefCell::new(None),
             rows,
+            prefetched: Default::default(),
+            fresh: Default::default(),
         }
     }
 
@@ -285,6 +294,26 @@ impl<'c, C: Sql> SqlStore<'c, C> {
     /// Records an input the campaign was given (a replay runs them again).
     pub fn log_input(&self, input: &super::machine::Input) {
         self.run("INSERT INTO inputs (input) VALUES (?1)", &[text(input)]);
+    }
+
+    /// Marks a batch's event keys seen in one statement, ahead of deciding
+    /// them: `mark_seen` then answers from what it returned (in the same
+    /// transaction, so a rolled-back call forgets both).
+    pub fn prefetch_seen(&mut self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        #[derive(Deserialize)]
+        struct Seen {
+            event_id: String,
+        }
+        let fresh = self.rows::<Seen>(
+            "INSERT INTO seen_events (event_id) SELECT value FROM json_each(?1) WHERE true
+             ON CONFLICT DO NOTHING RETURNING event_id",
+            &[Value::String(json!(keys).to_string())],
+        );
+        self.prefetched.extend(keys.iter().cloned());
+        self.fresh.extend(fresh.into_iter().map(|s| s.event_id));
     }
 
     /// Logs several inputs, in order, in one statement (a batch of events).
@@ -596,6 +625,9 @@ struct BoardRow {
 
 impl<C: Sql> Store for SqlStore<'_, C> {
     fn mark_seen(&mut self, event_id: &str) -> bool {
+        if self.prefetched.contains(event_id) {
+            return self.fresh.remove(event_id);
+        }
         !self
             .run(
                 "INSERT INTO seen_events (event_id) VALUES (?1) ON CONFLICT DO NOTHING RETURNING event_id",
@@ -934,11 +966,7 @@ impl<C: Sql> Store for SqlStore<'_, C> {
             )
             .is_empty();
         if added {
-            // The kept score moves in the same transaction as its entry.
-            self.run(
-                "UPDATE participants SET score = score + ?2 WHERE id = ?1",
-                &[json!(e.participant.0), json!(e.points)],
-            );
+            // The kept score moved with the entry (`ledger_moves_score`).
             self.touch(e.participant, |p| p.score += e.points);
         }
         added
