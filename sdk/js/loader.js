@@ -478,6 +478,19 @@ function start(cfg) {
       });
     });
   }
+  // The widgets of a page share one me() per campaign: one asked while
+  // another is in flight gets that answer (four widgets refreshing together
+  // are one request); once answered, the next ask is fresh.
+  var meShared = {};
+  function sharedMe(api, campaign) {
+    var k = campaign || '';
+    if (meShared[k]) return meShared[k];
+    var done = function () { delete meShared[k]; };
+    var p = api.me(campaign);
+    p.then(done, done);
+    meShared[k] = p;
+    return p;
+  }
   function campaignOf(c) {
     if (consent !== 'granted') throw new Error('no consent yet: call optIn() first');
     c = c || cfg.campaign;
@@ -550,7 +563,7 @@ function start(cfg) {
       return cfg.widgets().then(function (w) {
         return w.mount(el, widget, options, {
           api: cfg.api,
-          me: function () { return self.me(campaign); },
+          me: function () { return sharedMe(self, campaign); },
           invite: function () { return self.invite(campaign); },
           board: function (period, code) {
             return edge('/v1/campaigns/' + campaignOf(campaign) + '/leaderboard?key=' + encodeURIComponent(cfg.key)

@@ -58,8 +58,13 @@ function strings(lang) {
   return STRINGS[l] || STRINGS.en;
 }
 
-function share(sdk, t, opts, me) {
-  var url = me.mode === 'invite' ? sdk.invite().then(function (i) { return i.url; }) : Promise.resolve(sdk.api + me.link);
+function share(sdk, t, opts, me, state) {
+  // One invitation per widget: a refresh shows the same link, it mints none.
+  if (me.mode === 'invite' && !state.invite) {
+    state.invite = sdk.invite().then(function (i) { return i.url; });
+    state.invite['catch'](function () { state.invite = null; });
+  }
+  var url = me.mode === 'invite' ? state.invite : Promise.resolve(sdk.api + me.link);
   return url.then(function (link) {
     var text = opts.text || me.share_text || '';
     var u = encodeURIComponent(link), x = encodeURIComponent(text);
@@ -188,7 +193,10 @@ export function mount(host, name, opts, sdk) {
       delay = Math.min(delay * 2, 300000);
     }).then(function () {
       host.setAttribute('data-state', 'ready');
-      if (name === 'leaderboard' || opts.refresh) timer = setTimeout(render, delay);
+      // A hidden page is not polled: coming back into view renders again.
+      if (name === 'leaderboard' || opts.refresh) {
+        timer = setTimeout(function () { if (document.visibilityState !== 'hidden') render(); }, delay);
+      }
     });
   }
   document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'visible') render(); });

@@ -130,3 +130,33 @@ test('the widget chunk is fetched only when a widget is mounted', async ({ page 
   // The space was kept before the chunk arrived.
   expect(await page.evaluate(() => document.getElementById('late').style.minHeight)).toBe('120px');
 });
+
+test('four widgets ask me() once between them, and a refresh mints no new invitation', async ({ page }) => {
+  const asks = [];
+  page.on('request', (r) => { if (/\/v1\/campaigns\/[^/]+\/me\?/.test(r.url())) asks.push(r.url()); });
+  await joined(page);
+  asks.length = 0;
+  // All four come back into view at once: one me() for the page.
+  await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+  await page.waitForTimeout(1_500);
+  expect(asks).toHaveLength(1);
+});
+
+test('the invite-mode share widget keeps its invitation across refreshes', async ({ page }) => {
+  const minted = [];
+  page.on('request', (r) => { if (r.url().endsWith('/v1/invitations')) minted.push(r.url()); });
+  await page.goto('/invite.html');
+  await ready(page);
+  await page.click('#join');
+  await expect(page.locator('#out')).toContainText('You are in');
+  const link = await page.evaluate(async () => {
+    const host = document.createElement('div');
+    host.id = 'share';
+    document.body.append(host);
+    const widget = await window.refloop.mount(host, 'share');
+    for (let i = 0; i < 3; i++) await widget.refresh();
+    return host.shadowRoot.querySelector('#link').value;
+  });
+  expect(link).toContain('invite=');
+  expect(minted).toHaveLength(1);
+});
