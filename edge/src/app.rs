@@ -340,6 +340,23 @@ pub struct Site {
     pub per_minute: Option<i64>,
 }
 
+impl Site {
+    /// A site from `SITE_BY_*`'s row (origins space-joined).
+    fn from_row(row: &Row) -> Site {
+        Site {
+            id: row.int("site_id"),
+            tenant_id: row.int("tenant_id"),
+            per_minute: row.opt_int("per_minute"),
+            origins: row
+                .text("origins")
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
 thread_local! {
     /// Sites by publishable key, kept by the isolate for `Ctx::site_cache_seconds`:
     /// the hottest lookup of all (every batch), and one that rarely changes.
@@ -398,17 +415,7 @@ pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<
         .into_iter()
         .next()
         .ok_or_else(unknown_key)?;
-    Ok(Site {
-        id: row.int("site_id"),
-        tenant_id: row.int("tenant_id"),
-        per_minute: row.opt_int("per_minute"),
-        origins: row
-            .text("origins")
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    Ok(Site::from_row(&row))
 }
 
 pub fn unknown_key() -> ApiError {
@@ -439,19 +446,9 @@ pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, Api
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this secret key is not known"))?;
-    Ok(Site {
-        id: row.int("site_id"),
-        tenant_id: row.int("tenant_id"),
-        // Not checked on secret-key routes (no browser sends them); the
-        // campaigns' landing pages must be on one of them.
-        origins: row
-            .text("origins")
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        per_minute: row.opt_int("per_minute"),
-    })
+    // Its origins are not checked on secret-key routes (no browser sends
+    // them); the campaigns' landing pages must be on one of them.
+    Ok(Site::from_row(&row))
 }
 
 pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
