@@ -96,10 +96,49 @@ test('console → referral link → signup → trusted purchase → confirmed, l
 
   // Screenshots of the console, kept with the docs when asked for.
   if (process.env.REFLOOP_SCREENSHOTS) {
-    for (const tab of ['config', 'participants', 'referrals', 'grants', 'leaderboard', 'stats', 'webhooks']) {
+    for (const tab of ['config', 'participants', 'referrals', 'answers', 'grants', 'leaderboard', 'stats', 'program', 'webhooks']) {
       await operator.goto(`${EDGE}/admin/#/c/${slug}/${tab}`);
       await operator.waitForLoadState('networkidle');
       await operator.screenshot({ path: `docs/screenshots/console-${tab}.png`, fullPage: true });
     }
   }
+});
+
+test('the console answers why a referral did not count, replays a version, redeems a prize and ends the campaign', async ({ browser, request }) => {
+  test.setTimeout(60_000);
+  const { freshTenant, ev } = await import('./helpers.mjs');
+  const t = await freshTenant(request);
+  const config = { name: 'Prize draw', quest: { steps: [] }, fraud: { flag_shared_ip: false },
+    point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 10 }],
+    rewards: [{ id: 'coupon', name: '20% off', kind: { type: 'coupon', prefix: 'OFF' } }] };
+  await t.json('POST', '/v1/admin/campaigns', { slug: 'draw', config }, 201);
+  await t.json('PUT', '/v1/admin/campaigns/draw', { config: { ...config, point_rules: [{ id: 'joined', event: 'signup', to: 'self', points: 15 }] } });
+  await t.send([ev('signup', 'host', { campaign: 'draw' }), ev('signup', 'lost', { attribution: { ref: 'NOSUCHCODE' }, campaign: 'draw' })]);
+  const { participants } = await t.json('GET', '/v1/admin/campaigns/draw/participants');
+  const host = participants.find((p) => p.anonymous_id === 'host');
+  const given = await t.json('POST', `/v1/admin/campaigns/draw/participants/${host.id}/grants`, { reward: 'coupon', note: 'console test' }, 201);
+
+  const operator = await browser.newPage();
+  await operator.goto(`${EDGE}/admin/`);
+  await operator.fill('#k', t.sk);
+  await operator.click('button:has-text("Sign in")');
+  await expect(operator.locator('h1:has-text("Campaigns")')).toBeVisible();
+  await operator.goto(`${EDGE}/admin/#/c/draw/answers/lost`);
+  await expect(operator.locator('td.status').first()).toHaveText('unknown_code');
+  await operator.goto(`${EDGE}/admin/#/c/draw/program`);
+  await expect(operator.locator('#check')).toContainText('Every score is its ledger sum');
+  await operator.selectOption('#rv', '1');
+  await operator.click('#preview');
+  await expect(operator.locator('#replay')).toContainText('not applied');
+  await operator.fill('#token', given.grant.token);
+  await operator.click('#tcheck');
+  await expect(operator.locator('#tout')).toContainText('valid: coupon');
+  await operator.click('button:has-text("Redeem")');
+  await expect(operator.locator('#tout')).toContainText('redeemed: coupon');
+  await operator.click('button:has-text("Redeem")');
+  await expect(operator.locator('#tout')).toContainText('redeemed already');
+  operator.on('dialog', (d) => d.accept());
+  await operator.click('#end');
+  await expect(operator.locator('#ended')).toContainText('Ended.');
+  expect((await t.json('GET', '/v1/admin/campaigns/draw')).status).toBe('ended');
 });

@@ -220,6 +220,7 @@ async function board(slug) {
 async function stats(slug) {
   return `<section><h2>Funnel</h2><div id="funnel" class="chart"></div><p id="funnelText" class="mu"></p></section>
     <section><h2>Daily trend, last 30 days</h2><div id="trend" class="chart"></div></section>
+    <section><h2>Money</h2><div id="money"></div></section>
     <section><h2>Export</h2><button id="csv">Download participants (CSV)</button></section>`;
 }
 
@@ -238,12 +239,60 @@ async function drawStats(slug) {
     width, height: 260,
     series: [{}, { label: 'Clicks', stroke: '#9aa8ff' }, { label: 'Signups', stroke: '#3949c7' }, { label: 'Confirmed', stroke: '#1f8a4c', width: 2 }],
   }, [days.map((d) => Date.parse(d.day) / 1000), days.map((d) => d.clicks), days.map((d) => d.signups), days.map((d) => d.confirmed)], document.getElementById('trend'));
+  const money = await api('GET', `/campaigns/${slug}/stats/money`);
+  const fmt = (minor, cur) => `${(minor / 100).toFixed(2)} ${esc(cur)}`;
+  document.getElementById('money').innerHTML = (money.budget ? `<p>Budget ${fmt(money.budget.amount_minor, money.budget.currency)}: ${fmt(money.budget.committed_minor, money.budget.currency)} committed, ${fmt(money.budget.left_minor, money.budget.currency)} left.</p>` : '')
+    + table(['Currency', 'Committed', 'By status'], money.currencies.map((c) => `<tr><td>${esc(c.currency)}</td><td>${fmt(c.committed_minor, c.currency)}</td><td class="mu">${Object.entries(c.by_status).map(([k, v]) => `${esc(k)}: ${v.grants} (${fmt(v.amount_minor, c.currency)})`).join(', ')}</td></tr>`));
   document.getElementById('csv').onclick = async () => {
     const text = await api('GET', `/campaigns/${slug}/export.csv`);
     const a = document.createElement('a');
     a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
     a.download = `${slug}.csv`;
     a.click();
+  };
+}
+
+async function answers(slug, q) {
+  const { answers } = await api('GET', `/campaigns/${slug}/answers?limit=200${q ? `&q=${encodeURIComponent(q)}` : ''}`);
+  return `<section><h2>Why it did not count</h2><p class="mu">Every refused referral and every reward a cap withheld, with its reason.</p>
+    <form id="asearch" class="row"><input id="aq" value="${esc(q)}" placeholder="anonymous id, user id or code" aria-label="Search answers"><button>Search</button></form>
+    ${table(['When', 'Who', 'Code', 'What', 'Reason'], answers.map((a) => `<tr><td>${when(a.at)}</td><td>${esc(a.user_id || a.anonymous_id || '')}</td><td>${esc(a.code || '')}</td><td>${esc(a.kind)}</td><td class="status">${esc(a.reason)}</td></tr>`))}</section>`;
+}
+
+async function program(slug) {
+  const [check, { versions }] = await Promise.all([api('GET', `/campaigns/${slug}/check`), api('GET', `/campaigns/${slug}/versions`)]);
+  return `<section><h2>Invariants</h2><p id="check" class="${check.violations.length ? 'err' : 'mu'}">${check.violations.length ? esc(check.violations.join(', ')) : 'Every score is its ledger sum; every count holds.'}</p></section>
+    <section><h2>Replay under a version</h2><p class="mu">Every input again under another version: the correcting entries are previewed, then appended (never edits).</p>
+      <p class="row"><select id="rv" aria-label="Version">${versions.map((v) => `<option value="${v.version}">version ${v.version}</option>`).join('')}</select>
+      <button id="preview" class="o">Preview</button><button id="apply">Apply</button></p><div id="replay"></div></section>
+    <section><h2>Redeem a coupon or token</h2><form id="redeem" class="row"><input id="token" placeholder="token" aria-label="Token" required>
+      <button type="button" id="tcheck" class="o">Check</button><button>Redeem</button></form><p id="tout" role="status"></p></section>
+    <section><h2>End the campaign</h2><p class="mu">Runs the end distributions now (top N, minimum score or referrals, the raffle with a recorded seed).</p>
+      <button id="end">End now</button><div id="ended"></div></section>`;
+}
+
+function wireProgram(slug) {
+  const replay = async (apply) => {
+    const r = await api('POST', `/campaigns/${slug}/replay`, { version: Number(document.getElementById('rv').value), apply });
+    document.getElementById('replay').innerHTML = `<p class="mu">${r.corrections.length} corrections, ${r.points} points${r.applied ? ', appended' : ', not applied'}</p>`
+      + table(['Participant', 'Points', 'Corrects'], r.corrections.map((c) => `<tr><td>${c.participant}</td><td>${c.points}</td><td class="mu">${esc(c.corrects)}</td></tr>`));
+  };
+  document.getElementById('preview').onclick = () => replay(false);
+  document.getElementById('apply').onclick = () => replay(true);
+  const redeem = async (check) => {
+    try {
+      const r = await api('POST', `/campaigns/${slug}/redeem`, { token: document.getElementById('token').value.trim(), check });
+      document.getElementById('tout').textContent = check ? `valid: ${r.grant.reward} (${r.grant.status})` : `redeemed: ${r.grant.reward}`;
+    } catch (e) { document.getElementById('tout').textContent = e.message; }
+  };
+  document.getElementById('tcheck').onclick = () => redeem(true);
+  document.getElementById('redeem').onsubmit = (ev) => { ev.preventDefault(); redeem(false); };
+  document.getElementById('end').onclick = async () => {
+    if (!window.confirm('End this campaign now? This cannot be undone.')) return;
+    try {
+      const r = await api('POST', `/campaigns/${slug}/end`, {});
+      document.getElementById('ended').innerHTML = `<p>Ended.${r.seed ? ` Raffle seed ${esc(r.seed)}.` : ''}</p>` + table(['Grant', 'Reward', 'Participant'], (r.grants || []).map((g) => `<tr><td>${esc(g.id)}</td><td>${esc(g.reward)}</td><td>${esc(g.participant && g.participant.code)}</td></tr>`));
+    } catch (e) { document.getElementById('ended').innerHTML = `<p class="err">${esc(e.message)}</p>`; }
   };
 }
 
@@ -259,7 +308,7 @@ async function webhooks() {
 
 // ---- routing ---------------------------------------------------------------------------
 
-const TABS = [['config', 'Configuration'], ['participants', 'Participants'], ['referrals', 'Referrals'], ['grants', 'Grants'], ['leaderboard', 'Leaderboard'], ['stats', 'Stats'], ['webhooks', 'Webhooks']];
+const TABS = [['config', 'Configuration'], ['participants', 'Participants'], ['referrals', 'Referrals'], ['answers', 'Answers'], ['grants', 'Grants'], ['leaderboard', 'Leaderboard'], ['stats', 'Stats'], ['program', 'End & replay'], ['webhooks', 'Webhooks']];
 
 async function route() {
   if (!key()) return login();
@@ -308,6 +357,12 @@ async function route() {
     } else if (tab === 'stats') {
       app.innerHTML = head + await stats(slug);
       await drawStats(slug);
+    } else if (tab === 'answers') {
+      app.innerHTML = head + await answers(slug, parts[3] ? decodeURIComponent(parts[3]) : '');
+      document.getElementById('asearch').onsubmit = (ev) => { ev.preventDefault(); location.hash = `#/c/${slug}/answers/${encodeURIComponent(document.getElementById('aq').value)}`; };
+    } else if (tab === 'program') {
+      app.innerHTML = head + await program(slug);
+      wireProgram(slug);
     } else if (tab === 'webhooks') {
       app.innerHTML = head + await webhooks();
       document.getElementById('hook').onsubmit = async (ev) => {
