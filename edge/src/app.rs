@@ -10,7 +10,7 @@ use crate::stmt;
 use refloop_core::engine::model::Millis;
 use refloop_core::keys::{KeyKind, bearer_secret_key, hash_secret_key, key_kind};
 use refloop_core::{ApiError, ErrorCode};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 pub type Reply = Result<Response, ApiError>;
 
@@ -238,13 +238,13 @@ pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
 }
 
 impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
-    /// Salted SHA-256 hex: how IPs and emails are kept.
+    /// HMAC-SHA256 keyed with the salt, hex: how IPs and emails are kept (a
+    /// keyed hash, so a table of them cannot be matched without the secret).
     pub fn salted(&self, value: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(self.salt.as_bytes());
-        h.update(b":");
-        h.update(value.as_bytes());
-        hex(&h.finalize())
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.salt.as_bytes())
+            .expect("HMAC takes a key of any length");
+        hmac::Mac::update(&mut mac, value.as_bytes());
+        hex(&hmac::Mac::finalize(mac).into_bytes())
     }
 
     /// A site's identity-verification secret: its server signs a user id with
