@@ -733,6 +733,7 @@ fn keep_notices(sql: &impl Sql, campaign: &CampaignMeta, answer: &mut Value) -> 
         let Some(kind) = n.get(0).and_then(Value::as_str).map(str::to_owned) else {
             continue;
         };
+        enrich_notice(sql, &mut n[1])?;
         let id = sql
             .exec(
                 "INSERT INTO outbox (type, payload) VALUES (?1, '{}') RETURNING id",
@@ -747,6 +748,46 @@ fn keep_notices(sql: &impl Sql, campaign: &CampaignMeta, answer: &mut Value) -> 
             &[json!(id), json!(n[1].to_string())],
         )
         .map_err(|e| internal(format!("outbox: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The version of a notice's payload: receivers can tell what it holds.
+pub const NOTICE_SCHEMA: u32 = 1;
+
+/// What a webhook receiver needs beside the engine's ids: each participant's
+/// code and user id (`participant_code`, `referrer_user_id`, …) and a grant's
+/// reward, status and token, read when the notice is made.
+fn enrich_notice(sql: &impl Sql, payload: &mut Value) -> Result<(), ApiError> {
+    let fail = |e: String| internal(format!("notice: {e}"));
+    let Value::Object(m) = payload else { return Ok(()) };
+    m.insert("schema".into(), json!(NOTICE_SCHEMA));
+    for key in ["participant", "referrer", "referee"] {
+        let Some(id) = m.get(key).and_then(Value::as_i64) else {
+            continue;
+        };
+        let rows = sql
+            .exec("SELECT code, user_id FROM participants WHERE id = ?1", &[json!(id)])
+            .map_err(fail)?;
+        if let Some(r) = rows.first() {
+            m.insert(format!("{key}_code"), get(r, "code"));
+            m.insert(format!("{key}_user_id"), get(r, "user_id"));
+        }
+    }
+    if let Some(id) = m.get("grant").and_then(Value::as_i64) {
+        let rows = sql
+            .exec(
+                "SELECT g.reward_id, g.status, g.token, p.code, p.user_id FROM grants g
+                 JOIN participants p ON p.id = g.participant_id WHERE g.id = ?1",
+                &[json!(id)],
+            )
+            .map_err(fail)?;
+        if let Some(r) = rows.first() {
+            m.insert("reward".into(), get(r, "reward_id"));
+            m.insert("token".into(), get(r, "token"));
+            m.insert("participant_code".into(), get(r, "code"));
+            m.insert("participant_user_id".into(), get(r, "user_id"));
+        }
     }
     Ok(())
 }

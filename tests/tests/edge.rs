@@ -457,6 +457,15 @@ fn the_alarm_expires_overdue_referrals_and_grants_and_delivers_signed_webhooks()
             .unwrap();
         assert_eq!(sig, &refloop_edge::webhooks::signature(&secret, ts, body));
     }
+    // What a receiver needs is in the payload: codes and user ids beside the ids, versioned.
+    let confirmed: Value =
+        ok.0.borrow()
+            .iter()
+            .map(|(_, _, body)| serde_json::from_str::<Value>(body).unwrap())
+            .find(|b| b["type"] == "referral.confirmed")
+            .expect("a referral.confirmed delivery");
+    assert_eq!(confirmed["referrer_code"], json!(code), "{confirmed}");
+    assert_eq!(confirmed["schema"], 1);
     let fine = edge.alarm("c", &ok, later + 10_000_000);
     assert_eq!(fine.delivered, 0, "delivered once");
     assert_eq!(
@@ -1297,10 +1306,35 @@ fn a_prize_given_by_hand_is_redeemed_once_at_checkout() {
             json!({"reward": "coupon", "note": "won the photo contest", "idempotency_key": key}),
         )
     };
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/webhooks",
+            json!({"url": "https://hooks.example/prizes"})
+        )
+        .0,
+        201
+    );
     let (s, given) = give("ana", "contest-1");
     assert_eq!(s, 201, "{given}");
     let token = given["grant"]["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("OFF"), "{given}");
+    // The receiver is told what to honour: the reward, its token, whose it is.
+    let hooks = Recorder(Default::default(), 200);
+    edge.alarm("prizes", &hooks, edge.now.get());
+    let earned: Value = hooks
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, _, body)| serde_json::from_str::<Value>(body).unwrap())
+        .find(|b| b["type"] == "reward.earned")
+        .expect("a reward.earned delivery");
+    assert_eq!(
+        (earned["token"].as_str(), earned["reward"].as_str()),
+        (Some(token.as_str()), Some("coupon")),
+        "{earned}"
+    );
+    assert!(earned["participant_code"].is_string(), "{earned}");
     assert_eq!(give("ana", "contest-1").0, 200, "the same key grants once");
     let (s, capped) = give("ben", "contest-2");
     assert_eq!(s, 409, "max_winners 1: {capped}");
