@@ -1219,12 +1219,13 @@ pub async fn check_all<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, 
 
 // ---- webhooks and the audit log ------------------------------------------------------
 
-const NOTICE_TYPES: [&str; 5] = [
+const NOTICE_TYPES: [&str; 6] = [
     "referral.confirmed",
     "milestone.reached",
     "reward.earned",
     "reward.status_changed",
     "leaderboard.top_n_changed",
+    "reward.withheld",
 ];
 
 /// `GET /v1/admin/identity[?user_id=]`: the site's identity-verification

@@ -1338,6 +1338,7 @@ fn a_prize_given_by_hand_is_redeemed_once_at_checkout() {
     assert_eq!(give("ana", "contest-1").0, 200, "the same key grants once");
     let (s, capped) = give("ben", "contest-2");
     assert_eq!(s, 409, "max_winners 1: {capped}");
+
     let (s, _) = edge.json(
         "POST",
         "/v1/admin/campaigns/prizes/participants/1/grants",
@@ -1513,4 +1514,67 @@ fn no_salt_or_no_randomness_and_the_edge_refuses_to_serve() {
         assert_eq!(e.status(), 500);
         assert!(e.message.contains("misconfigured"), "{}", e.message);
     }
+}
+
+/// A reward a cap keeps back is told to the operator's systems
+/// (`reward.withheld`) and kept among the answers.
+#[test]
+fn a_reward_a_cap_withholds_is_told_and_answered() {
+    let edge = Edge::new();
+    let config = json!({
+        "name": "capped", "quest": {"steps": []}, "fraud": {"flag_shared_ip": false},
+        "rewards": [{"id": "coupon", "name": "20% off", "kind": {"type": "coupon", "prefix": "OFF"}}],
+        "milestones": [{"id": "first", "confirmed_referrals": 1, "reward": "coupon"}],
+        "caps": {"max_winners": 1}
+    });
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/campaigns",
+            json!({"slug": "capped", "config": config})
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        edge.json(
+            "POST",
+            "/v1/admin/webhooks",
+            json!({"url": "https://hooks.example/caps", "events": ["reward.withheld"]})
+        )
+        .0,
+        201
+    );
+    let mut n = 0;
+    for host in ["h1", "h2"] {
+        n += 1;
+        edge.batch(
+            json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": host, "campaign": "capped"}]),
+        );
+        let code = edge.me("capped", host).unwrap()["code"].as_str().unwrap().to_owned();
+        n += 1;
+        edge.batch(json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": format!("{host}-friend"), "attribution": {"ref": code}}]));
+    }
+    let hooks = Recorder(Default::default(), 200);
+    edge.alarm("capped", &hooks, edge.now.get());
+    let bodies: Vec<Value> = hooks
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, _, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(
+        (bodies[0]["type"].as_str(), bodies[0]["reward"].as_str()),
+        (Some("reward.withheld"), Some("coupon"))
+    );
+    assert_eq!(
+        bodies[0]["participant_code"].as_str(),
+        edge.me("capped", "h2").unwrap()["code"].as_str()
+    );
+    let (_, a) = edge.json("GET", "/v1/admin/campaigns/capped/answers", json!({}));
+    assert!(
+        a["answers"].as_array().unwrap().iter().any(|x| x["kind"] == "withheld"),
+        "{a}"
+    );
 }

@@ -491,6 +491,7 @@ fn differential(config: &str, actions: &[Action]) -> BTreeMap<&'static str, usiz
                     refloop_core::engine::machine::Notice::RewardEarned { .. } => "earned",
                     refloop_core::engine::machine::Notice::RewardStatusChanged { .. } => "moved",
                     refloop_core::engine::machine::Notice::TopNChanged { .. } => "top",
+                    refloop_core::engine::machine::Notice::RewardWithheld { .. } => "withheld",
                 },
                 1,
             );
@@ -543,6 +544,7 @@ fn the_histories_reach_every_kind_of_outcome() {
         "earned",
         "moved",
         "top",
+        "withheld",
         "corrections",
     ] {
         assert!(

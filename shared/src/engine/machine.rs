@@ -183,6 +183,13 @@ pub enum Notice {
     },
     #[serde(rename = "leaderboard.top_n_changed")]
     TopNChanged { top: Vec<ParticipantId> },
+    /// A cap (a budget, the winners, a reward's grants) kept a reward back.
+    #[serde(rename = "reward.withheld")]
+    RewardWithheld {
+        participant: ParticipantId,
+        reward: String,
+        reason: String,
+    },
 }
 
 /// What one input did.
@@ -800,6 +807,11 @@ impl<'a, S: Store> Machine<'a, S> {
         let currency = config.caps.budget.as_ref().map(|b| b.currency.as_str());
         let usage = self.store.cap_usage(&reward.id, currency, p);
         if let Err(reason) = rewards::check_caps(config, reward, &usage) {
+            out.notices.push(Notice::RewardWithheld {
+                participant: p,
+                reward: reward.id.clone(),
+                reason: reason.clone(),
+            });
             out.capped.push(reason);
             return;
         }
