@@ -162,9 +162,10 @@ pub async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Route::ListSnapshots => snapshots(ctx, req, &site, c).await,
         Route::TakeSnapshot => take_snapshot(ctx, req, &site, c).await,
         Route::Funnel => stats_funnel(ctx, &site, c).await,
-        Route::Money => {
+        Route::Money | Route::Sources => {
             let (campaign, _) = campaign_of(ctx, site.tenant_id, c).await?;
-            Ok(Response::value(200, &call(ctx, &campaign, Op::Money).await?))
+            let op = if route == Route::Money { Op::Money } else { Op::Sources };
+            Ok(Response::value(200, &call(ctx, &campaign, op).await?))
         }
         Route::Trend => stats_trend(ctx, req, &site, c).await,
         Route::Export => export(ctx, &site, c).await,

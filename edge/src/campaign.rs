@@ -97,6 +97,8 @@ pub enum Op {
     /// The money the campaign's rewards stand for, per currency and status,
     /// against its budget.
     Money,
+    /// Referrals and confirmations by where the signup came from.
+    Sources,
     /// Why events did not count (refused referrals, withheld rewards), newest
     /// first; `q` an anonymous id, user id or code (empty: all).
     Answers {
@@ -191,6 +193,7 @@ impl Op {
                 | Op::Person { .. }
                 | Op::Answers { .. }
                 | Op::Money
+                | Op::Sources
                 | Op::Redeem { check: true, .. }
                 | Op::Replay { apply: false, .. }
                 | Op::Outbox
@@ -273,6 +276,12 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                         logged.push(input);
                     }
                     keep_answers(sql, e, &out)?;
+                    if let (Some(r), Some(source)) = (out.referral, &e.source) {
+                        view.rows(
+                            "INSERT INTO referral_sources (referral_id, source) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                            &[json!(r.0), json!(source)],
+                        )?;
+                    }
                     // A resent join answers its code again, so a directory write
                     // lost after the first answer is made good by the retry.
                     let actor = out
@@ -415,6 +424,20 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     "erased": people.iter().map(|p| p.0).collect::<Vec<_>>(),
                     "anonymous_ids": anonymous, "user_ids": users,
                 }))
+            }
+            Op::Sources => {
+                let rows = view.rows(
+                    "SELECT coalesce(s.source, 'direct') AS source, count(*) AS referrals,
+                       sum(r.status = 'confirmed') AS confirmed
+                     FROM referrals r LEFT JOIN referral_sources s ON s.referral_id = r.id
+                     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200",
+                    &[],
+                )?;
+                let sources: Vec<Value> = rows
+                    .iter()
+                    .map(|r| json!({"source": txt(r, "source"), "referrals": int(r, "referrals"), "confirmed": int(r, "confirmed")}))
+                    .collect();
+                Ok(json!({ "sources": sources }))
             }
             Op::Money => {
                 let rows = view.rows(

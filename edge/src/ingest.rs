@@ -352,6 +352,17 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
             .min(e.occurred_at_ms)
             .min(ctx.now),
     });
+    // Where it came from: the campaign tags, else a click id's kind, else the
+    // referring host (each at most 64 characters).
+    let source = touch.as_ref().and(
+        text("utm_source")
+            .map(|s| match text("utm_medium") {
+                Some(m) => format!("{s} / {m}"),
+                None => s,
+            })
+            .or_else(|| text("click_id").map(|k| format!("{k} (paid)")))
+            .or_else(|| text("referrer_host")),
+    );
     let mut traits: Traits = e
         .payload
         .get("traits")
@@ -374,6 +385,7 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         trusted,
         verified,
         touch,
+        source,
         traits,
         email_hash,
         email_domain,

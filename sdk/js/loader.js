@@ -270,7 +270,15 @@ function start(cfg) {
     var kept = touches(), order = cfg.firstTouch ? kept : [kept[1], kept[0]];
     for (var i = 0; i < 2; i++) {
       var t = order[i];
-      if (t && (t.ref || t.invite)) return { ref: t.ref, invite: t.invite, at: t.at };
+      if (t && (t.ref || t.invite)) {
+        // Where the signup came from, for the operator's sources: the
+        // campaign tags, a click id's kind, the referring host, the landing path.
+        var a = { ref: t.ref, invite: t.invite, at: t.at, utm_source: t.utm_source, utm_medium: t.utm_medium, utm_campaign: t.utm_campaign };
+        for (var c = 0; c < CLICK_IDS.length; c++) if (t[CLICK_IDS[c]]) { a.click_id = CLICK_IDS[c]; break; }
+        try { if (t.referrer) a.referrer_host = new URL(t.referrer).hostname; } catch (e) { /* not a URL */ }
+        try { a.landing_path = new URL(t.landing_url).pathname; } catch (e) { /* none */ }
+        return a;
+      }
     }
     return undefined;
   }

@@ -221,3 +221,17 @@ test('a touch keeps utm_* and click ids, and a referrer only from another site',
   await ready(page);
   expect((await page.evaluate(() => window.refloop.attribution())).last).toEqual(first);
 });
+
+test('a signup carries where it came from, and the operator sees referrals by source', async ({ page, request, browser }) => {
+  // A host on the demo campaign, and their link shared in a newsletter.
+  const hostPage = await (await browser.newContext()).newPage();
+  await hostPage.goto(`${WWW}/?campaign=launch`);
+  await ready(hostPage);
+  const code = await hostPage.evaluate(async () => { window.refloop.track('signup'); await window.refloop.flush(); return (await window.refloop.me('launch')).code; });
+  await page.goto(`/?ref=${code}&utm_source=newsletter&utm_medium=email`);
+  await ready(page);
+  await page.evaluate(async () => { window.refloop.track('signup'); await window.refloop.flush(); });
+  const res = await admin(request, 'GET', '/v1/admin/campaigns/launch/stats/sources');
+  const { sources } = await res.json();
+  expect(sources.find((s) => s.source === 'newsletter / email')?.referrals).toBeGreaterThanOrEqual(1);
+});

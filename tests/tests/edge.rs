@@ -1578,3 +1578,48 @@ fn a_reward_a_cap_withholds_is_told_and_answered() {
         "{a}"
     );
 }
+
+/// Sources: a signup's campaign tags, click id or referring host are kept
+/// with its referral; the operator reads referrals and confirmations by source.
+#[test]
+fn referrals_are_counted_by_where_they_came_from() {
+    let edge = Edge::new();
+    edge.batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "host"}]));
+    let code = edge.me("launch", "host").unwrap()["code"].as_str().unwrap().to_owned();
+    let signups = [
+        (
+            2,
+            "a",
+            json!({"ref": code, "utm_source": "newsletter", "utm_medium": "email"}),
+        ),
+        (
+            3,
+            "b",
+            json!({"ref": code, "utm_source": "newsletter", "utm_medium": "email"}),
+        ),
+        (4, "c", json!({"ref": code, "click_id": "gclid"})),
+        (5, "d", json!({"ref": code, "referrer_host": "news.example"})),
+        (6, "e", json!({"ref": code})),
+    ];
+    for (n, who, attribution) in signups {
+        edge.batch(json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": who, "attribution": attribution}]));
+    }
+    edge.server(json!([{"id": uuid(7), "type": "track", "event": "purchase", "anonymous_id": "a"}]));
+    let (s, body) = edge.json("GET", "/v1/admin/campaigns/launch/stats/sources", json!({}));
+    assert_eq!(s, 200, "{body}");
+    let by: std::collections::HashMap<String, (i64, i64)> = body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["source"].as_str().unwrap().to_owned(),
+                (x["referrals"].as_i64().unwrap(), x["confirmed"].as_i64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(by["newsletter / email"], (2, 1), "{body}");
+    assert_eq!(by["gclid (paid)"], (1, 0));
+    assert_eq!(by["news.example"], (1, 0));
+    assert_eq!(by["direct"], (1, 0));
+}

@@ -220,6 +220,7 @@ async function board(slug) {
 async function stats(slug) {
   return `<section><h2>Funnel</h2><div id="funnel" class="chart"></div><p id="funnelText" class="mu"></p></section>
     <section><h2>Daily trend, last 30 days</h2><div id="trend" class="chart"></div></section>
+    <section><h2>Sources</h2><div id="sources"></div></section>
     <section><h2>Money</h2><div id="money"></div></section>
     <section><h2>Export</h2><button id="csv">Download participants (CSV)</button></section>`;
 }
@@ -239,6 +240,9 @@ async function drawStats(slug) {
     width, height: 260,
     series: [{}, { label: 'Clicks', stroke: '#9aa8ff' }, { label: 'Signups', stroke: '#3949c7' }, { label: 'Confirmed', stroke: '#1f8a4c', width: 2 }],
   }, [days.map((d) => Date.parse(d.day) / 1000), days.map((d) => d.clicks), days.map((d) => d.signups), days.map((d) => d.confirmed)], document.getElementById('trend'));
+  const { sources } = await api('GET', `/campaigns/${slug}/stats/sources`);
+  document.getElementById('sources').innerHTML = table(['Source', 'Referrals', 'Confirmed'],
+    sources.map((x) => `<tr><td>${esc(x.source)}</td><td>${x.referrals}</td><td>${x.confirmed}</td></tr>`));
   const money = await api('GET', `/campaigns/${slug}/stats/money`);
   const fmt = (minor, cur) => `${(minor / 100).toFixed(2)} ${esc(cur)}`;
   document.getElementById('money').innerHTML = (money.budget ? `<p>Budget ${fmt(money.budget.amount_minor, money.budget.currency)}: ${fmt(money.budget.committed_minor, money.budget.currency)} committed, ${fmt(money.budget.left_minor, money.budget.currency)} left.</p>` : '')

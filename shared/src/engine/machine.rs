@@ -53,6 +53,10 @@ pub struct EngineEvent {
     #[serde(default)]
     pub verified: bool,
     pub touch: Option<Touch>,
+    /// Where a signup came from (campaign tags, a click id's kind, the
+    /// referring host), for the operator's sources; decides nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub traits: Traits,
     pub email_hash: Option<String>,
     pub email_domain: Option<String>,
@@ -71,6 +75,7 @@ impl EngineEvent {
             trusted: false,
             verified: false,
             touch: None,
+            source: None,
             traits: Traits::new(),
             email_hash: None,
             email_domain: None,

@@ -98,6 +98,10 @@ pub const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS answers_by_anonymous ON answers(anonymous_id)",
     "CREATE INDEX IF NOT EXISTS answers_by_user ON answers(user_id)",
     "CREATE INDEX IF NOT EXISTS answers_by_code ON answers(code)",
+    // Where each referral came from (the signup's campaign tags, click id or
+    // referring host); the campaign object writes them, the stats read them.
+    "CREATE TABLE IF NOT EXISTS referral_sources (
+       referral_id INTEGER PRIMARY KEY, source TEXT NOT NULL)",
     // How often a browser's events fired a rule for a participant (its cap).
     "CREATE TABLE IF NOT EXISTS rule_repeats (
        participant_id INTEGER NOT NULL, rule_id TEXT NOT NULL, n INTEGER NOT NULL,
