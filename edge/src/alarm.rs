@@ -18,7 +18,8 @@ use refloop_core::time::parse_rfc3339_ms;
 use serde_json::Value;
 
 /// How soon the alarm comes back when work is left (a full page of notices
-/// or deliveries, or the directory refused a write).
+/// or deliveries, or the directory refused a write), and how soon after a
+/// call that made notices it rings.
 pub const SOON_MS: i64 = 2_000;
 
 /// Deliveries one alarm sends at most (each bounded by

@@ -478,9 +478,6 @@ pub struct CampaignObject {
     alarm_at: std::cell::Cell<i64>,
 }
 
-/// How soon the alarm drains the object's outbox after a call with notices.
-const DRAIN_MS: i64 = 2_000;
-
 /// The alarm's own record of the campaign it belongs to.
 const META_KEY: &str = "campaign";
 
@@ -581,7 +578,7 @@ impl DurableObject for CampaignObject {
         Ok(Response::ok(body)?.with_status(status))
     }
 
-    /// Wakes at `ends_at`, every `TICK_MS`, and within `DRAIN_MS` of a call
+    /// Wakes at `ends_at`, every `TICK_MS`, and within `alarm::SOON_MS` of a call
     /// with notices; `alarm::ring` says what it does and when to wake next.
     async fn alarm(&self) -> worker::Result<Response> {
         let Some((meta, version)) = self.who().await else {
@@ -667,10 +664,11 @@ impl CampaignObject {
         self.arm(next).await;
     }
 
-    /// The alarm within `DRAIN_MS`, so notices reach the directory's outbox
-    /// even when the worker's own write of them was lost.
+    /// The alarm within `alarm::SOON_MS` of a call with notices: they reach
+    /// the directory's outbox even when the worker's own write of them was
+    /// lost, and their webhooks go out.
     async fn drain_soon(&self) {
-        let soon = worker::Date::now().as_millis() as i64 + DRAIN_MS;
+        let soon = worker::Date::now().as_millis() as i64 + alarm::SOON_MS;
         if self.alarm_at.get() > soon {
             self.alarm_at.set(soon);
             self.arm(soon).await;
