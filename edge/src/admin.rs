@@ -614,8 +614,13 @@ async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         detail,
     )
     .await?;
+    Ok(created_once(answer))
+}
+
+/// `201` for a write made now, `200` for one its key had made before.
+fn created_once(answer: Value) -> Response {
     let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
-    Ok(Response::value(status, &answer))
+    Response::value(status, &answer)
 }
 
 /// An operator's write is made once per key: the body's `idempotency_key`,
@@ -658,8 +663,7 @@ async fn grant_by_hand<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let detail = json!({"reward": reward, "note": note, "key": key});
     let target = participant_target(&c.slug, participant);
     let answer = admin_write(ctx, site, &c, op, "grant.manual", &target, detail).await?;
-    let status = if answer["duplicate"] == json!(true) { 200 } else { 201 };
-    Ok(Response::value(status, &answer))
+    Ok(created_once(answer))
 }
 
 /// `POST /v1/admin/campaigns/{campaign}/redeem` `{token, check?}`: a
@@ -768,6 +772,20 @@ async fn erase_person<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 /// Campaigns one erasure or export asks at most (each is one subrequest).
 const PEOPLE_CAMPAIGNS: usize = 200;
 
+/// The tenant's campaigns a person may be in (every one with a version).
+async fn people_campaigns<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+    ctx: &Ctx<'_, D, K, C, L>,
+    site: &Site,
+) -> Result<Vec<CampaignRow>, ApiError> {
+    Ok(query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
+        .await?
+        .iter()
+        .map(CampaignRow::from_row)
+        .filter(|c| c.current_version > 0)
+        .take(PEOPLE_CAMPAIGNS)
+        .collect())
+}
+
 async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
     site: &Site,
@@ -776,13 +794,7 @@ async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     mut users: Vec<String>,
     erased: &mut Vec<String>,
 ) -> Result<usize, ApiError> {
-    let campaigns: Vec<CampaignRow> = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
-        .await?
-        .iter()
-        .map(CampaignRow::from_row)
-        .filter(|c| c.current_version > 0)
-        .take(PEOPLE_CAMPAIGNS)
-        .collect();
+    let campaigns = people_campaigns(ctx, site).await?;
     // Twice: a device one campaign knew may name them in another.
     for _ in 0..2 {
         let before = anonymous.len() + users.len();
@@ -838,13 +850,7 @@ async fn person<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     site: &Site,
 ) -> Reply {
     let (anonymous, users) = person_ids(|k| req.param(k).map(str::to_owned))?;
-    let campaigns: Vec<CampaignRow> = query_rows(ctx.db, stmt!(sql::CAMPAIGNS_OF_TENANT, site.tenant_id))
-        .await?
-        .iter()
-        .map(CampaignRow::from_row)
-        .filter(|c| c.current_version > 0)
-        .take(PEOPLE_CAMPAIGNS)
-        .collect();
+    let campaigns = people_campaigns(ctx, site).await?;
     let mut found = Vec::new();
     for c in &campaigns {
         let op = Op::Person {
