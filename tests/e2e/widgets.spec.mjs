@@ -131,10 +131,12 @@ test('the widget chunk is fetched only when a widget is mounted', async ({ page 
   expect(await page.evaluate(() => document.getElementById('late').style.minHeight)).toBe('120px');
 });
 
-test('four widgets ask me() once between them, and a refresh mints no new invitation', async ({ page }) => {
+test('four widgets ask me() once between them', async ({ page }) => {
   const asks = [];
   page.on('request', (r) => { if (/\/v1\/campaigns\/[^/]+\/me\?/.test(r.url())) asks.push(r.url()); });
   await joined(page);
+  // Nothing in flight any more (a me() still pending would be shared, not asked again).
+  await page.waitForLoadState('networkidle');
   asks.length = 0;
   // All four come back into view at once: one me() for the page.
   await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
