@@ -43,7 +43,10 @@ console:
 edge: sdk console
 	cd edge && worker-build --release
 
+# Clippy over every target too, so a bench or example that no test builds
+# cannot rot unseen.
 test-native:
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 
 # wasm-bindgen-test in headless Chromium (sdk/webdriver.json sets its flags).

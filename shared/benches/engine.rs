@@ -30,7 +30,7 @@ fn rule_evaluation(c: &mut Criterion) {
     g.bench_function("evaluate referral_confirmed rules", |b| {
         b.iter(|| {
             n = n.wrapping_add(1) % 64;
-            black_box(rules::evaluate(config.rules_for("referral_confirmed"), |_| {
+            black_box(rules::evaluate(config.rules_for("referral_confirmed"), |_, _| {
                 Some((n, 100, &traits))
             }))
         })
