@@ -108,6 +108,9 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds the client should wait before trying again (`Retry-After`),
+    /// for the errors a wait cures (rate limits, contention).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -115,7 +118,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to wait `seconds` first.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn status(&self) -> u16 {
