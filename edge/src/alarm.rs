@@ -93,7 +93,11 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
                     w.meta.tenant_id,
                     "campaign.end",
                     &format!("campaign:{}", w.meta.slug),
-                    serde_json::json!({"seed": w.seed.to_string(), "grants": answer["grants"], "by": "ends_at"}),
+                    crate::admin::program::Ended {
+                        seed: w.seed.to_string(),
+                        grants: &answer["grants"],
+                        by: Some("ends_at"),
+                    },
                     w.now,
                 ));
             }

@@ -3,8 +3,8 @@
 //! `Response`; the native tests do the same with rusqlite.
 
 use crate::cors::{PREFLIGHT_HEADERS, allow_origin_headers, origin_allowed};
-use crate::db::{Db, DbError, Kv, Row, RowExt};
-use crate::routes::{Matched, Route, route};
+use crate::db::{Db, DbError, Kv, Row, query_as, query_one};
+use crate::routes::{Matched, RouteDef, route};
 use crate::sql;
 use crate::stmt;
 use refloop_core::engine::model::Millis;
@@ -25,6 +25,21 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request of `url` (its path, and its query decoded as a form is):
+    /// how the worker and the native tests both make one.
+    pub fn from_url(method: &str, url: &url::Url, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        Request {
+            method: method.to_owned(),
+            path: url.path().to_owned(),
+            query: url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+            headers: headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -70,24 +85,25 @@ impl Response {
         self
     }
 
-    pub fn error(e: &ApiError) -> Self {
-        let r = Self::json(e.status(), e.to_json());
-        match e.code {
-            ErrorCode::RateLimited => r.with_header("Retry-After", retry_after(e)),
-            ErrorCode::Busy | ErrorCode::Internal => r.with_header("Retry-After", "1"),
-            _ => r,
+    /// A JSON view of an answer (`#[derive(Serialize)]`).
+    pub fn view(status: u16, view: &impl serde::Serialize) -> Self {
+        match serde_json::to_string(view) {
+            Ok(body) => Self::json(status, body),
+            Err(e) => Self::error(&internal(format!("a view did not serialise: {e}"))),
         }
     }
-}
 
-/// Rate-limit errors carry their wait in the message's last word.
-fn retry_after(e: &ApiError) -> String {
-    e.message
-        .rsplit(' ')
-        .next()
-        .and_then(|w| w.trim_end_matches('s').parse::<u32>().ok())
-        .unwrap_or(60)
-        .to_string()
+    pub fn error(e: &ApiError) -> Self {
+        let r = Self::json(e.status(), e.to_json());
+        let wait = match e.code {
+            ErrorCode::Busy | ErrorCode::Internal => e.retry_after.or(Some(1)),
+            _ => e.retry_after,
+        };
+        match wait {
+            Some(seconds) => r.with_header("Retry-After", seconds.to_string()),
+            None => r,
+        }
+    }
 }
 
 /// Requests per minute before 429, per bucket (natively; the worker's limits
@@ -237,14 +253,30 @@ pub struct Ctx<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
     pub allow_local_webhooks: bool,
 }
 
-impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
+impl<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'a, D, K, C, L> {
+    /// A context of no root key, no caches and no local webhooks (what the
+    /// cron and the alarms need); a request's sets those from its config.
+    pub fn new(db: &'a D, kv: &'a K, campaigns: &'a C, limiter: &'a L, now: Millis, needs: &'a Needs) -> Self {
+        Ctx {
+            db,
+            kv,
+            campaigns,
+            limiter,
+            now,
+            seed: needs.seed,
+            entropy: needs.entropy,
+            salt: &needs.salt,
+            root_key_hash: None,
+            top_cache_seconds: 0,
+            site_cache_seconds: 0,
+            allow_local_webhooks: false,
+        }
+    }
+
     /// HMAC-SHA256 keyed with the salt, hex: how IPs and emails are kept (a
     /// keyed hash, so a table of them cannot be matched without the secret).
     pub fn salted(&self, value: &str) -> String {
-        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.salt.as_bytes())
-            .expect("HMAC takes a key of any length");
-        hmac::Mac::update(&mut mac, value.as_bytes());
-        hex(&hmac::Mac::finalize(mac).into_bytes())
+        hmac_hex(self.salt, value)
     }
 
     /// A site's identity-verification secret: its server signs a user id with
@@ -252,19 +284,24 @@ impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
     /// can be believed. Derived from the salt, never stored; the secret-key
     /// route `GET /v1/admin/identity` tells it to the site.
     pub fn identity_secret(&self, site_id: i64) -> String {
-        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.salt.as_bytes())
-            .expect("HMAC takes a key of any length");
-        hmac::Mac::update(&mut mac, format!("identity:{site_id}").as_bytes());
-        format!("idsec_{}", hex(&hmac::Mac::finalize(mac).into_bytes()))
+        format!("idsec_{}", hmac_hex(self.salt, &format!("identity:{site_id}")))
+    }
+
+    /// What a site's server sends as `user_hash` beside `user_id`.
+    pub fn user_hash(&self, site_id: i64, user_id: &str) -> String {
+        hmac_hex(&self.identity_secret(site_id), user_id)
     }
 
     /// Whether `user_hash` is hex HMAC-SHA256(the site's identity secret, user id).
     pub fn user_hash_ok(&self, site_id: i64, user_id: &str, user_hash: &str) -> bool {
-        let Some(given) = unhex(user_hash.trim()) else {
+        let given = user_hash.trim();
+        if given.len() != 64 {
+            return false;
+        }
+        let Ok(given) = hex::decode(given) else {
             return false;
         };
-        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.identity_secret(site_id).as_bytes())
-            .expect("HMAC takes a key of any length");
+        let mut mac = hmac_of(&self.identity_secret(site_id));
         hmac::Mac::update(&mut mac, user_id.as_bytes());
         hmac::Mac::verify_slice(mac, &given).is_ok()
     }
@@ -276,18 +313,15 @@ impl<D: Db, K: Kv, C: Campaigns, L: Limiter> Ctx<'_, D, K, C, L> {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn hmac_of(key: &str) -> hmac::Hmac<Sha256> {
+    <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length")
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+/// Hex HMAC-SHA256 of `value` keyed with `key`.
+pub fn hmac_hex(key: &str, value: &str) -> String {
+    let mut mac = hmac_of(key);
+    hmac::Mac::update(&mut mac, value.as_bytes());
+    hex::encode(hmac::Mac::finalize(mac).into_bytes())
 }
 
 /// Logs the cause and answers with a retryable error that leaks nothing.
@@ -300,7 +334,7 @@ pub fn internal(e: impl std::fmt::Display) -> ApiError {
 pub fn db_error(e: DbError) -> ApiError {
     if e.retryable {
         log(&format!("busy: {e}"));
-        ApiError::new(ErrorCode::Busy, "the data changed under this request; retry")
+        ApiError::new(ErrorCode::Busy, "the data changed under this request; retry").retry_after(1)
     } else {
         internal(e)
     }
@@ -340,15 +374,24 @@ pub struct Site {
     pub per_minute: Option<i64>,
 }
 
-impl Site {
-    /// A site from `SITE_BY_*`'s row (origins space-joined).
-    fn from_row(row: &Row) -> Site {
+/// `SITE_BY_*`'s row (origins space-joined).
+#[derive(serde::Deserialize)]
+struct SiteRow {
+    site_id: i64,
+    tenant_id: i64,
+    per_minute: Option<i64>,
+    origins: Option<String>,
+}
+
+impl From<SiteRow> for Site {
+    fn from(row: SiteRow) -> Site {
         Site {
-            id: row.int("site_id"),
-            tenant_id: row.int("tenant_id"),
-            per_minute: row.opt_int("per_minute"),
+            id: row.site_id,
+            tenant_id: row.tenant_id,
+            per_minute: row.per_minute,
             origins: row
-                .text("origins")
+                .origins
+                .unwrap_or_default()
                 .split(' ')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
@@ -408,14 +451,11 @@ pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<
         }
         None => return Err(unknown_key()),
     }
-    let row = db
-        .query(stmt!(sql::SITE_BY_PUBLISHABLE_KEY, key))
+    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_PUBLISHABLE_KEY, key))
         .await
         .map_err(db_error)?
-        .into_iter()
-        .next()
         .ok_or_else(unknown_key)?;
-    Ok(Site::from_row(&row))
+    Ok(row.into())
 }
 
 pub fn unknown_key() -> ApiError {
@@ -439,16 +479,13 @@ pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, Api
     }
     let key = bearer_secret_key(header)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer sk_…`"))?;
-    let row = db
-        .query(stmt!(sql::SITE_BY_SECRET_KEY_HASH, hash_secret_key(key)))
+    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_SECRET_KEY_HASH, hash_secret_key(key)))
         .await
         .map_err(db_error)?
-        .into_iter()
-        .next()
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this secret key is not known"))?;
     // Its origins are not checked on secret-key routes (no browser sends
     // them); the campaigns' landing pages must be on one of them.
-    Ok(Site::from_row(&row))
+    Ok(row.into())
 }
 
 pub fn check_origin(site: &Site, req: &Request) -> Result<(), ApiError> {
@@ -485,16 +522,17 @@ pub async fn rate_limit<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         return Err(rate_limited(ctx));
     }
     if let Some(limit) = site.per_minute {
-        let rows = ctx
-            .db
-            .query(stmt!(
-                sql::COUNT_REQUESTS,
-                site_window_bucket(site, bucket),
-                ctx.now / 60_000
-            ))
-            .await
-            .map_err(db_error)?;
-        if rows.iter().any(|r| r.int("n") > limit) {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let rows: Vec<Count> = query_as(
+            ctx.db,
+            stmt!(sql::COUNT_REQUESTS, site_window_bucket(site, bucket), ctx.now / 60_000),
+        )
+        .await
+        .map_err(db_error)?;
+        if rows.iter().any(|r| r.n > limit) {
             return Err(rate_limited(ctx));
         }
     }
@@ -524,20 +562,13 @@ pub fn rate_limited<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, 
         ErrorCode::RateLimited,
         format!("too many requests; retry after {wait}s"),
     )
+    .retry_after(wait as u32)
 }
 
 fn too_large(req: &Request) -> bool {
     let max = refloop_core::limits::MAX_BATCH_BYTES;
     let declared = req.header("content-length").and_then(|l| l.parse::<usize>().ok());
     declared.is_some_and(|l| l > max) || req.body.len() > max
-}
-
-/// Browser-facing routes answer with CORS headers for the calling page.
-fn is_browser_route(r: Route) -> bool {
-    matches!(
-        r,
-        Route::Batch | Route::Leaderboard | Route::PublicParticipant | Route::Me | Route::Invitations
-    )
 }
 
 pub async fn handle<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Response {
@@ -548,11 +579,11 @@ pub async fn handle<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, 
         return Response::json(202, r#"{"accepted":0,"duplicates":0,"rejected":[]}"#);
     }
     let matched = route(&req.method, &req.path);
-    let browser = matches!(&matched, Matched::Route(r, _) if is_browser_route(*r));
+    let browser = matches!(&matched, Matched::Route(def, _) if def.browser);
     // No route takes more than 64 KiB; the worker stops reading past it.
     let result = match too_large(req) {
         true => Err(refloop_core::ingest::too_large()),
-        false => dispatch(ctx, req, matched).await,
+        false => serve(ctx, req, matched).await,
     };
     let mut response = match result {
         Ok(r) => r,
@@ -571,13 +602,13 @@ pub async fn handle<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, 
     response
 }
 
-async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+async fn serve<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
     req: &Request,
     matched: Matched,
 ) -> Reply {
-    let (r, params) = match matched {
-        Matched::Route(r, p) => (r, p),
+    let (def, params) = match matched {
+        Matched::Route(def, params) => (def, params),
         Matched::Preflight => return preflight(ctx, req).await,
         Matched::MethodNotAllowed(allowed) => {
             let e = ApiError::new(
@@ -588,31 +619,150 @@ async fn dispatch<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         }
         Matched::NotFound => return Err(not_found("no such route")),
     };
-    let p = Params(params);
-    match r {
-        Route::Health => Ok(Response::json(200, r#"{"ok":true}"#)),
-        Route::Batch => crate::ingest::batch(ctx, req).await,
-        Route::ServerEvents => crate::ingest::server_events(ctx, req).await,
-        Route::Click => crate::public::click(ctx, req, p.get("code")).await,
-        Route::Leaderboard => crate::public::leaderboard(ctx, req, p.get("campaign")).await,
-        Route::PublicParticipant => crate::public::participant(ctx, req, p.get("campaign"), p.get("code")).await,
-        Route::Me => crate::public::me(ctx, req, p.get("campaign")).await,
-        Route::Invitations => crate::public::invitation(ctx, req).await,
-        Route::Qr => crate::public::qr(req),
-        Route::Tenants => crate::admin::create_tenant(ctx, req).await,
-        Route::ListTenants => crate::admin::list_tenants(ctx, req).await,
-        Route::CheckAll => crate::admin::check_all(ctx, req).await,
-        other => crate::admin::dispatch(ctx, req, other, &p).await,
+    if def.bucket == Some(Bucket::Ip) {
+        ip_limit(ctx, req).await?;
+    }
+    crate::routes::dispatch(Cx { ctx, req, def, params }).await
+}
+
+/// A request matched to its row of the route table: what every handler gets.
+pub struct Cx<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
+    pub ctx: &'a Ctx<'a, D, K, C, L>,
+    pub req: &'a Request,
+    pub def: &'static RouteDef,
+    params: Vec<(&'static str, String)>,
+}
+
+impl<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> Cx<'a, D, K, C, L> {
+    /// A path parameter of the route's pattern (`{campaign}`).
+    pub fn path(&self, name: &str) -> &str {
+        debug_assert!(
+            self.def.path.contains(&format!("{{{name}}}")),
+            "{} has no {{{name}}}",
+            self.def.path
+        );
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// A path parameter that is a positive integer id.
+    pub fn id(&self, name: &str) -> Result<u64, ApiError> {
+        let v = self.path(name);
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_ID).contains(n))
+            .ok_or_else(|| invalid(format!("{name} must be a positive integer id, not {v:?}")))
+    }
+
+    /// A query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.req.param(name)
+    }
+
+    /// `limit=` of a listing: 1 to `max`, `default` when absent.
+    pub fn limit(&self, default: u32, max: u32) -> Result<u32, ApiError> {
+        crate::routes::parse_limit(self.query("limit"), default, max).map_err(invalid)
+    }
+
+    /// The JSON body as `T` (its fields checked by `serde`: an unknown field
+    /// is refused, so a misspelt option is never silently ignored). An empty
+    /// body reads as `{}` for routes whose fields are all optional.
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let bytes: &[u8] = if self.req.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.req.body
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = match path.as_str() {
+                "." => String::new(),
+                p => format!("`{p}`: "),
+            };
+            match inner.classify() {
+                serde_json::error::Category::Data if !inner.to_string().starts_with("missing field") => {
+                    invalid(format!("{at}{inner}"))
+                }
+                serde_json::error::Category::Data => bad(format!("{at}{inner}")),
+                _ => bad(format!("the body is not valid JSON: {inner}")),
+            }
+        })
+    }
+
+    /// The root key, compared in constant time with its configured hash.
+    pub fn check_root(&self) -> Result<(), ApiError> {
+        use subtle::ConstantTimeEq;
+        let expected = self
+            .ctx
+            .root_key_hash
+            .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no root key is configured on this edge"))?;
+        let given = self
+            .req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer <root key>`"))?;
+        let hash = hex::encode(sha2::Digest::finalize(<Sha256 as sha2::Digest>::new_with_prefix(given)));
+        match bool::from(hash.as_bytes().ct_eq(expected.as_bytes())) {
+            true => Ok(()),
+            false => Err(ApiError::new(ErrorCode::Unauthorized, "this is not the root key")),
+        }
+    }
+
+    /// The site of a publishable key, called from one of its origins, within
+    /// the route's budget (`Auth::PublishableInBody` routes call it with the
+    /// key they read).
+    pub async fn browser_site(&self, key: Option<&str>) -> Result<Site, ApiError> {
+        let site = cached_site(self.ctx, key).await?;
+        check_origin(&site, self.req)?;
+        if let Some(bucket) = self.def.bucket {
+            rate_limit(self.ctx, self.req, &site, bucket).await?;
+        }
+        Ok(site)
+    }
+
+    /// `Auth::Publishable`: the site of the query's `key`.
+    pub async fn browser(self) -> Result<Browser<'a, D, K, C, L>, ApiError> {
+        let site = self.browser_site(self.query("key")).await?;
+        Ok(WithSite { cx: self, site })
+    }
+
+    /// `Auth::Secret`: the site of the bearer secret key, within its budget.
+    pub async fn admin(self) -> Result<WithSite<'a, D, K, C, L>, ApiError> {
+        let site = site_by_secret_key(self.ctx.db, self.req).await?;
+        rate_limit(self.ctx, self.req, &site, self.def.bucket.unwrap_or(Bucket::Server)).await?;
+        Ok(WithSite { cx: self, site })
     }
 }
 
-/// Path parameters by name.
-pub struct Params(pub Vec<(&'static str, String)>);
+/// Ids the edge draws and accepts stay within JavaScript's safe integers
+/// (D1 hands numbers to JavaScript).
+pub const MAX_ID: u64 = (1 << 53) - 1;
 
-impl Params {
-    pub fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| v.as_str())
+/// A request whose key named its site: a page's (`Auth::Publishable`, as
+/// `Browser`) or a server's (`Auth::Secret`, as `admin::Admin`).
+pub struct WithSite<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> {
+    pub cx: Cx<'a, D, K, C, L>,
+    pub site: Site,
+}
+
+/// A request of a page of `site`.
+pub type Browser<'a, D, K, C, L> = WithSite<'a, D, K, C, L>;
+
+impl<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> std::ops::Deref for WithSite<'a, D, K, C, L> {
+    type Target = Cx<'a, D, K, C, L>;
+    fn deref(&self) -> &Self::Target {
+        &self.cx
     }
+}
+
+/// `GET /healthz`.
+pub async fn health<D: Db, K: Kv, C: Campaigns, L: Limiter>(_: &Cx<'_, D, K, C, L>) -> Reply {
+    Ok(Response::json(200, r#"{"ok":true}"#))
 }
 
 /// A preflight names no key, so it is answered for any origin some site allows;
@@ -641,24 +791,16 @@ async fn preflight<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C
     Ok(r)
 }
 
-/// A JSON body as an object, or a 400 that says why.
-pub fn json_body(req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if req.body.len() > refloop_core::limits::MAX_BATCH_BYTES {
-        return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the body is over 64 KiB"));
-    }
-    match serde_json::from_slice(&req.body) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(bad("the body must be a JSON object")),
-        Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),
+/// The name `serde` gives a unit variant (`GrantStatus::PendingReview` →
+/// `pending_review`): each enum's names are written once, in its derive.
+pub fn name_of(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
-pub fn row_value(r: &Row, col: &str) -> serde_json::Value {
-    r.get(col).cloned().unwrap_or(serde_json::Value::Null)
-}
-
-pub fn iso(ms: Option<i64>) -> serde_json::Value {
-    ms.map_or(serde_json::Value::Null, |m| {
-        serde_json::Value::String(refloop_core::time::format_rfc3339_ms(m))
-    })
+/// A time as the contract writes it (RFC 3339, milliseconds, UTC).
+pub fn iso(ms: i64) -> String {
+    refloop_core::time::format_rfc3339_ms(ms)
 }

@@ -8,7 +8,6 @@
 //! The worker sends one `Call` per campaign per request, whatever the number
 //! of events in it.
 
-use crate::app::iso;
 use refloop_core::engine::config::{Period, Versioned};
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
 use refloop_core::engine::model::*;
@@ -978,6 +977,11 @@ struct View<'a, C: Sql> {
     versions: &'a [Versioned],
     campaign: &'a CampaignMeta,
     now: Millis,
+}
+
+/// A time the contract writes (RFC 3339), or null.
+fn iso(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(crate::app::iso(m)))
 }
 
 fn int(r: &Map<String, Value>, k: &str) -> i64 {

@@ -25,7 +25,7 @@ pub async fn run<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 ) -> Result<CronReport, crate::db::DbError> {
     let (db, now) = (ctx.db, ctx.now);
     db.batch(vec![stmt!(sql::FORGET_WINDOWS, now / 60_000 - 60)]).await?;
-    let token = crate::app::hex(&ctx.entropy[..16]);
+    let token = hex::encode(&ctx.entropy[..16]);
     let sent = webhooks::deliver(db, out, now, &token, Scope::Stragglers, DELIVERIES_PER_RUN).await?;
     Ok(CronReport {
         delivered: sent.delivered,

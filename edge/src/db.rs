@@ -138,36 +138,37 @@ pub fn backoff(attempt: u32, random: u64) -> u64 {
     random % ceiling.max(1)
 }
 
-/// Typed reads of a row, whatever number type the driver produced.
-pub trait RowExt {
-    fn int(&self, col: &str) -> i64;
-    fn opt_int(&self, col: &str) -> Option<i64>;
-    fn text(&self, col: &str) -> String;
-    fn opt_text(&self, col: &str) -> Option<String>;
+/// A row read into its type: the columns a query names, by `serde` (a
+/// misspelt or missing column is an error, never a silent zero). Numbers a
+/// driver handed over as whole floats (JavaScript's) read as integers.
+pub fn typed<T: serde::de::DeserializeOwned>(mut row: Row) -> Result<T, DbError> {
+    for v in row.values_mut() {
+        if let Value::Number(n) = v
+            && n.as_i64().is_none()
+            && let Some(f) = n.as_f64()
+            && f.fract() == 0.0
+            && f.abs() < 9_007_199_254_740_992.0
+        {
+            *v = Value::from(f as i64);
+        }
+    }
+    serde_json::from_value(Value::Object(row))
+        .map_err(|e| DbError::from_message(format!("a row read as its type: {e}")))
 }
 
-impl RowExt for Row {
-    fn int(&self, col: &str) -> i64 {
-        self.opt_int(col).unwrap_or(0)
-    }
-    fn opt_int(&self, col: &str) -> Option<i64> {
-        match self.get(col)? {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            Value::String(s) => s.parse().ok(),
-            Value::Bool(b) => Some(i64::from(*b)),
-            _ => None,
-        }
-    }
-    fn text(&self, col: &str) -> String {
-        self.opt_text(col).unwrap_or_default()
-    }
-    fn opt_text(&self, col: &str) -> Option<String> {
-        match self.get(col)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    }
+/// A query's rows, each read into `T`.
+pub async fn query_as<T: serde::de::DeserializeOwned>(db: &impl Db, stmt: Stmt) -> Result<Vec<T>, DbError> {
+    db.query(stmt).await?.into_iter().map(typed).collect()
+}
+
+/// A query's first row as `T`, if it returned one.
+pub async fn query_one<T: serde::de::DeserializeOwned>(db: &impl Db, stmt: Stmt) -> Result<Option<T>, DbError> {
+    db.query(stmt).await?.into_iter().next().map(typed).transpose()
+}
+
+/// SQLite's 0/1 as a `bool` (`#[serde(deserialize_with = "db::flag")]`).
+pub fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(<i64 as serde::Deserialize>::deserialize(d)? != 0)
 }
 
 /// A small key-value cache (Workers KV in the Worker, a map in tests). D1

@@ -5,14 +5,14 @@
 
 use crate::app::{Campaigns, Ctx, Limiter, db_error, not_found};
 use crate::campaign::{Call, CampaignMeta, Op};
-use crate::db::{Db, DbError, Kv, Row, RowExt};
+use crate::db::{Db, DbError, Kv, query_as, query_one};
 use crate::sql;
 use crate::stmt;
 use refloop_core::ApiError;
 use refloop_core::engine::config::{CampaignConfig, Versioned};
 
-/// A campaign row of the directory.
-#[derive(Debug, Clone, PartialEq)]
+/// A campaign row of the directory (`sql::CAMPAIGN` and its kin).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct CampaignRow {
     pub id: i64,
     pub tenant_id: i64,
@@ -25,19 +25,6 @@ pub struct CampaignRow {
 }
 
 impl CampaignRow {
-    pub fn from_row(r: &Row) -> Self {
-        CampaignRow {
-            id: r.int("id"),
-            tenant_id: r.int("tenant_id"),
-            slug: r.text("slug"),
-            name: r.text("name"),
-            status: r.text("status"),
-            current_version: r.int("current_version") as u32,
-            created_at: r.int("created_at"),
-            updated_at: r.opt_int("updated_at"),
-        }
-    }
-
     pub fn meta(&self) -> CampaignMeta {
         CampaignMeta {
             id: self.id,
@@ -45,6 +32,15 @@ impl CampaignRow {
             slug: self.slug.clone(),
         }
     }
+}
+
+/// A configuration version's row (`sql::CAMPAIGN_VERSION(S)`): the
+/// configuration as JSON text.
+#[derive(Debug, serde::Deserialize)]
+pub struct VersionRow {
+    pub version: u32,
+    pub config: String,
+    pub created_at: Option<i64>,
 }
 
 /// One configuration version, from KV when it is there.
@@ -55,10 +51,9 @@ pub async fn config_version(db: &impl Db, kv: &impl Kv, campaign: i64, version: 
     {
         return Ok(Versioned { version, config });
     }
-    let rows = db.query(stmt!(sql::CAMPAIGN_VERSION, campaign, version)).await?;
-    let text = rows
-        .first()
-        .map(|r| r.text("config"))
+    let text = query_one::<VersionRow>(db, stmt!(sql::CAMPAIGN_VERSION, campaign, version))
+        .await?
+        .map(|r| r.config)
         .ok_or_else(|| DbError::from_message(format!("campaign {campaign} has no version {version}")))?;
     let config: CampaignConfig =
         serde_json::from_str(&text).map_err(|e| DbError::from_message(format!("stored config: {e}")))?;
@@ -69,14 +64,14 @@ pub async fn config_version(db: &impl Db, kv: &impl Kv, campaign: i64, version: 
 /// Every version of a campaign, oldest first (what its object needs: a
 /// referral stays pinned to the version it started under).
 pub async fn all_versions(db: &impl Db, campaign: i64) -> Result<Vec<Versioned>, DbError> {
-    db.query(stmt!(sql::CAMPAIGN_VERSIONS, campaign))
+    query_as::<VersionRow>(db, stmt!(sql::CAMPAIGN_VERSIONS, campaign))
         .await?
-        .iter()
+        .into_iter()
         .map(|r| {
-            let config = serde_json::from_str::<CampaignConfig>(&r.text("config"))
+            let config = serde_json::from_str::<CampaignConfig>(&r.config)
                 .map_err(|e| DbError::from_message(format!("stored config of campaign {campaign}: {e}")))?;
             Ok(Versioned {
-                version: r.int("version") as u32,
+                version: r.version,
                 config,
             })
         })
@@ -89,13 +84,9 @@ pub async fn campaign_of<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     tenant: i64,
     name: &str,
 ) -> Result<(CampaignRow, Versioned), ApiError> {
-    let campaign = ctx
-        .db
-        .query(stmt!(sql::CAMPAIGN, tenant, name))
+    let campaign = query_one::<CampaignRow>(ctx.db, stmt!(sql::CAMPAIGN, tenant, name))
         .await
         .map_err(db_error)?
-        .first()
-        .map(CampaignRow::from_row)
         .filter(|c| c.current_version > 0)
         .ok_or_else(|| not_found(format!("no campaign {name:?}")))?;
     let current = config_version(ctx.db, ctx.kv, campaign.id, campaign.current_version)
@@ -114,7 +105,7 @@ pub async fn call<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         campaign: campaign.meta(),
         version: campaign.current_version,
         now: ctx.now,
-        entropy: crate::app::hex(&ctx.entropy[..32]),
+        entropy: hex::encode(&ctx.entropy[..32]),
         op,
     };
     ctx.campaigns.call(&call).await

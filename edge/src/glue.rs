@@ -192,26 +192,14 @@ async fn bounded_body(req: &mut Request) -> Vec<u8> {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Result<Response> {
     let url = req.url()?;
-    let mut headers = Vec::new();
-    for (k, v) in req.headers().entries() {
-        headers.push((k.to_ascii_lowercase(), v));
-    }
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
     let method = req.method().to_string();
     let body = if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
         Vec::new()
     } else {
         bounded_body(&mut req).await
     };
-    let request = app::Request {
-        method,
-        path: url.path().to_owned(),
-        query: url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        headers,
-        body,
-    };
+    let request = app::Request::from_url(&method, &url, headers, body);
     let response = match (env.d1("DB"), needs(&env)) {
         (Err(e), _) => app::Response::error(&app::internal(e)),
         (_, Err(e)) => app::Response::error(&e),
@@ -222,19 +210,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Res
             let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
             let root = text_var(&env, "ROOT_KEY").map(|k| hash_secret_key(&k));
             let limiter = RateBindings(&env);
+            let now = worker::Date::now().as_millis() as i64;
             let ctx = Ctx {
-                db: &db,
-                kv: &kv,
-                campaigns: &campaigns,
-                now: worker::Date::now().as_millis() as i64,
-                seed: needs.seed,
-                entropy: needs.entropy,
-                salt: &needs.salt,
                 root_key_hash: root.as_deref(),
-                limiter: &limiter,
                 top_cache_seconds: int_var(&env, "TOP_CACHE_SECONDS", 5),
                 site_cache_seconds: int_var(&env, "SITE_CACHE_SECONDS", 30),
                 allow_local_webhooks: int_var(&env, "ALLOW_LOCAL_WEBHOOKS", 0) == 1,
+                ..Ctx::new(&db, &kv, &campaigns, &limiter, now, &needs)
             };
             let response = app::handle(&ctx, &request).await;
             // The benchmark build says what each request cost.
@@ -340,20 +322,9 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let db = D1(db);
     let kv = WorkersKv(env.kv("KV").ok());
     let campaigns = Objects(env.durable_object("CAMPAIGNS").ok(), Default::default());
-    let ctx = Ctx {
-        db: &db,
-        kv: &kv,
-        campaigns: &campaigns,
-        now: worker::Date::now().as_millis() as i64,
-        seed: needs.seed,
-        entropy: needs.entropy,
-        salt: &needs.salt,
-        root_key_hash: None,
-        limiter: &RateBindings(&env),
-        top_cache_seconds: 0,
-        site_cache_seconds: 0,
-        allow_local_webhooks: false,
-    };
+    let limiter = RateBindings(&env);
+    let now = worker::Date::now().as_millis() as i64;
+    let ctx = Ctx::new(&db, &kv, &campaigns, &limiter, now, &needs);
     match cron::run(&ctx, &WorkerFetch).await {
         Ok(report) => worker::console_log!("cron: {report:?}"),
         Err(e) => app::log(&format!("cron failed: {e}")),
@@ -607,7 +578,7 @@ impl DurableObject for CampaignObject {
             self.arm(now + campaign::TICK_MS).await;
             return Response::ok("retry later");
         };
-        let token = app::hex(&token);
+        let token = hex::encode(token);
         let woken = alarm::Woken {
             meta: &meta,
             version,

@@ -13,11 +13,9 @@
 //! and the client's retry is decided again; a campaign that already applied an
 //! event answers it as a duplicate.
 
-use crate::app::{
-    Bucket, Campaigns, Ctx, Limiter, Reply, Request, Response, Site, check_origin, db_error, site_by_secret_key,
-};
+use crate::app::{Campaigns, Ctx, Cx, Limiter, Reply, Request, Response, Site, db_error};
 use crate::campaign::{EventsReply, Op};
-use crate::db::{Db, Kv, RowExt, Stmt};
+use crate::db::{Db, Kv, Stmt, typed};
 use crate::directory::{CampaignRow, call, config_version};
 use crate::sql;
 use crate::stmt;
@@ -42,19 +40,19 @@ use std::collections::{BTreeMap, HashMap};
 /// per campaign reached, at most the tenant's active campaigns.
 pub const MAX_D1_ROUND_TRIPS: usize = 4;
 
-pub async fn batch<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
-    check_size(req)?;
-    let parsed = parse_batch(&req.body, ctx.now)?;
-    let site = crate::app::cached_site(ctx, parsed.key.as_deref()).await?;
-    check_origin(&site, req)?;
-    ingest(ctx, req, &site, parsed.events, false).await
+/// `POST /v1/batch`: a page's events (the key travels in the body).
+pub async fn batch<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, L>) -> Reply {
+    check_size(cx.req)?;
+    let parsed = parse_batch(&cx.req.body, cx.ctx.now)?;
+    let site = cx.browser_site(parsed.key.as_deref()).await?;
+    ingest(cx.ctx, cx.req, &site, parsed.events, false).await
 }
 
-pub async fn server_events<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
-    check_size(req)?;
-    let site = site_by_secret_key(ctx.db, req).await?;
-    let parsed = parse_batch(&req.body, ctx.now)?;
-    ingest(ctx, req, &site, parsed.events, true).await
+/// `POST /v1/server/events`: the site's server's events (trusted).
+pub async fn server_events<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &crate::admin::Admin<'_, D, K, C, L>) -> Reply {
+    check_size(a.req)?;
+    let parsed = parse_batch(&a.req.body, a.ctx.now)?;
+    ingest(a.ctx, a.req, &a.site, parsed.events, true).await
 }
 
 fn check_size(req: &Request) -> Result<(), ApiError> {
@@ -91,10 +89,8 @@ async fn ingest<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     events: Vec<Result<Event, refloop_core::event::EventRejection>>,
     trusted: bool,
 ) -> Reply {
-    // Over a limit nothing is decided nor stored.
+    // The limits were counted before (nothing is decided nor stored over one).
     let mut round_trips = usize::from(site.per_minute.is_some());
-    let bucket = if trusted { Bucket::Server } else { Bucket::Browser };
-    crate::app::rate_limit(ctx, req, site, bucket).await?;
     let ip_hash = ctx.ip_hash(req);
     let plan = plan_inserts(events);
     let engine_events: Vec<EngineEvent> = plan
@@ -108,14 +104,9 @@ async fn ingest<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         Some(live) => live,
         None => {
             round_trips += 1;
-            let rows: Vec<CampaignRow> = ctx
-                .db
-                .query(stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
+            let rows: Vec<CampaignRow> = crate::db::query_as(ctx.db, stmt!(sql::ACTIVE_CAMPAIGNS, site.tenant_id))
                 .await
-                .map_err(db_error)?
-                .iter()
-                .map(CampaignRow::from_row)
-                .collect();
+                .map_err(db_error)?;
             let mut live = Vec::new();
             for row in rows {
                 let config = config_version(ctx.db, ctx.kv, row.id, row.current_version)
@@ -174,7 +165,10 @@ async fn ingest<D: Db, K: Kv, C: Campaigns, L: Limiter>(
                 .first()
                 .into_iter()
                 .flatten()
-                .map(|r| r.text("event_id"))
+                .cloned()
+                .map(typed::<Logged>)
+                .filter_map(Result::ok)
+                .map(|r| r.event_id)
                 .collect()
         }
         None => {
@@ -277,14 +271,21 @@ async fn links_of<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         return Ok(HashMap::new());
     }
     let list = serde_json::to_string(&tokens).unwrap_or_else(|_| "[]".into());
-    Ok(ctx
-        .db
-        .query(stmt!(sql::LINKS, list))
+    #[derive(serde::Deserialize)]
+    struct Link {
+        token: String,
+        id: i64,
+    }
+    let links: Vec<Link> = crate::db::query_as(ctx.db, stmt!(sql::LINKS, list))
         .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| (r.text("token"), r.int("id")))
-        .collect())
+        .map_err(db_error)?;
+    Ok(links.into_iter().map(|l| (l.token, l.id)).collect())
+}
+
+/// An event the log statement stored (`RETURNING event_id`).
+#[derive(serde::Deserialize)]
+struct Logged {
+    event_id: String,
 }
 
 /// The one statement that logs every event of the batch (none: no statement).
@@ -297,22 +298,32 @@ fn log_statement<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     if events.is_empty() {
         return None;
     }
-    let rows: Vec<Value> = events
+    /// An element of `sql::INSERT_EVENTS`'s JSON array.
+    #[derive(serde::Serialize)]
+    struct LogRow<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        name: &'a str,
+        anonymous_id: &'a Option<String>,
+        user_id: &'a Option<String>,
+        at: i64,
+        payload: String,
+    }
+    let rows: Vec<LogRow> = events
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id, "type": e.event_type.as_str(), "name": e.name, "anonymous_id": e.anonymous_id,
-                "user_id": e.user_id, "at": e.occurred_at_ms, "payload": stored_payload(e),
-            })
+        .map(|e| LogRow {
+            id: &e.id,
+            kind: e.event_type.as_str(),
+            name: &e.name,
+            anonymous_id: &e.anonymous_id,
+            user_id: &e.user_id,
+            at: e.occurred_at_ms,
+            payload: stored_payload(e),
         })
         .collect();
-    Some(stmt!(
-        sql::INSERT_EVENTS,
-        site.id,
-        ctx.now,
-        trusted,
-        Value::Array(rows).to_string()
-    ))
+    let rows = serde_json::to_string(&rows).ok()?;
+    Some(stmt!(sql::INSERT_EVENTS, site.id, ctx.now, trusted, rows))
 }
 
 /// The event as the engine sees it: attribution as a touch, the email only as

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod alarm;
 pub mod app;
+pub mod body;
 pub mod campaign;
 pub mod cors;
 pub mod cron;

@@ -2,42 +2,40 @@
 //! SDK's `me()` and invitations. They take the publishable key and show only
 //! public facts: codes, masked names, counts, never an email or an IP.
 
-use crate::app::{
-    Bucket, Campaigns, Ctx, Limiter, Reply, Request, Response, Site, bad, check_origin, db_error, json_body, not_found,
-    rate_limit, site_by_publishable_key,
-};
+use crate::app::{Browser, Campaigns, Cx, Limiter, Reply, Response, bad, db_error, not_found};
+use crate::body::Text;
 use crate::campaign::Op;
-use crate::db::{Db, Kv, RowExt};
+use crate::db::{Db, Kv, query_as};
 use crate::directory::{CampaignRow, call, campaign_of};
-use crate::routes::parse_limit;
 use crate::sql;
 use crate::stmt;
 use refloop_core::ApiError;
 use refloop_core::engine::config::{CampaignConfig, Period};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// `GET /r/{code}`: count the click, send the visitor to the landing page with the code.
-pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(
-    ctx: &Ctx<'_, D, K, C, L>,
-    req: &Request,
-    code: &str,
-) -> Reply {
-    let code = code.trim().to_ascii_uppercase();
+pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, L>) -> Reply {
+    /// A link of `sql::LINKS`: its kind and its campaign's row.
+    #[derive(Deserialize)]
+    struct Link {
+        kind: String,
+        #[serde(flatten)]
+        campaign: CampaignRow,
+    }
+    let ctx = cx.ctx;
+    let code = cx.path("code").trim().to_ascii_uppercase();
     if code.is_empty() || code.len() > 64 {
         return Err(not_found("no such referral code"));
     }
     let list = serde_json::to_string(&[code.as_str()]).unwrap_or_default();
-    let campaign = ctx
-        .db
-        .query(stmt!(sql::LINKS, list))
-        .await
-        .map_err(db_error)?
-        .iter()
-        .find(|r| r.text("kind") == "code")
-        .map(CampaignRow::from_row)
+    let links: Vec<Link> = query_as(ctx.db, stmt!(sql::LINKS, list)).await.map_err(db_error)?;
+    let campaign = links
+        .into_iter()
+        .find(|l| l.kind == "code")
+        .map(|l| l.campaign)
         .ok_or_else(|| not_found("no such referral code"))?;
-    crate::app::ip_limit(ctx, req).await?;
-    let visitor = ctx.ip_hash(req);
+    let visitor = ctx.ip_hash(cx.req);
     let answer = call(
         ctx,
         &campaign,
@@ -50,10 +48,8 @@ pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     let landing = answer
         .get("landing_url")
         .and_then(Value::as_str)
-        .map(str::to_owned)
         .ok_or_else(|| not_found("this campaign has no landing page"))?;
-    let param = if landing.contains('?') { '&' } else { '?' };
-    let location = format!("{landing}{param}ref={code}");
+    let location = with_param(landing, "ref", &code)?;
     Ok(Response {
         status: 302,
         headers: vec![
@@ -65,26 +61,18 @@ pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     })
 }
 
-async fn public_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
-    ctx: &Ctx<'_, D, K, C, L>,
-    req: &Request,
-) -> Result<Site, ApiError> {
-    let site = crate::app::cached_site(ctx, req.param("key")).await?;
-    check_origin(&site, req)?;
-    rate_limit(ctx, req, &site, Bucket::PublicRead).await?;
-    Ok(site)
+/// `landing` with `name=value` added to its query.
+fn with_param(landing: &str, name: &str, value: &str) -> Result<String, ApiError> {
+    let mut url = url::Url::parse(landing).map_err(|_| not_found("this campaign's landing page is not a URL"))?;
+    url.query_pairs_mut().append_pair(name, value);
+    Ok(url.into())
 }
 
 fn parse_period(config: &CampaignConfig, value: Option<&str>) -> Result<Period, ApiError> {
-    let period = match value.unwrap_or("all") {
-        "all" => Period::All,
-        "month" => Period::Month,
-        "week" => Period::Week,
-        other => {
-            return Err(crate::app::invalid(format!(
-                "period must be all, month or week, not {other:?}"
-            )));
-        }
+    let period = match value {
+        None => Period::All,
+        Some(v) => serde_json::from_value(Value::String(v.to_owned()))
+            .map_err(|_| crate::app::invalid(format!("period must be all, month or week, not {v:?}")))?,
     };
     if !config.leaderboard.periods.contains(&period) {
         return Err(crate::app::invalid("this campaign keeps no board for that period"));
@@ -92,49 +80,50 @@ fn parse_period(config: &CampaignConfig, value: Option<&str>) -> Result<Period, 
     Ok(period)
 }
 
+/// A board's top as KV keeps it for `Ctx::top_cache_seconds`.
+#[derive(Serialize, Deserialize)]
+struct CachedTop {
+    at: i64,
+    body: Value,
+}
+
 /// `GET /v1/campaigns/{campaign}/leaderboard`: the top N (cached briefly in
 /// KV) and, with `around`, the rows around one code.
-pub async fn leaderboard<D: Db, K: Kv, C: Campaigns, L: Limiter>(
-    ctx: &Ctx<'_, D, K, C, L>,
-    req: &Request,
-    name: &str,
-) -> Reply {
-    let site = public_site(ctx, req).await?;
-    let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
-    let period = parse_period(&current.config, req.param("period"))?;
-    let limit = parse_limit(req.param("limit"), 10, 100).map_err(crate::app::invalid)?;
-    let around = req.param("around").map(str::to_ascii_uppercase);
-    let cache_key = format!("top:{}:{}:{limit}", campaign.id, req.param("period").unwrap_or("all"));
+pub async fn leaderboard<D: Db, K: Kv, C: Campaigns, L: Limiter>(b: &Browser<'_, D, K, C, L>) -> Reply {
+    let ctx = b.ctx;
+    let (campaign, current) = campaign_of(ctx, b.site.tenant_id, b.path("campaign")).await?;
+    let period = parse_period(&current.config, b.query("period"))?;
+    let limit = b.limit(10, 100)?;
+    let around = b.query("around").map(str::to_ascii_uppercase);
+    let period_name = crate::app::name_of(&period);
+    let cache_key = format!("top:{}:{period_name}:{limit}", campaign.id);
     let cacheable = around.is_none() && ctx.top_cache_seconds > 0;
     if cacheable
         && let Some(text) = ctx.kv.get(&cache_key).await
-        && let Ok(cached) = serde_json::from_str::<Value>(&text)
-        && cached["at"]
-            .as_i64()
-            .is_some_and(|at| ctx.now - at < ctx.top_cache_seconds * 1000)
+        && let Ok(cached) = serde_json::from_str::<CachedTop>(&text)
+        && ctx.now - cached.at < ctx.top_cache_seconds * 1000
     {
-        return Ok(Response::value(200, &cached["body"]));
+        return Ok(Response::value(200, &cached.body));
     }
     let mut body = call(ctx, &campaign, Op::Leaderboard { period, limit, around }).await?;
-    body["period"] = json!(req.param("period").unwrap_or("all"));
-    if cacheable {
-        let entry = json!({"at": ctx.now, "body": body}).to_string();
+    body["period"] = Value::String(period_name);
+    if cacheable
+        && let Ok(entry) = serde_json::to_string(&CachedTop {
+            at: ctx.now,
+            body: body.clone(),
+        })
+    {
         ctx.kv.put(&cache_key, &entry, Some(60)).await;
     }
     Ok(Response::value(200, &body))
 }
 
 /// `GET /v1/campaigns/{campaign}/participants/{code}`.
-pub async fn participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(
-    ctx: &Ctx<'_, D, K, C, L>,
-    req: &Request,
-    name: &str,
-    code: &str,
-) -> Reply {
-    let site = public_site(ctx, req).await?;
-    let (campaign, _) = campaign_of(ctx, site.tenant_id, name).await?;
+pub async fn participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(b: &Browser<'_, D, K, C, L>) -> Reply {
+    let (ctx, site) = (b.ctx, &b.site);
+    let (campaign, _) = campaign_of(ctx, site.tenant_id, b.path("campaign")).await?;
     let op = Op::Stats {
-        code: Some(code.to_ascii_uppercase()),
+        code: Some(b.path("code").to_ascii_uppercase()),
         anonymous_id: None,
         user_id: None,
     };
@@ -142,9 +131,9 @@ pub async fn participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 }
 
 /// `GET /v1/campaigns/{campaign}/me?key&anonymous_id|user_id`: the SDK's `me()`.
-pub async fn me<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request, name: &str) -> Reply {
-    let site = public_site(ctx, req).await?;
-    let (campaign, _) = campaign_of(ctx, site.tenant_id, name).await?;
+pub async fn me<D: Db, K: Kv, C: Campaigns, L: Limiter>(b: &Browser<'_, D, K, C, L>) -> Reply {
+    let (ctx, site, req) = (b.ctx, &b.site, b.req);
+    let (campaign, _) = campaign_of(ctx, site.tenant_id, b.path("campaign")).await?;
     // A user id is looked up only with the site's signature of it: otherwise
     // any page could ask whether a user id exists (and read their numbers).
     let anonymous_id = req.param("anonymous_id");
@@ -162,46 +151,75 @@ pub async fn me<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L
     Ok(Response::value(200, &call(ctx, &campaign, op).await?))
 }
 
-/// `POST /v1/invitations` `{key, campaign, anonymous_id|user_id}` → `{token, url}`.
-pub async fn invitation<D: Db, K: Kv, C: Campaigns, L: Limiter>(ctx: &Ctx<'_, D, K, C, L>, req: &Request) -> Reply {
-    let body = json_body(req)?;
-    let s = |k: &str| body.get(k).and_then(Value::as_str);
-    let site = site_by_publishable_key(ctx.db, s("key")).await?;
-    check_origin(&site, req)?;
-    rate_limit(ctx, req, &site, Bucket::Browser).await?;
-    let name = s("campaign").ok_or_else(|| bad("name the `campaign`"))?;
-    let (campaign, current) = campaign_of(ctx, site.tenant_id, name).await?;
+/// `POST /v1/invitations` `{key, campaign, anonymous_id | user_id + user_hash}`
+/// → `{token, url, expires_at}`.
+pub async fn invitation<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, L>) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ask {
+        key: Option<String>,
+        campaign: Text<64>,
+        anonymous_id: Option<Text<128>>,
+        user_id: Option<Text<128>>,
+        user_hash: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Made {
+        token: String,
+        expires_at: Value,
+    }
+    #[derive(Serialize)]
+    struct Invitation {
+        token: String,
+        url: String,
+        expires_at: Value,
+    }
+    let ask: Ask = cx.body()?;
+    let ctx = cx.ctx;
+    let site = cx.browser_site(ask.key.as_deref()).await?;
+    let (campaign, current) = campaign_of(ctx, site.tenant_id, ask.campaign.as_str()).await?;
     // As for `me`: a user id only with the site's signature of it.
-    let user_id = s("user_id").filter(|u| s("user_hash").is_some_and(|h| ctx.user_hash_ok(site.id, u, h)));
-    if s("anonymous_id").is_none() && user_id.is_none() {
+    let user_id = ask.user_id.map(|u| u.0).filter(|u| {
+        ask.user_hash
+            .as_deref()
+            .is_some_and(|h| ctx.user_hash_ok(site.id, u, h))
+    });
+    if ask.anonymous_id.is_none() && user_id.is_none() {
         return Err(bad("send `anonymous_id` (or `user_id` with its `user_hash`)"));
     }
     let op = Op::Invite {
-        anonymous_id: s("anonymous_id").map(str::to_owned),
-        user_id: user_id.map(str::to_owned),
+        anonymous_id: ask.anonymous_id.map(|a| a.0),
+        user_id,
     };
-    let answer = call(ctx, &campaign, op).await?;
-    let token = answer["token"].as_str().unwrap_or_default().to_owned();
+    let made: Made = serde_json::from_value(call(ctx, &campaign, op).await?).map_err(crate::app::internal)?;
     ctx.db
-        .batch(vec![stmt!(sql::INSERT_LINK, token.as_str(), campaign.id, "invite")])
+        .batch(vec![stmt!(
+            sql::INSERT_LINK,
+            made.token.as_str(),
+            campaign.id,
+            "invite"
+        )])
         .await
         .map_err(db_error)?;
-    let landing = current.config.landing_url.clone().unwrap_or_default();
-    let param = if landing.contains('?') { '&' } else { '?' };
-    Ok(Response::value(
+    // No landing page, no link to it (the token still works in `?invite=`).
+    let url = match current.config.landing_url.as_deref() {
+        Some(landing) => with_param(landing, "invite", &made.token)?,
+        None => String::new(),
+    };
+    Ok(Response::view(
         201,
-        &json!({
-            "token": token,
-            "url": format!("{landing}{param}invite={token}"),
-            "expires_at": answer["expires_at"],
-        }),
+        &Invitation {
+            url,
+            token: made.token,
+            expires_at: made.expires_at,
+        },
     ))
 }
 
 /// `GET /v1/qr.svg?data=…`: a QR code of a referral link or invitation, as SVG,
 /// for the share widget. Pure and cacheable: the same text, the same image.
-pub fn qr(req: &Request) -> Reply {
-    let data = req.param("data").unwrap_or("");
+pub async fn qr<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, L>) -> Reply {
+    let data = cx.query("data").unwrap_or("");
     if data.is_empty() || data.len() > 512 {
         return Err(crate::app::invalid("`data` is the text to encode, 1 to 512 bytes"));
     }

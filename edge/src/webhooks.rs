@@ -9,7 +9,7 @@
 //! (`Scope::Stragglers`). A deleted (inactive) webhook's deliveries are never
 //! claimed again.
 
-use crate::db::{Db, DbError, RowExt, Stmt};
+use crate::db::{Db, DbError, Stmt, typed};
 use crate::sql;
 use crate::stmt;
 use hmac::{Hmac, Mac};
@@ -28,6 +28,52 @@ pub const STRAGGLER_MS: i64 = 10 * 60_000;
 
 /// Most webhooks a tenant may have (every notice is one delivery per webhook).
 pub const MAX_WEBHOOKS_PER_TENANT: i64 = 10;
+
+/// A delivery claimed by this run (`sql::CLAIMED_DELIVERIES`).
+#[derive(serde::Deserialize)]
+struct Claimed {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: String,
+    payload: String,
+    attempts: i64,
+    notice_key: Option<String>,
+    url: String,
+    secret: String,
+}
+
+/// The notice types a webhook may take: the webhook contract's names (the
+/// `type` of each payload), apart from the engine's `Notice`, so renaming an
+/// engine variant cannot change the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NoticeType {
+    #[serde(rename = "referral.confirmed")]
+    ReferralConfirmed,
+    #[serde(rename = "milestone.reached")]
+    MilestoneReached,
+    #[serde(rename = "reward.earned")]
+    RewardEarned,
+    #[serde(rename = "reward.status_changed")]
+    RewardStatusChanged,
+    #[serde(rename = "leaderboard.top_n_changed")]
+    TopNChanged,
+    #[serde(rename = "reward.withheld")]
+    RewardWithheld,
+}
+
+impl NoticeType {
+    pub fn of(n: &refloop_core::engine::machine::Notice) -> Self {
+        use refloop_core::engine::machine::Notice;
+        match n {
+            Notice::ReferralConfirmed { .. } => NoticeType::ReferralConfirmed,
+            Notice::MilestoneReached { .. } => NoticeType::MilestoneReached,
+            Notice::RewardEarned { .. } => NoticeType::RewardEarned,
+            Notice::RewardStatusChanged { .. } => NoticeType::RewardStatusChanged,
+            Notice::TopNChanged { .. } => NoticeType::TopNChanged,
+            Notice::RewardWithheld { .. } => NoticeType::RewardWithheld,
+        }
+    }
+}
 
 /// Whether a webhook may be sent to `url`: https to a public host. Loopback,
 /// private, link-local, CGNAT and unique-local addresses, `localhost`,
@@ -99,7 +145,7 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &str) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    format!("t={unix_seconds},v1={}", crate::app::hex(&mac.finalize().into_bytes()))
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The Standard Webhooks signature (standardwebhooks.com), beside ours, so
@@ -169,36 +215,37 @@ pub async fn deliver(
             now - STRAGGLER_MS
         ),
     };
-    let claimed = db
+    let claimed: Vec<Claimed> = db
         .batch_rows(vec![claim, stmt!(sql::CLAIMED_DELIVERIES, token)])
         .await?
         .pop()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .map(typed)
+        .collect::<Result<_, _>>()?;
     let mut report = Delivered {
         full: claimed.len() as u32 >= limit,
         ..Delivered::default()
     };
     let mut results: Vec<Stmt> = Vec::with_capacity(claimed.len());
     for d in &claimed {
-        let body = d.text("payload");
-        let id = d.int("id");
+        let (body, id, secret) = (&d.payload, d.id, &d.secret);
         // The message's id is its notice's (the same on every retry).
-        let message = d.opt_text("notice_key").unwrap_or_else(|| format!("d-{id}"));
-        let secret = d.text("secret");
+        let message = d.notice_key.clone().unwrap_or_else(|| format!("d-{id}"));
         let headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),
-            ("Refloop-Event".to_owned(), d.text("type")),
+            ("Refloop-Event".to_owned(), d.kind.clone()),
             ("Refloop-Delivery".to_owned(), id.to_string()),
-            ("Refloop-Signature".to_owned(), signature(&secret, now / 1000, &body)),
+            ("Refloop-Signature".to_owned(), signature(secret, now / 1000, body)),
             ("webhook-id".to_owned(), message.clone()),
             ("webhook-timestamp".to_owned(), (now / 1000).to_string()),
             (
                 "webhook-signature".to_owned(),
-                standard_signature(&secret, &message, now / 1000, &body),
+                standard_signature(secret, &message, now / 1000, body),
             ),
         ];
-        let retry_at = now + backoff_ms(d.int("attempts"));
-        results.push(match out.post(&d.text("url"), &headers, &body).await {
+        let retry_at = now + backoff_ms(d.attempts);
+        results.push(match out.post(&d.url, &headers, body).await {
             Ok(status) if (200..300).contains(&status) => {
                 report.delivered += 1;
                 stmt!(sql::DELIVERED, id, now, i64::from(status))
@@ -225,10 +272,14 @@ pub async fn deliver(
     if !results.is_empty() {
         let mut rows = db.batch_rows(results).await?;
         if matches!(scope, Scope::Campaign(_)) {
-            report.next_due = rows
-                .pop()
-                .and_then(|r| r.into_iter().next())
-                .and_then(|r| r.opt_int("at"));
+            #[derive(serde::Deserialize)]
+            struct Due {
+                at: Option<i64>,
+            }
+            report.next_due = match rows.pop().and_then(|r| r.into_iter().next()) {
+                Some(row) => typed::<Due>(row)?.at,
+                None => None,
+            };
         }
     }
     Ok(report)

@@ -33,17 +33,21 @@ use refloop_edge::db::{Arg, Db, DbError, Kv, Row, Stmt};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
-/// Runs a future whose every await is ready at once (rusqlite is synchronous).
-pub fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
+/// What the tests' edge has for every request: a fixed salt and entropy, and
+/// the request's seed.
+fn needs(seed: u64) -> app::Needs {
+    app::Needs {
+        salt: "test-salt".into(),
+        seed,
+        entropy: [7; 48],
     }
+}
+
+/// Runs a future to its end on this thread (rusqlite is synchronous, so
+/// every await is ready at once).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    pollster::block_on(f)
 }
 
 /// The edge's `Db` on a real SQLite connection, as D1 would run it: a batch is
@@ -189,25 +193,9 @@ impl Edge {
     }
 
     pub fn call(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        let query = query
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
-        let req = Request {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        };
+        let url = url::Url::parse(&format!("http://edge.test{path_and_query}")).expect("a path and query");
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let req = Request::from_url(method, &url, headers, body.as_bytes().to_vec());
         self.seed.set(
             self.seed
                 .get()
@@ -217,19 +205,10 @@ impl Edge {
         let root = refloop_core::keys::hash_secret_key(ROOT);
         let campaigns = self.objects.reached_through(&self.db);
         self.limiter.now.set(self.now.get());
+        let needs = needs(self.seed.get());
         let ctx = Ctx {
-            db: &self.db,
-            kv: &self.kv,
-            campaigns: &campaigns,
-            now: self.now.get(),
-            seed: self.seed.get(),
-            entropy: [7; 48],
-            salt: "test-salt",
             root_key_hash: Some(&root),
-            limiter: &self.limiter,
-            top_cache_seconds: 0,
-            site_cache_seconds: 0,
-            allow_local_webhooks: false,
+            ..Ctx::new(&self.db, &self.kv, &campaigns, &self.limiter, self.now.get(), &needs)
         };
         block_on(app::handle(&ctx, &req))
     }
@@ -284,20 +263,8 @@ impl Edge {
     /// Runs the cron at `now` with `out` as the webhook receivers.
     pub fn cron(&self, out: &impl refloop_edge::webhooks::Outbound, now: i64) -> refloop_edge::cron::CronReport {
         let campaigns = self.objects.reached_through(&self.db);
-        let ctx = Ctx {
-            db: &self.db,
-            kv: &self.kv,
-            campaigns: &campaigns,
-            now,
-            seed: 3,
-            entropy: [7; 48],
-            salt: "test-salt",
-            root_key_hash: None,
-            limiter: &self.limiter,
-            top_cache_seconds: 0,
-            site_cache_seconds: 0,
-            allow_local_webhooks: false,
-        };
+        let needs = needs(3);
+        let ctx = Ctx::new(&self.db, &self.kv, &campaigns, &self.limiter, now, &needs);
         block_on(refloop_edge::cron::run(&ctx, out)).expect("cron")
     }
 

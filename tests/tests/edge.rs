@@ -10,47 +10,10 @@ use refloop_core::engine::referral::Touch;
 use refloop_tests::{Edge, migrated_db};
 use serde_json::{Value, json};
 
-/// Every `pub const` string in edge/src/sql.rs, parsed from the source, so a
-/// statement added there is checked here without a list to keep.
-fn statements() -> Vec<(String, String)> {
-    let src = include_str!("../../edge/src/sql.rs");
-    let mut out = Vec::new();
-    let mut rest = src;
-    while let Some(i) = rest.find("pub const ") {
-        rest = &rest[i + "pub const ".len()..];
-        let name = rest.split(':').next().unwrap_or_default().trim().to_owned();
-        let Some(open) = rest.find('"') else { break };
-        let body = &rest[open + 1..];
-        let mut text = String::new();
-        let mut chars = body.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => break,
-                '\\' => match chars.next() {
-                    // A line continuation: the newline and the next line's indent go.
-                    Some('\n') => {
-                        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                            chars.next();
-                        }
-                    }
-                    Some(c) => text.push(c),
-                    None => break,
-                },
-                c => text.push(c),
-            }
-        }
-        rest = body;
-        out.push((name, text));
-    }
-    out
-}
-
 #[test]
 fn every_statement_of_the_edge_prepares_against_the_migrated_schema() {
     let db = migrated_db();
-    let all = statements();
-    assert!(all.len() > 30, "parsed only {} statements", all.len());
-    for (name, sql) in &all {
+    for (name, sql) in refloop_edge::sql::ALL {
         if let Err(e) = db.prepare(sql) {
             panic!("{name}: {e}\n{sql}");
         }
