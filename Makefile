@@ -14,12 +14,12 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 export WRANGLER_SEND_METRICS := false
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e bench bench-edge bench-sdk soak fuzz clean
+.PHONY: dev test bootstrap build sdk console edge test-native test-wasm test-e2e test-contract bench bench-edge bench-sdk soak fuzz clean
 
 dev: bootstrap build
 	scripts/dev.sh
 
-test: bootstrap build test-native test-wasm test-e2e
+test: bootstrap build test-native test-wasm test-e2e test-contract
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -55,6 +55,10 @@ test-wasm:
 
 test-e2e:
 	playwright test
+
+# schemathesis from docs/openapi.yaml against the worker, every check, bounded.
+test-contract:
+	scripts/contract.sh
 
 # Every figure in one run: bench/REPORT.md and bench/report.json.
 bench: bootstrap build

@@ -71,4 +71,21 @@ fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 node --version | grep -q '^v22\.' || die "node_modules/.bin/node is not Node 22 (wrangler needs it)"
 
-say "tools ready: wasm-bindgen $wasm_bindgen_version, worker-build $WORKER_BUILD_VERSION, wasm-pack $WASM_PACK_VERSION, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | grep -o "[0-9][0-9.]*" | head -1), $(/usr/bin/chromium --version 2>/dev/null)"
+# --- schemathesis (PyPI), for the contract test: a venv of Python 3.12 -------------
+# (3.11's hypothesis crashed inside schemathesis on this kind of machine).
+SCHEMATHESIS_VERSION=4.32.5
+st_venv="$HOME/.cache/refloop/schemathesis"
+if ! "$st_venv/bin/st" --version 2>/dev/null | grep -q " $SCHEMATHESIS_VERSION\$"; then
+  # The first Python 3.12 that runs (a pyenv shim on PATH may not).
+  python=
+  for candidate in $(command -v python3.12 || true) "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+    if "$candidate" --version >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+  [ -n "$python" ] || die "schemathesis needs Python 3.12 (python3.12 on PATH or in pyenv)"
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $st_venv"
+  rm -rf "$st_venv"
+  "$python" -m venv "$st_venv" && "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" \
+    || die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+fi
+
+say "tools ready: wasm-bindgen $wasm_bindgen_version, worker-build $WORKER_BUILD_VERSION, wasm-pack $WASM_PACK_VERSION, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | grep -o "[0-9][0-9.]*" | head -1), $(/usr/bin/chromium --version 2>/dev/null), schemathesis $SCHEMATHESIS_VERSION"

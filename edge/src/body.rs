@@ -42,9 +42,24 @@ impl<'de, const MAX: usize> Deserialize<'de> for Note<MAX> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounded<const MIN: i64, const MAX: i64>(pub i64);
 
+/// A configuration version.
+pub type Version = Bounded<1, { u32::MAX as i64 }>;
+
+/// An integer, written as JSON allows (`7` or `7.0`).
+fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| D::Error::custom(format!("{n} is not an integer")))
+}
+
 impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Bounded<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
+        let n = integer(d)?;
         if !(MIN..=MAX).contains(&n) {
             return Err(D::Error::custom(format!("must be an integer from {MIN} to {MAX}")));
         }
@@ -62,7 +77,7 @@ pub const MAX_ADJUSTMENT: i64 = 1_000_000_000;
 
 impl<'de> Deserialize<'de> for Points {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
+        let n = integer(d)?;
         if n == 0 || n.abs() > MAX_ADJUSTMENT {
             return Err(D::Error::custom("must be a non-zero integer within ±1,000,000,000"));
         }
@@ -80,17 +95,21 @@ impl<'de> Deserialize<'de> for Seed {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Either {
-            Number(u64),
+            Number(serde_json::Number),
             Text(String),
         }
-        match Either::deserialize(d)
-            .map_err(|_| D::Error::custom("must be a non-negative integer (or its decimal text)"))?
-        {
-            Either::Number(n) => Ok(Seed(n)),
-            Either::Text(t) => t
-                .parse()
+        let refuse = || D::Error::custom("must be a non-negative integer (or its decimal text)");
+        match Either::deserialize(d).map_err(|_| refuse())? {
+            Either::Number(n) => n
+                .as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+                        .map(|f| f as u64)
+                })
                 .map(Seed)
-                .map_err(|_| D::Error::custom("must be a non-negative integer (or its decimal text)")),
+                .ok_or_else(refuse),
+            Either::Text(t) => t.parse().map(Seed).map_err(|_| refuse()),
         }
     }
 }

@@ -669,10 +669,11 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 Ok(json!({"through": through}))
             }
             Op::Replay { version, apply } => {
-                let target = versions
-                    .iter()
-                    .find(|v| v.version == *version)
-                    .ok_or_else(|| not_found(format!("this campaign has no version {version}")))?;
+                let target = versions.iter().find(|v| v.version == *version).ok_or_else(|| {
+                    // The campaign is there; the request names a state it never had.
+                    let last = versions.last().map_or(0, |v| v.version);
+                    conflict(format!("this campaign has versions 1 to {last}, not {version}"))
+                })?;
                 let inputs = engine.store.inputs();
                 let ledger = engine.store.ledger();
                 let replay_id = format!("{now}-v{version}");

@@ -193,7 +193,9 @@ async fn bounded_body(req: &mut Request) -> Vec<u8> {
 async fn fetch(mut req: Request, env: Env, _ctx: worker::Context) -> worker::Result<Response> {
     let url = req.url()?;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let method = req.method().to_string();
+    // The method as sent: workers-rs reads a method it does not know (QUERY)
+    // as GET, which would answer it as one.
+    let method = req.inner().method().to_ascii_uppercase();
     let body = if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
         Vec::new()
     } else {

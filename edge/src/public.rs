@@ -75,7 +75,7 @@ fn parse_period(config: &CampaignConfig, value: Option<&str>) -> Result<Period, 
             .map_err(|_| crate::app::invalid(format!("period must be all, month or week, not {v:?}")))?,
     };
     if !config.leaderboard.periods.contains(&period) {
-        return Err(crate::app::invalid("this campaign keeps no board for that period"));
+        return Err(not_found("this campaign keeps no board for that period"));
     }
     Ok(period)
 }
@@ -220,8 +220,8 @@ pub async fn invitation<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K
 /// for the share widget. Pure and cacheable: the same text, the same image.
 pub async fn qr<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, L>) -> Reply {
     let data = cx.query("data").unwrap_or("");
-    if data.is_empty() || data.len() > 512 {
-        return Err(crate::app::invalid("`data` is the text to encode, 1 to 512 bytes"));
+    if data.is_empty() || data.chars().count() > 512 {
+        return Err(crate::app::invalid("`data` is the text to encode, 1 to 512 characters"));
     }
     let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| crate::app::invalid(format!("cannot encode this text: {e}")))?;

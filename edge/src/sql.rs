@@ -167,7 +167,7 @@ statements! {
     INSERT_WEBHOOK = "\
     INSERT INTO webhooks (tenant_id, url, secret, events, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
     LIST_WEBHOOKS =
-        "SELECT id, url, events, active, created_at FROM webhooks WHERE tenant_id = ?1 ORDER BY id";
+        "SELECT id, url, events, active, created_at FROM webhooks WHERE tenant_id = ?1 AND active = 1 ORDER BY id";
     DELETE_WEBHOOK = "UPDATE webhooks SET active = 0 WHERE id = ?1 AND tenant_id = ?2";
     /// `?1` webhook, `?2` limit: the delivery log.
     DELIVERIES = "\

@@ -90,7 +90,7 @@ test('a replay under another version previews its corrections, appends them, and
   const ledger = await t.json('GET', `/v1/admin/campaigns/rp/participants/${(await t.json('GET', '/v1/admin/campaigns/rp/participants?q=rp0')).participants[0].id}/ledger`);
   expect(ledger.entries.map((e) => e.reason.type).sort()).toEqual(['correction', 'rule']);
   expect((await t.json('POST', '/v1/admin/campaigns/rp/replay', { version: 2 })).corrections).toEqual([]);
-  expect((await t.api('POST', '/v1/admin/campaigns/rp/replay', { version: 9 })).status()).toBe(404);
+  expect((await t.api('POST', '/v1/admin/campaigns/rp/replay', { version: 9 })).status()).toBe(409);
   expect(invariantViolations()).toEqual([]);
 });
 

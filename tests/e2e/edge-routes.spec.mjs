@@ -231,7 +231,10 @@ test('webhooks: signed delivery by the campaign\'s alarm, retried by the cron wh
     expect(log[0]).toMatchObject({ attempts: 2, last_status: 204 });
     expect((await t.json('GET', '/v1/admin/webhooks')).webhooks).toHaveLength(1);
     await t.json('DELETE', `/v1/admin/webhooks/${hook.id}`);
-    expect((await t.json('GET', '/v1/admin/webhooks')).webhooks[0].active).toBe(0);
+    // Deleted is gone: not listed, no log, not deleted twice.
+    expect((await t.json('GET', '/v1/admin/webhooks')).webhooks).toHaveLength(0);
+    expect((await t.api('GET', `/v1/admin/webhooks/${hook.id}/deliveries`)).status()).toBe(404);
+    expect((await t.api('DELETE', `/v1/admin/webhooks/${hook.id}`)).status()).toBe(404);
   } finally {
     server.close();
   }

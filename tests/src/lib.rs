@@ -1,5 +1,7 @@
 //! Cross-crate tests live in `tests/tests/`; this library holds their helpers.
 
+pub mod spec;
+
 use rusqlite::Connection;
 use std::path::PathBuf;
 
@@ -210,7 +212,16 @@ impl Edge {
             root_key_hash: Some(&root),
             ..Ctx::new(&self.db, &self.kv, &campaigns, &self.limiter, self.now.get(), &needs)
         };
-        block_on(app::handle(&ctx, &req))
+        let response = block_on(app::handle(&ctx, &req));
+        let content_type = response
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        if let Err(e) = spec::check(method, url.path(), response.status, content_type, &response.body) {
+            panic!("{e}");
+        }
+        response
     }
 
     pub fn json(&self, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

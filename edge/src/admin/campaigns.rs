@@ -3,7 +3,7 @@
 
 use super::{Admin, campaign_target};
 use crate::app::{Campaigns, Limiter, Reply, Response, Site, db_error, internal, invalid, iso};
-use crate::body::Text;
+use crate::body::{Text, Version};
 use crate::campaign::Op;
 use crate::db::{Db, DbError, Kv, Stmt};
 use crate::directory::{CampaignRow, VersionRow, call, campaign_of};
@@ -112,8 +112,8 @@ pub async fn list<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C,
     Ok(Response::view(200, &List { campaigns }))
 }
 
-/// A campaign's slug: lower-case letters, digits and dashes, not a number
-/// (a number names a campaign by id).
+/// A campaign's slug: lower-case letters, digits and dashes, with a letter
+/// (so it is never a number: a number names a campaign by id).
 struct Slug(String);
 
 impl<'de> Deserialize<'de> for Slug {
@@ -122,10 +122,10 @@ impl<'de> Deserialize<'de> for Slug {
         if !s
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            || s.parse::<i64>().is_ok()
+            || !s.bytes().any(|b| b.is_ascii_lowercase())
         {
             return Err(serde::de::Error::custom(
-                "is lower-case letters, digits and dashes (and not a number)",
+                "is lower-case letters, digits and dashes, with at least one letter",
             ));
         }
         Ok(Slug(s))
@@ -204,11 +204,11 @@ pub async fn update<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, 
     #[serde(deny_unknown_fields)]
     struct Edit {
         config: Value,
-        version: Option<u32>,
+        version: Option<Version>,
     }
     let edit: Edit = a.body()?;
     let config = parse_config(&edit.config)?;
-    save(a, edit.version, |_| Ok(config)).await
+    save(a, edit.version.map(|v| v.0 as u32), |_| Ok(config)).await
 }
 
 /// `PUT /v1/admin/campaigns/{campaign}/point-rules` `{point_rules, version?}`.
@@ -235,7 +235,7 @@ pub async fn put_rewards<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D
 /// edited from.
 #[derive(Deserialize)]
 struct PartEdit {
-    version: Option<u32>,
+    version: Option<Version>,
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
 }
@@ -251,7 +251,7 @@ impl PartEdit {
                 "unknown field `{other}`, expected `{name}` or `version`"
             )));
         }
-        Ok((part(value, name)?, self.version))
+        Ok((part(value, name)?, self.version.map(|v| v.0 as u32)))
     }
 }
 

@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 
 /// `GET …/grants?status=&limit=`.
 pub async fn list<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    let status = a.query("status").unwrap_or("").to_owned();
+    let status = a.query("status");
     a.listing(50, 500, |limit| {
-        match status.is_empty() || GrantStatus::parse(&status).is_some() {
-            true => Ok(Op::Grants { status, limit }),
+        match status.is_none_or(|s| GrantStatus::parse(s).is_some()) {
+            true => Ok(Op::Grants {
+                status: status.unwrap_or_default().to_owned(),
+                limit,
+            }),
             false => {
                 let names: Vec<&str> = GrantStatus::ALL.iter().map(|s| s.as_str()).collect();
                 Err(invalid(format!("status is one of {}", names.join(", "))))

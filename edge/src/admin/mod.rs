@@ -127,11 +127,11 @@ pub fn campaign_target(slug: &str) -> String {
     format!("campaign:{slug}")
 }
 
-/// A query parameter that is one of `allowed` (or absent: empty).
+/// A query parameter that is one of `allowed` (absent: empty, any).
 pub fn one_of(value: Option<&str>, name: &str, allowed: &[&str]) -> Result<String, ApiError> {
-    match value.unwrap_or("") {
-        "" => Ok(String::new()),
-        v if allowed.contains(&v) => Ok(v.to_owned()),
-        _ => Err(invalid(format!("{name} is {}", allowed.join(", ")))),
+    match value {
+        None => Ok(String::new()),
+        Some(v) if allowed.contains(&v) => Ok(v.to_owned()),
+        Some(_) => Err(invalid(format!("{name} is {}", allowed.join(", ")))),
     }
 }

@@ -47,7 +47,7 @@ impl Identities {
             .anonymous_ids
             .iter()
             .chain(&self.user_ids)
-            .any(|v| v.is_empty() || v.len() > 128)
+            .any(|v| v.is_empty() || v.chars().count() > 128)
         {
             return Err(invalid("an id is 1 to 128 characters"));
         }

@@ -59,7 +59,7 @@ pub async fn replay<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Replay {
-        version: crate::body::Bounded<1, { u32::MAX as i64 }>,
+        version: crate::body::Version,
         #[serde(default)]
         apply: bool,
     }

@@ -10,7 +10,8 @@ use crate::webhooks::{MAX_WEBHOOKS_PER_TENANT, NoticeType, check_url};
 use refloop_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-/// A webhook as listed (`sql::LIST_WEBHOOKS`); its secret is shown once, at creation.
+/// A live webhook as listed (`sql::LIST_WEBHOOKS`; a deleted one is gone
+/// from the API, its delivery rows kept); its secret is shown once, at creation.
 #[derive(Serialize, Deserialize)]
 struct Webhook {
     id: i64,
@@ -89,7 +90,7 @@ pub async fn create<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, 
         Some(list) if list.is_empty() => return Err(crate::app::invalid("`events`: name at least one")),
         Some(list) => list.iter().map(crate::app::name_of).collect::<Vec<_>>().join(" "),
     };
-    let live = webhooks_of(a).await?.iter().filter(|w| w.active == 1).count() as i64;
+    let live = webhooks_of(a).await?.len() as i64;
     if live >= MAX_WEBHOOKS_PER_TENANT {
         return Err(ApiError::new(
             ErrorCode::Conflict,
