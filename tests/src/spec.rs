@@ -17,6 +17,14 @@ thread_local! {
         spec
     };
     static VALIDATORS: std::cell::RefCell<HashMap<String, std::rc::Rc<jsonschema::Validator>>> = Default::default();
+    /// The routes (method, pattern) this thread saw answer 2xx or 3xx.
+    static ANSWERED: std::cell::RefCell<std::collections::BTreeSet<(&'static str, &'static str)>> = Default::default();
+}
+
+/// The routes this thread has seen succeed through `Edge::call` (each
+/// answer checked against the spec).
+pub fn answered() -> std::collections::BTreeSet<(&'static str, &'static str)> {
+    ANSWERED.with(|a| a.borrow().clone())
 }
 
 /// The whole spec, as a JSON value.
@@ -70,6 +78,9 @@ pub fn check(method: &str, path: &str, status: u16, content_type: Option<&str>, 
         // Preflights, 405 and 404 of unknown paths are the router's own.
         _ => return Ok(()),
     };
+    if (200..400).contains(&status) {
+        ANSWERED.with(|a| a.borrow_mut().insert((def.method, def.path)));
+    }
     let spec = spec();
     let method = if method == "HEAD" { "GET" } else { method };
     let response = response_pointer(&spec, method, def.path, status)?;

@@ -61,3 +61,226 @@ fn the_spec_states_each_routes_auth() {
         assert_eq!(schemes, expected, "{} {}", d.method, d.path);
     }
 }
+
+/// Every route, called once the way a tenant would, answers with a status
+/// and a body its spec documents (`Edge::call` checks each against the
+/// schema; this walk makes sure none is left out).
+#[test]
+fn every_route_answers_as_its_spec_says() {
+    use refloop_tests::{Edge, PK, ROOT, SK};
+    use serde_json::{Value, json};
+    let edge = Edge::new();
+    let root = format!("Bearer {ROOT}");
+    let sk = format!("Bearer {SK}");
+    let call = |method: &str, path: &str, auth: &str, body: Value, expect: u16| -> Value {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let headers: Vec<(&str, &str)> = match auth {
+            "" => vec![("origin", "http://127.0.0.1:8080")],
+            a => vec![("authorization", a)],
+        };
+        let r = edge.call(method, path, &headers, &body);
+        assert_eq!(r.status, expect, "{method} {path}: {}", r.body);
+        serde_json::from_str(&r.body).unwrap_or(Value::Null)
+    };
+    let uuid = |n: u32| format!("0190f3c2-8e4b-7a4e-9f7a-{n:012x}");
+    let admin = |method: &str, path: &str, body: Value, expect: u16| {
+        call(method, &format!("/v1/admin{path}"), &sk, body, expect)
+    };
+
+    call("GET", "/healthz", "", Value::Null, 200);
+    call(
+        "POST",
+        "/v1/admin/tenants",
+        &root,
+        json!({"name": "Acme", "site": {"origins": ["https://acme.example"]}}),
+        201,
+    );
+    call("GET", "/v1/admin/tenants", &root, Value::Null, 200);
+
+    let config = json!({
+        "name": "Walk", "landing_url": "http://127.0.0.1:8080/",
+        "quest": {"steps": [{"event": "signup"}, {"event": "purchase", "trusted": true}]},
+        "point_rules": [{"id": "per", "event": "referral_confirmed", "to": "referrer", "points": 50}],
+        "milestones": [{"id": "first", "confirmed_referrals": 1, "reward": "coupon"}],
+        "rewards": [{"id": "coupon", "name": "20% off", "kind": {"type": "coupon", "prefix": "OFF"}}],
+        "leaderboard": {"score_by": "points", "periods": ["all", "week"], "top_n": 10},
+        "fraud": {"flag_shared_ip": false, "flag_disposable_email": true}
+    });
+    admin("POST", "/campaigns", json!({"slug": "walk", "config": config}), 201);
+    admin("GET", "/campaigns", Value::Null, 200);
+    admin("GET", "/campaigns/walk", Value::Null, 200);
+    admin("PUT", "/campaigns/walk", json!({"config": config, "version": 1}), 200);
+    admin(
+        "PUT",
+        "/campaigns/walk/point-rules",
+        json!({"point_rules": config["point_rules"]}),
+        200,
+    );
+    admin(
+        "PUT",
+        "/campaigns/walk/rewards",
+        json!({"rewards": config["rewards"]}),
+        200,
+    );
+    admin("POST", "/campaigns/walk/status", json!({"status": "active"}), 200);
+    admin("GET", "/campaigns/walk/versions", Value::Null, 200);
+    let hook = admin("POST", "/webhooks", json!({"url": "https://hooks.example/walk"}), 201);
+    admin("GET", "/webhooks", Value::Null, 200);
+    admin("GET", &format!("/webhooks/{}/deliveries", hook["id"]), Value::Null, 200);
+
+    // A referrer, a referee confirmed by the site's server, a flagged one.
+    let batch = |events: Value| call("POST", "/v1/batch", "", json!({"key": PK, "events": events}), 202);
+    batch(json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "ana", "campaign": "walk"}]));
+    let me = call(
+        "GET",
+        &format!("/v1/campaigns/walk/me?key={PK}&anonymous_id=ana"),
+        "",
+        Value::Null,
+        200,
+    );
+    let code = me["code"].as_str().unwrap().to_owned();
+    batch(
+        json!([{"id": uuid(2), "type": "track", "event": "signup", "anonymous_id": "ben", "campaign": "walk", "attribution": {"ref": code}}]),
+    );
+    batch(
+        json!([{"id": uuid(3), "type": "track", "event": "signup", "anonymous_id": "cat", "campaign": "walk",
+                  "attribution": {"ref": code}, "traits": {"email": "cat@mailinator.com"}}]),
+    );
+    call(
+        "POST",
+        "/v1/server/events",
+        &sk,
+        json!({"events": [{"id": uuid(4), "type": "track", "event": "purchase", "anonymous_id": "ben", "campaign": "walk"}]}),
+        202,
+    );
+    call(
+        "GET",
+        &format!("/v1/campaigns/walk/participants/{code}?key={PK}"),
+        "",
+        Value::Null,
+        200,
+    );
+    call(
+        "GET",
+        &format!("/v1/campaigns/walk/leaderboard?key={PK}&around={code}"),
+        "",
+        Value::Null,
+        200,
+    );
+    call("GET", &format!("/r/{code}"), "", Value::Null, 302);
+    call("GET", "/v1/qr.svg?data=hello", "", Value::Null, 200);
+    // An invitation in the demo's invite-mode campaign.
+    batch(json!([{"id": uuid(5), "type": "track", "event": "signup", "anonymous_id": "ana", "campaign": "friends"}]));
+    call(
+        "POST",
+        "/v1/invitations",
+        "",
+        json!({"key": PK, "campaign": "friends", "anonymous_id": "ana"}),
+        201,
+    );
+
+    admin("GET", "/events?limit=5", Value::Null, 200);
+    admin("GET", "/identity?user_id=u1", Value::Null, 200);
+    let people = admin("GET", "/campaigns/walk/participants", Value::Null, 200);
+    let id_of = |who: &str| {
+        people["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["anonymous_id"] == who)
+            .unwrap()["id"]
+            .clone()
+    };
+    let ana = id_of("ana");
+    admin(
+        "GET",
+        &format!("/campaigns/walk/participants/{ana}/ledger"),
+        Value::Null,
+        200,
+    );
+    admin(
+        "POST",
+        &format!("/campaigns/walk/participants/{ana}/adjustments"),
+        json!({"points": 5, "note": "welcome"}),
+        201,
+    );
+    let given = admin(
+        "POST",
+        &format!("/campaigns/walk/participants/{ana}/grants"),
+        json!({"reward": "coupon", "note": "contest"}),
+        201,
+    );
+    admin("GET", "/campaigns/walk/answers", Value::Null, 200);
+    let flagged = admin("GET", "/campaigns/walk/referrals?review=pending", Value::Null, 200);
+    let referral = &flagged["referrals"][0]["id"];
+    admin(
+        "POST",
+        &format!("/campaigns/walk/referrals/{referral}/review"),
+        json!({"approve": false}),
+        200,
+    );
+    let grants = admin("GET", "/campaigns/walk/grants", Value::Null, 200);
+    let grant = grants["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] != given["grant"]["id"])
+        .unwrap();
+    let to = if grant["status"] == "earned" {
+        "approved"
+    } else {
+        "revoked"
+    };
+    admin(
+        "POST",
+        &format!("/campaigns/walk/grants/{}/transitions", grant["id"]),
+        json!({"to": to}),
+        200,
+    );
+    let token = given["grant"]["token"].as_str().unwrap();
+    admin(
+        "POST",
+        "/campaigns/walk/redeem",
+        json!({"token": token, "check": true}),
+        200,
+    );
+    admin("POST", "/campaigns/walk/snapshots", json!({"period": "week"}), 201);
+    admin("GET", "/campaigns/walk/snapshots", Value::Null, 200);
+    for stat in ["funnel", "money", "sources", "trend"] {
+        admin("GET", &format!("/campaigns/walk/stats/{stat}"), Value::Null, 200);
+    }
+    let r = edge.call(
+        "GET",
+        "/v1/admin/campaigns/walk/export.csv",
+        &[("authorization", &sk)],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    admin("GET", "/campaigns/walk/check", Value::Null, 200);
+    admin("GET", "/people?anonymous_id=cat", Value::Null, 200);
+    admin("POST", "/people/erase", json!({"anonymous_id": "cat"}), 200);
+    let ben = id_of("ben");
+    admin(
+        "DELETE",
+        &format!("/campaigns/walk/participants/{ben}"),
+        Value::Null,
+        200,
+    );
+    admin("POST", "/campaigns/walk/replay", json!({"version": 1}), 200);
+    admin("POST", "/campaigns/walk/end", json!({"seed": 7}), 200);
+    admin("DELETE", &format!("/webhooks/{}", hook["id"]), Value::Null, 200);
+    admin("GET", "/audit", Value::Null, 200);
+    call("GET", "/v1/admin/check", &root, Value::Null, 200);
+
+    let answered = refloop_tests::spec::answered();
+    let missed: Vec<_> = ROUTES
+        .iter()
+        .filter(|d| !answered.contains(&(d.method, d.path)))
+        .map(|d| format!("{} {}", d.method, d.path))
+        .collect();
+    assert!(missed.is_empty(), "routes the walk did not reach: {missed:?}");
+}
