@@ -25,6 +25,14 @@ pub const SOON_MS: i64 = 2_000;
 /// Deliveries one alarm sends at most (each bounded by
 /// `webhooks::ATTEMPT_TIMEOUT_MS`, so a run lasts at most about a minute).
 pub const DELIVERIES_PER_ALARM: u32 = 10;
+const _: () = assert!(
+    DELIVERIES_PER_ALARM as i64 * crate::webhooks::ATTEMPT_TIMEOUT_MS <= 60_000,
+    "an alarm's deliveries, each timing out, end within a minute"
+);
+const _: () = assert!(
+    DELIVERIES_PER_ALARM < 900,
+    "an alarm's subrequests stay far inside Cloudflare's 1,000"
+);
 
 /// One day, the period of the board's snapshots.
 const DAY_MS: i64 = 86_400_000;

@@ -222,19 +222,13 @@ fn internal(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Internal, message)
 }
 
-/// The webhook body of a notice: the notice, the campaign, the time.
+/// The webhook body of a notice (`webhooks::Payload`) and its type's name.
 pub fn notice_payload(campaign: &CampaignMeta, n: &Notice, at: Millis) -> (String, Value) {
-    let mut payload = serde_json::to_value(n).unwrap_or(Value::Null);
-    let kind = payload
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    if let Value::Object(m) = &mut payload {
-        m.insert("campaign".into(), Value::String(campaign.slug.clone()));
-        m.insert("at".into(), Value::String(refloop_core::time::format_rfc3339_ms(at)));
-    }
-    (kind, payload)
+    let payload = crate::webhooks::Payload::of(n, &campaign.slug, &crate::app::iso(at));
+    (
+        crate::app::name_of(&payload.kind),
+        serde_json::to_value(&payload).unwrap_or(Value::Null),
+    )
 }
 
 /// Answers one call, starting from the rows `kept` from earlier calls and
@@ -709,6 +703,10 @@ pub const OUTBOX_PAGE: usize = 500;
 /// How often a campaign's object wakes by itself to expire what is overdue
 /// (referrals past their quest window, grants past their expiry).
 pub const TICK_MS: Millis = 15 * 60_000;
+const _: () = assert!(
+    TICK_MS > crate::alarm::SOON_MS,
+    "the tick is the slow path, SOON the fast one"
+);
 
 /// When a campaign's object should next wake after `now`: at its `ends_at`
 /// while it has not ended (the end distributions run then), and at least every

@@ -11,7 +11,12 @@ use crate::sql;
 use crate::stmt;
 use crate::webhooks::{self, Outbound, Scope};
 
+/// Deliveries the cron sends per run at most (the stragglers no alarm sent).
 pub const DELIVERIES_PER_RUN: u32 = 50;
+const _: () = assert!(
+    DELIVERIES_PER_RUN as i64 * webhooks::ATTEMPT_TIMEOUT_MS < 15 * 60_000,
+    "a run's deliveries, each timing out, end within a cron's 15 minutes"
+);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CronReport {

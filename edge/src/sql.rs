@@ -173,30 +173,33 @@ statements! {
     DELIVERIES = "\
     SELECT id, type, payload, created_at, attempts, next_attempt_at, delivered_at, last_status, last_error FROM outbox
     WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2";
-    /// `?1` now, `?2` claim token, `?3` claimed until, `?4` limit, `?5` campaign:
+    /// `?1` now, `?2` claim token, `?3` claimed until, `?4` limit, `?5` campaign,
+    /// `?6` attempts before a delivery is given up (`webhooks::MAX_ATTEMPTS`):
     /// the campaign's due deliveries to live webhooks, claimed by this run.
     CLAIM_CAMPAIGN_DELIVERIES = "\
     UPDATE outbox SET claim = ?2, claimed_until = ?3 WHERE id IN (
       SELECT o.id FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
       WHERE o.campaign_id = ?5 AND o.delivered_at IS NULL AND o.next_attempt_at <= ?1
-        AND o.attempts < 12 AND o.claimed_until <= ?1
+        AND o.attempts < ?6 AND o.claimed_until <= ?1
       ORDER BY o.next_attempt_at LIMIT ?4)";
     /// `?1` now, `?2` claim token, `?3` claimed until, `?4` limit, `?5` due
-    /// before: the cron's, deliveries of no campaign or that no alarm sent.
+    /// before, `?6` attempts before a delivery is given up: the cron's,
+    /// deliveries of no campaign or that no alarm sent.
     CLAIM_STRAGGLERS = "\
     UPDATE outbox SET claim = ?2, claimed_until = ?3 WHERE id IN (
       SELECT o.id FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
-      WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?1 AND o.attempts < 12 AND o.claimed_until <= ?1
+      WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?1 AND o.attempts < ?6 AND o.claimed_until <= ?1
         AND (o.campaign_id IS NULL OR o.next_attempt_at <= ?5)
       ORDER BY o.next_attempt_at LIMIT ?4)";
     /// `?1` claim token → what this run sends.
     CLAIMED_DELIVERIES = "\
     SELECT o.id, o.type, o.payload, o.attempts, o.notice_key, w.url, w.secret FROM outbox o JOIN webhooks w ON w.id = o.webhook_id
     WHERE o.claim = ?1 ORDER BY o.id";
-    /// `?1` campaign → when its next delivery to a live webhook is due.
+    /// `?1` campaign, `?2` attempts before a delivery is given up → when its
+    /// next delivery to a live webhook is due.
     NEXT_DELIVERY_DUE = "\
     SELECT min(o.next_attempt_at) AS at FROM outbox o JOIN webhooks w ON w.id = o.webhook_id AND w.active = 1
-    WHERE o.campaign_id = ?1 AND o.delivered_at IS NULL AND o.attempts < 12";
+    WHERE o.campaign_id = ?1 AND o.delivered_at IS NULL AND o.attempts < ?2";
     /// `?1` id, `?2` now, `?3` status.
     DELIVERED = "\
     UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_status = ?3, last_error = NULL, claim = NULL, claimed_until = 0

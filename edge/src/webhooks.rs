@@ -25,6 +25,10 @@ pub const ATTEMPT_TIMEOUT_MS: i64 = 5_000;
 /// A delivery due for this long is the cron's: its campaign's alarm did not
 /// send it (two cron periods).
 pub const STRAGGLER_MS: i64 = 10 * 60_000;
+const _: () = assert!(
+    STRAGGLER_MS > 2 * crate::alarm::SOON_MS + 60_000,
+    "an alarm has its chance (and a run's minute) before the cron takes a delivery"
+);
 
 /// Most webhooks a tenant may have (every notice is one delivery per webhook).
 pub const MAX_WEBHOOKS_PER_TENANT: i64 = 10;
@@ -61,16 +65,127 @@ pub enum NoticeType {
     RewardWithheld,
 }
 
-impl NoticeType {
-    pub fn of(n: &refloop_core::engine::machine::Notice) -> Self {
+/// A webhook's body (version `campaign::NOTICE_SCHEMA`), before the
+/// campaign adds what a receiver needs (codes, user ids, tokens): written
+/// field by field from the engine's `Notice`, so the engine can change
+/// without changing what receivers parse.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub kind: NoticeType,
+    pub campaign: String,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    #[serde(flatten)]
+    pub data: PayloadData,
+}
+
+/// What each notice type carries (ids are the campaign's own).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum PayloadData {
+    Referral {
+        referral: u64,
+        referrer: u64,
+        referee: u64,
+    },
+    Milestone {
+        participant: u64,
+        milestone: String,
+        nth: u32,
+    },
+    Earned {
+        grant: u64,
+        participant: u64,
+        reward: String,
+    },
+    StatusChanged {
+        grant: u64,
+        from: refloop_core::engine::rewards::GrantStatus,
+        to: refloop_core::engine::rewards::GrantStatus,
+    },
+    Top {
+        top: Vec<u64>,
+    },
+    Withheld {
+        participant: u64,
+        reward: String,
+        reason: String,
+    },
+}
+
+impl Payload {
+    pub fn of(n: &refloop_core::engine::machine::Notice, campaign: &str, at: &str) -> Self {
         use refloop_core::engine::machine::Notice;
-        match n {
-            Notice::ReferralConfirmed { .. } => NoticeType::ReferralConfirmed,
-            Notice::MilestoneReached { .. } => NoticeType::MilestoneReached,
-            Notice::RewardEarned { .. } => NoticeType::RewardEarned,
-            Notice::RewardStatusChanged { .. } => NoticeType::RewardStatusChanged,
-            Notice::TopNChanged { .. } => NoticeType::TopNChanged,
-            Notice::RewardWithheld { .. } => NoticeType::RewardWithheld,
+        let (kind, data) = match n {
+            Notice::ReferralConfirmed {
+                referral,
+                referrer,
+                referee,
+            } => (
+                NoticeType::ReferralConfirmed,
+                PayloadData::Referral {
+                    referral: referral.0,
+                    referrer: referrer.0,
+                    referee: referee.0,
+                },
+            ),
+            Notice::MilestoneReached {
+                participant,
+                milestone,
+                nth,
+            } => (
+                NoticeType::MilestoneReached,
+                PayloadData::Milestone {
+                    participant: participant.0,
+                    milestone: milestone.clone(),
+                    nth: *nth,
+                },
+            ),
+            Notice::RewardEarned {
+                grant,
+                participant,
+                reward,
+            } => (
+                NoticeType::RewardEarned,
+                PayloadData::Earned {
+                    grant: grant.0,
+                    participant: participant.0,
+                    reward: reward.clone(),
+                },
+            ),
+            Notice::RewardStatusChanged { grant, from, to } => (
+                NoticeType::RewardStatusChanged,
+                PayloadData::StatusChanged {
+                    grant: grant.0,
+                    from: *from,
+                    to: *to,
+                },
+            ),
+            Notice::TopNChanged { top } => (
+                NoticeType::TopNChanged,
+                PayloadData::Top {
+                    top: top.iter().map(|p| p.0).collect(),
+                },
+            ),
+            Notice::RewardWithheld {
+                participant,
+                reward,
+                reason,
+            } => (
+                NoticeType::RewardWithheld,
+                PayloadData::Withheld {
+                    participant: participant.0,
+                    reward: reward.clone(),
+                    reason: reason.clone(),
+                },
+            ),
+        };
+        Payload {
+            kind,
+            campaign: campaign.to_owned(),
+            at: at.to_owned(),
+            data,
         }
     }
 }
@@ -205,14 +320,23 @@ pub async fn deliver(
     // The claim outlasts the run's every attempt timing out.
     let until = now + i64::from(limit) * ATTEMPT_TIMEOUT_MS + 60_000;
     let claim = match scope {
-        Scope::Campaign(c) => stmt!(sql::CLAIM_CAMPAIGN_DELIVERIES, now, token, until, i64::from(limit), c),
+        Scope::Campaign(c) => stmt!(
+            sql::CLAIM_CAMPAIGN_DELIVERIES,
+            now,
+            token,
+            until,
+            i64::from(limit),
+            c,
+            MAX_ATTEMPTS
+        ),
         Scope::Stragglers => stmt!(
             sql::CLAIM_STRAGGLERS,
             now,
             token,
             until,
             i64::from(limit),
-            now - STRAGGLER_MS
+            now - STRAGGLER_MS,
+            MAX_ATTEMPTS
         ),
     };
     let claimed: Vec<Claimed> = db
@@ -267,7 +391,7 @@ pub async fn deliver(
         });
     }
     if let Scope::Campaign(c) = scope {
-        results.push(stmt!(sql::NEXT_DELIVERY_DUE, c));
+        results.push(stmt!(sql::NEXT_DELIVERY_DUE, c, MAX_ATTEMPTS));
     }
     if !results.is_empty() {
         let mut rows = db.batch_rows(results).await?;
@@ -288,6 +412,44 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The webhook contract, pinned: what receivers parse for each type.
+    #[test]
+    fn payloads_are_the_contracts_not_the_engines() {
+        use refloop_core::engine::machine::Notice;
+        use refloop_core::engine::model::{GrantId, ParticipantId, ReferralId};
+        use refloop_core::engine::rewards::GrantStatus;
+        let body = |n: Notice| serde_json::to_value(Payload::of(&n, "launch", "2026-12-04T00:00:00.000Z")).unwrap();
+        let at = serde_json::json!({"campaign": "launch", "at": "2026-12-04T00:00:00.000Z"});
+        let with = |mut v: serde_json::Value| {
+            v.as_object_mut().unwrap().extend(at.as_object().unwrap().clone());
+            v
+        };
+        assert_eq!(
+            body(Notice::ReferralConfirmed {
+                referral: ReferralId(1),
+                referrer: ParticipantId(2),
+                referee: ParticipantId(3)
+            }),
+            with(serde_json::json!({"type": "referral.confirmed", "referral": 1, "referrer": 2, "referee": 3}))
+        );
+        assert_eq!(
+            body(Notice::RewardStatusChanged {
+                grant: GrantId(4),
+                from: GrantStatus::Earned,
+                to: GrantStatus::PendingReview
+            }),
+            with(
+                serde_json::json!({"type": "reward.status_changed", "grant": 4, "from": "earned", "to": "pending_review"})
+            )
+        );
+        assert_eq!(
+            body(Notice::TopNChanged {
+                top: vec![ParticipantId(5)]
+            }),
+            with(serde_json::json!({"type": "leaderboard.top_n_changed", "top": [5]}))
+        );
+    }
 
     #[test]
     fn signature_is_hmac_sha256_over_timestamp_and_body() {

@@ -284,3 +284,14 @@ fn every_route_answers_as_its_spec_says() {
         .collect();
     assert!(missed.is_empty(), "routes the walk did not reach: {missed:?}");
 }
+
+/// The engine's enums have one naming rule for serde and for their
+/// `as_str`/`parse` (strum): the names the contract shows agree.
+#[test]
+fn enum_names_agree_between_serde_and_as_str() {
+    use refloop_core::engine::rewards::GrantStatus;
+    for g in GrantStatus::ALL {
+        assert_eq!(serde_json::to_value(g).unwrap(), g.as_str(), "{g:?}");
+        assert_eq!(GrantStatus::parse(g.as_str()), Some(g));
+    }
+}

@@ -27,8 +27,9 @@ pub struct Invitation {
     pub claimed_by: Option<ParticipantId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RefusalReason {
     UnknownCode,
     /// The invitation's time ran out.
@@ -51,20 +52,9 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    /// Its name, as serde writes it (one naming rule for both derives).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UnknownCode => "unknown_code",
-            Self::ExpiredCode => "expired_code",
-            Self::InactiveCode => "inactive_code",
-            Self::SelfReferral => "self_referral",
-            Self::AlreadyReferred => "already_referred",
-            Self::OutsideWindow => "outside_window",
-            Self::CampaignInactive => "campaign_inactive",
-            Self::InvitationClaimed => "invitation_claimed",
-            Self::WrongMode => "wrong_mode",
-            Self::ReferrerCapReached => "referrer_cap_reached",
-            Self::AlreadyJoined => "already_joined",
-        }
+        self.into()
     }
 }
 

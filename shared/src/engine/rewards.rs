@@ -5,8 +5,9 @@ use super::config::{CampaignConfig, DistributionRule, Milestone, RewardDef, Rewa
 use super::model::{DAY_MS, GrantId, Millis, Money, ParticipantId, ReferralId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum GrantStatus {
     Earned,
     PendingReview,
@@ -19,17 +20,9 @@ pub enum GrantStatus {
 }
 
 impl GrantStatus {
+    /// Its name, as serde writes it (one naming rule for both derives).
     pub fn as_str(self) -> &'static str {
-        match self {
-            GrantStatus::Earned => "earned",
-            GrantStatus::PendingReview => "pending_review",
-            GrantStatus::Approved => "approved",
-            GrantStatus::Fulfilled => "fulfilled",
-            GrantStatus::Redeemed => "redeemed",
-            GrantStatus::Rejected => "rejected",
-            GrantStatus::Expired => "expired",
-            GrantStatus::Revoked => "revoked",
-        }
+        self.into()
     }
 
     /// Every status, in lifecycle order.
@@ -45,7 +38,7 @@ impl GrantStatus {
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == s)
+        s.parse().ok()
     }
 
     /// The lifecycle: `earned → pending_review → approved → fulfilled →
