@@ -15,7 +15,6 @@ use crate::db::{Db, Stmt};
 use crate::webhooks::{self, Outbound, Scope};
 use refloop_core::engine::config::{CampaignConfig, Period};
 use refloop_core::time::parse_rfc3339_ms;
-use serde_json::Value;
 
 /// How soon the alarm comes back when work is left (a full page of notices
 /// or deliveries, or the directory refused a write), and how soon after a
@@ -77,11 +76,20 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
     if let Err(e) = object.call(&call(w, Op::Tick)).await {
         log("tick", &e.message);
     }
+    #[derive(serde::Deserialize)]
+    struct Taken {
+        taken_at: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Last {
+        snapshots: Vec<Taken>,
+    }
     let last_snapshot = object
         .call(&call(w, Op::Snapshots { limit: 1 }))
         .await
         .ok()
-        .and_then(|s| s["snapshots"][0]["taken_at"].as_str().and_then(parse_rfc3339_ms))
+        .and_then(|s| serde_json::from_value::<Last>(s).ok())
+        .and_then(|l| l.snapshots.first().and_then(|t| parse_rfc3339_ms(&t.taken_at)))
         .unwrap_or(0);
     if w.now - last_snapshot >= DAY_MS {
         report.snapshot = object
@@ -96,6 +104,8 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
         report.ended = true;
         match object.call(&call(w, Op::End { seed: w.seed })).await {
             Ok(answer) => {
+                let grants =
+                    serde_json::from_value::<crate::campaign::Ended>(answer).map_or_else(|_| Vec::new(), |e| e.grants);
                 stmts.push(crate::stmt!(crate::sql::SET_CAMPAIGN_STATUS, w.meta.id, "ended", w.now));
                 stmts.push(crate::admin::audit(
                     w.meta.tenant_id,
@@ -103,7 +113,7 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
                     &format!("campaign:{}", w.meta.slug),
                     crate::admin::program::Ended {
                         seed: w.seed.to_string(),
-                        grants: &answer["grants"],
+                        grants: &grants,
                         by: Some("ends_at"),
                     },
                     w.now,
@@ -115,11 +125,18 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
         }
     }
     // The outbox's notices into the directory's, once each (their keys).
-    let pending = object.call(&call(w, Op::Outbox)).await.unwrap_or(Value::Null);
-    let through = pending["through"].as_i64().unwrap_or(0);
-    let moved = crate::directory::notice_statements(w.meta, &pending, w.now);
-    report.notices_moved = pending["notices"].as_array().map_or(0, Vec::len);
-    stmts.extend(moved);
+    let pending = object
+        .call(&call(w, Op::Outbox))
+        .await
+        .ok()
+        .and_then(|p| serde_json::from_value::<crate::campaign::Outboxed>(p).ok());
+    let (through, notices) = pending.map_or((0, Vec::new()), |p| (p.through, p.notices));
+    report.notices_moved = notices.len();
+    stmts.extend(
+        notices
+            .iter()
+            .map(|(kind, payload)| crate::directory::notice_statement(w.meta, kind, payload, w.now)),
+    );
     let written = stmts.is_empty()
         || match db.batch(stmts).await {
             Ok(_) => true,

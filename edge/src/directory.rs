@@ -114,11 +114,11 @@ pub async fn call<D: Db, K: Kv, C: Campaigns, L: Limiter>(
 /// The outbox statements of the notices in a campaign's answer: each
 /// `[type, payload]` queued for every active webhook of the tenant that takes it.
 pub fn notice_statements(campaign: &CampaignMeta, answer: &serde_json::Value, now: i64) -> Vec<crate::db::Stmt> {
-    answer["notices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| Some(notice_statement(campaign, n.get(0)?.as_str()?, n.get(1)?, now)))
+    let notices = <crate::campaign::Noticed as serde::Deserialize>::deserialize(answer)
+        .map_or_else(|_| Vec::new(), |n| n.notices);
+    notices
+        .iter()
+        .map(|(kind, payload)| notice_statement(campaign, kind, payload, now))
         .collect()
 }
 

@@ -45,11 +45,11 @@ pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, 
         },
     )
     .await?;
-    let landing = answer
-        .get("landing_url")
-        .and_then(Value::as_str)
+    let landing = crate::campaign::Landing::deserialize(&answer)
+        .ok()
+        .and_then(|l| l.landing_url)
         .ok_or_else(|| not_found("this campaign has no landing page"))?;
-    let location = with_param(landing, "ref", &code)?;
+    let location = with_param(&landing, "ref", &code)?;
     Ok(Response {
         status: 302,
         headers: vec![

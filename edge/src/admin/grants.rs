@@ -2,7 +2,7 @@
 //! checkout's coupon or exchange token.
 
 use super::Admin;
-use crate::app::{Campaigns, Limiter, Reply, Response, invalid};
+use crate::app::{Campaigns, Limiter, Reply, Response};
 use crate::body::{Note, Text};
 use crate::campaign::Op;
 use crate::db::{Db, Kv};
@@ -11,20 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// `GET …/grants?status=&limit=`.
 pub async fn list<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    let status = a.query("status");
-    a.listing(50, 500, |limit| {
-        match status.is_none_or(|s| GrantStatus::parse(s).is_some()) {
-            true => Ok(Op::Grants {
-                status: status.unwrap_or_default().to_owned(),
-                limit,
-            }),
-            false => {
-                let names: Vec<&str> = GrantStatus::ALL.iter().map(|s| s.as_str()).collect();
-                Err(invalid(format!("status is one of {}", names.join(", "))))
-            }
-        }
-    })
-    .await
+    let status = super::variant::<GrantStatus>(a.query("status"), "status")?;
+    a.listing(50, 500, |limit| Ok(Op::Grants { status, limit })).await
 }
 
 /// `POST …/grants/{grant}/transitions` `{to, note?}`: moves a grant along its

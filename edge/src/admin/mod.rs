@@ -109,7 +109,12 @@ pub fn audit(tenant: i64, action: &str, target: &str, detail: impl Serialize, at
 
 /// `201` for a write made now, `200` for one its key had made before.
 pub fn created_once(answer: Value) -> Response {
-    let status = if answer["duplicate"] == Value::Bool(true) {
+    #[derive(serde::Deserialize)]
+    struct Once {
+        #[serde(default)]
+        duplicate: bool,
+    }
+    let status = if <Once as serde::Deserialize>::deserialize(&answer).is_ok_and(|o| o.duplicate) {
         200
     } else {
         201
@@ -127,11 +132,14 @@ pub fn campaign_target(slug: &str) -> String {
     format!("campaign:{slug}")
 }
 
-/// A query parameter that is one of `allowed` (absent: empty, any).
-pub fn one_of(value: Option<&str>, name: &str, allowed: &[&str]) -> Result<String, ApiError> {
+/// A query parameter naming a variant of the enum `T` by its serde name
+/// (absent: empty, meaning any); an unknown one says which there are.
+pub fn variant<T: serde::de::DeserializeOwned>(value: Option<&str>, name: &str) -> Result<String, ApiError> {
     match value {
         None => Ok(String::new()),
-        Some(v) if allowed.contains(&v) => Ok(v.to_owned()),
-        Some(_) => Err(invalid(format!("{name} is {}", allowed.join(", ")))),
+        Some(v) => match serde_json::from_value::<T>(Value::String(v.to_owned())) {
+            Ok(_) => Ok(v.to_owned()),
+            Err(e) => Err(invalid(format!("`{name}`: {e}"))),
+        },
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Admin, participant_target};
 use crate::app::{Campaigns, Limiter, Reply, Response, bad, db_error, invalid};
-use crate::campaign::Op;
+use crate::campaign::{Erased as ErasedThere, Op};
 use crate::db::{Db, Kv, query_as};
 use crate::directory::CampaignRow;
 use crate::sql;
@@ -19,6 +19,11 @@ const _: () = assert!(
     2 * PEOPLE_CAMPAIGNS + 10 < 1000,
     "an erasure stays within the subrequest limit"
 );
+
+/// A campaign's answer to an erasure.
+fn erased_of(answer: Value) -> Result<ErasedThere, ApiError> {
+    serde_json::from_value(answer).map_err(crate::app::internal)
+}
 
 /// The identities a person request names: `user_id` and/or `anonymous_id`.
 #[derive(Deserialize, Default, Clone)]
@@ -56,15 +61,15 @@ impl Identities {
 
     /// Adds what a campaign's answer names (`anonymous_ids`, `user_ids`);
     /// whether any was new.
-    fn learn(&mut self, answer: &Value) -> bool {
+    fn learn(&mut self, answer: &ErasedThere) -> bool {
         let before = self.anonymous_ids.len() + self.user_ids.len();
-        for (key, list) in [
-            ("anonymous_ids", &mut self.anonymous_ids),
-            ("user_ids", &mut self.user_ids),
+        for (learnt, list) in [
+            (&answer.anonymous_ids, &mut self.anonymous_ids),
+            (&answer.user_ids, &mut self.user_ids),
         ] {
-            for v in answer[key].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                if !list.iter().any(|x| x == v) {
-                    list.push(v.to_owned());
+            for v in learnt {
+                if !list.contains(v) {
+                    list.push(v.clone());
                 }
             }
         }
@@ -90,7 +95,7 @@ struct Erased {
 pub async fn erase_participant<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
     let (c, _) = a.campaign().await?;
     let participant = a.id("participant")?;
-    let answer = a.ask(&c, Op::Erase { participant }).await?;
+    let answer = erased_of(a.ask(&c, Op::Erase { participant }).await?)?;
     let mut person = Identities::default();
     person.learn(&answer);
     let mut erased = vec![participant_target(&c.slug, participant)];
@@ -150,13 +155,9 @@ async fn erase_everywhere<D: Db, K: Kv, C: Campaigns, L: Limiter>(
                 anonymous_ids: person.anonymous_ids.clone(),
                 user_ids: person.user_ids.clone(),
             };
-            let answer = a.ask(c, op).await?;
-            let ids = answer["erased"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_u64);
-            erased.extend(ids.map(|p| participant_target(&c.slug, p)));
+            let answer = erased_of(a.ask(c, op).await?)?;
+            let ids: Vec<u64> = serde_json::from_value(answer.erased.clone()).unwrap_or_default();
+            erased.extend(ids.into_iter().map(|p| participant_target(&c.slug, p)));
             learnt |= person.learn(&answer);
         }
         if !learnt {

@@ -9,14 +9,13 @@ use crate::db::{Db, Kv};
 use crate::sql;
 use crate::stmt;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The audit detail of a campaign's end, by an operator or by its `ends_at`.
 #[derive(Serialize)]
 pub struct Ended<'a> {
     /// As text: JavaScript cannot hold every u64.
     pub seed: String,
-    pub grants: &'a Value,
+    pub grants: &'a [u64],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<&'static str>,
 }
@@ -33,22 +32,21 @@ pub async fn end<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, 
     let body: End = a.body()?;
     let seed = body.seed.map_or(a.ctx.seed >> 11, |s| s.0);
     let (c, _) = a.campaign().await?;
-    let mut answer = a.ask(&c, Op::End { seed }).await?;
+    let answer = a.ask(&c, Op::End { seed }).await?;
     let mut stmts = crate::directory::notice_statements(&c.meta(), &answer, a.now());
+    let mut ended: crate::campaign::Ended = serde_json::from_value(answer).map_err(crate::app::internal)?;
     stmts.push(stmt!(sql::SET_CAMPAIGN_STATUS, c.id, "ended", a.now()));
     let detail = Ended {
         seed: seed.to_string(),
-        grants: &answer["grants"],
+        grants: &ended.grants,
         by: None,
     };
     stmts.push(a.audit("campaign.end", &campaign_target(&c.slug), detail));
     a.ctx.db.batch(stmts).await.map_err(crate::app::db_error)?;
     // This isolate's next batch sees the change at once.
     crate::ingest::forget_campaigns(a.site.tenant_id);
-    if let Value::Object(m) = &mut answer {
-        m.remove("notices");
-    }
-    Ok(Response::value(200, &answer))
+    ended.notices.clear();
+    Ok(Response::view(200, &ended))
 }
 
 /// `POST /v1/admin/campaigns/{campaign}/replay` `{version, apply?}`: every

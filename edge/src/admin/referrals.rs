@@ -1,23 +1,16 @@
 //! A campaign's referrals, and the review of the ones fraud checks flagged.
 
-use super::{Admin, one_of};
+use super::{Admin, variant};
 use crate::app::{Campaigns, Limiter, Reply, Response};
 use crate::campaign::Op;
 use crate::db::{Db, Kv};
+use refloop_core::engine::model::{ReferralStatus, Review};
 use serde::{Deserialize, Serialize};
 
 /// `GET …/referrals?status=&review=&limit=`.
 pub async fn list<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    let status = one_of(
-        a.query("status"),
-        "status",
-        &["pending", "confirmed", "rejected", "expired"],
-    )?;
-    let review = one_of(
-        a.query("review"),
-        "review",
-        &["clear", "pending", "approved", "rejected"],
-    )?;
+    let status = variant::<ReferralStatus>(a.query("status"), "status")?;
+    let review = variant::<Review>(a.query("review"), "review")?;
     a.listing(50, 500, |limit| Ok(Op::Referrals { status, review, limit }))
         .await
 }

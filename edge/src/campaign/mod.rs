@@ -21,6 +21,9 @@ use serde_json::{Map, Value};
 mod read;
 mod write;
 
+/// The answers the worker reads back.
+pub use write::{Ended, Erased, Landing, Noticed, Notices, Outboxed};
+
 use read::View;
 
 /// Who the campaign is, as the directory (D1) knows it.
@@ -318,7 +321,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 match known {
                     false => Err(not_found("no such referral code")),
                     true => answer_of(write::Landing {
-                        landing_url: &config.landing_url,
+                        landing_url: config.landing_url.clone(),
                     }),
                 }
             }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Notices as the worker queues them: (type, payload).
-pub(super) type Notices = Vec<(String, Value)>;
+pub type Notices = Vec<(String, Value)>;
 
 fn rows_as<T: serde::de::DeserializeOwned>(
     sql: &impl Sql,
@@ -220,9 +220,9 @@ pub(super) fn forget_everywhere(
 }
 
 /// `Op::Click`: where the link sends the visitor.
-#[derive(Serialize)]
-pub(super) struct Landing<'a> {
-    pub landing_url: &'a Option<String>,
+#[derive(Serialize, Deserialize)]
+pub struct Landing {
+    pub landing_url: Option<String>,
 }
 
 /// `Op::Invite`.
@@ -245,9 +245,9 @@ pub(super) struct Adjusted<'a> {
 
 /// `Op::Erase` (`participant`, `erased: true`) and `Op::ErasePerson`
 /// (`erased`: the participants), with every identity they had.
-#[derive(Serialize)]
-pub(super) struct Erased {
-    #[serde(skip_serializing_if = "Option::is_none")]
+#[derive(Serialize, Deserialize)]
+pub struct Erased {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<u64>,
     pub erased: Value,
     pub anonymous_ids: Vec<String>,
@@ -292,15 +292,16 @@ pub(super) struct Redeemed {
     pub notices: Notices,
 }
 
-/// `Op::Tick` and every answer that is only notices.
-#[derive(Serialize)]
-pub(super) struct Noticed {
+/// `Op::Tick`, and what the worker reads of any answer: its notices.
+#[derive(Serialize, Deserialize)]
+pub struct Noticed {
+    #[serde(default)]
     pub notices: Notices,
 }
 
 /// `Op::End`.
-#[derive(Serialize)]
-pub(super) struct Ended {
+#[derive(Serialize, Deserialize)]
+pub struct Ended {
     /// As text: JavaScript cannot hold every u64.
     pub seed: String,
     pub grants: Vec<u64>,
@@ -309,8 +310,8 @@ pub(super) struct Ended {
 }
 
 /// `Op::Outbox`: the notices (type, payload) up to `through`.
-#[derive(Serialize)]
-pub(super) struct Outboxed {
+#[derive(Serialize, Deserialize)]
+pub struct Outboxed {
     pub notices: Vec<(String, Value)>,
     pub through: i64,
 }
