@@ -208,6 +208,13 @@ fn every_route_answers_as_its_spec_says() {
         json!({"points": 5, "note": "welcome"}),
         201,
     );
+    // A misspelt field is refused, never ignored.
+    admin(
+        "POST",
+        &format!("/campaigns/walk/participants/{ana}/adjustments"),
+        json!({"points": 5, "note": "x", "idempotency": "k"}),
+        400,
+    );
     let given = admin(
         "POST",
         &format!("/campaigns/walk/participants/{ana}/grants"),

@@ -35,67 +35,62 @@ pub async fn ledger<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, 
         .await
 }
 
+/// An operator's write to a participant: what (`T`), the operator's note,
+/// and the key that makes it once.
+#[derive(Deserialize, Serialize)]
+struct ByHand<T> {
+    #[serde(flatten)]
+    what: T,
+    note: Text<500>,
+    #[serde(skip_serializing)]
+    idempotency_key: Option<Text<100>>,
+    /// Whatever else the body held: refused (serde cannot deny unknown
+    /// fields beside a flattened one).
+    #[serde(flatten, skip_serializing)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Adjustment {
+    points: Points,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Reward {
+    reward: Text<64>,
+}
+
 /// `POST …/participants/{participant}/adjustments`
 /// `{points, note, idempotency_key?}`: an operator's correction, once per key.
 pub async fn adjust<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    #[derive(Deserialize, Serialize)]
-    #[serde(deny_unknown_fields)]
-    struct Adjust {
-        points: Points,
-        note: Text<500>,
-        #[serde(skip_serializing)]
-        idempotency_key: Option<Text<100>>,
-    }
-    let body: Adjust = a.body()?;
-    once_per_key(
-        a,
-        "ledger.adjust",
-        body.idempotency_key.clone(),
-        &body,
-        |participant, key| Op::Adjust {
+    once_per_key(a, "ledger.adjust", |body: &ByHand<Adjustment>, participant, key| {
+        Op::Adjust {
             participant,
-            points: body.points.0,
+            points: body.what.points.0,
             note: body.note.0.clone(),
             key,
-        },
-    )
+        }
+    })
     .await
 }
 
 /// `POST …/participants/{participant}/grants` `{reward, note, idempotency_key?}`:
 /// a reward given by hand (caps apply; audited with the operator's note).
 pub async fn grant_by_hand<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    #[derive(Deserialize, Serialize)]
-    #[serde(deny_unknown_fields)]
-    struct Grant {
-        reward: Text<64>,
-        note: Text<500>,
-        #[serde(skip_serializing)]
-        idempotency_key: Option<Text<100>>,
-    }
-    let body: Grant = a.body()?;
-    once_per_key(
-        a,
-        "grant.manual",
-        body.idempotency_key.clone(),
-        &body,
-        |participant, reward_key| Op::Grant {
-            participant,
-            reward: body.reward.0.clone(),
-            key: reward_key,
-        },
-    )
+    once_per_key(a, "grant.manual", |body: &ByHand<Reward>, participant, key| Op::Grant {
+        participant,
+        reward: body.what.reward.0.clone(),
+        key,
+    })
     .await
 }
 
 /// A write to the path's participant, made once per idempotency key and
 /// audited with the body and the key: `201` made now, `200` made before.
-async fn once_per_key<D: Db, K: Kv, C: Campaigns, L: Limiter>(
+async fn once_per_key<D: Db, K: Kv, C: Campaigns, L: Limiter, T: serde::de::DeserializeOwned + Serialize>(
     a: &Admin<'_, D, K, C, L>,
     action: &str,
-    key: Option<Text<100>>,
-    body: &impl Serialize,
-    op: impl FnOnce(u64, String) -> Op,
+    op: impl FnOnce(&ByHand<T>, u64, String) -> Op,
 ) -> Reply {
     #[derive(Serialize)]
     struct Keyed<'a, B: Serialize> {
@@ -103,13 +98,16 @@ async fn once_per_key<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         body: &'a B,
         key: &'a str,
     }
-    let key = a.idempotency_key(key);
+    let body: ByHand<T> = a.body()?;
+    if let Some(field) = body.rest.keys().next() {
+        return Err(crate::app::invalid(format!("`{field}`: unknown field")));
+    }
+    let key = a.idempotency_key(body.idempotency_key.clone());
     let (c, _) = a.campaign().await?;
     let participant = a.id("participant")?;
     let target = participant_target(&c.slug, participant);
-    let detail = Keyed { body, key: &key };
-    let answer = a
-        .write(&c, op(participant, key.clone()), action, &target, detail, Vec::new())
-        .await?;
+    let write = op(&body, participant, key.clone());
+    let detail = Keyed { body: &body, key: &key };
+    let answer = a.write(&c, write, action, &target, detail, Vec::new()).await?;
     Ok(created_once(answer))
 }

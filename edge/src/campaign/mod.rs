@@ -330,16 +330,14 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     .store
                     .find(anonymous_id.as_deref(), user_id.as_deref())
                     .ok_or_else(|| not_found("not a participant of this campaign yet (sign up first)"))?;
-                let out = run(
+                let out = applied(
                     &mut engine,
                     Input::Invite {
                         participant: p,
                         at: now,
                     },
-                );
-                if let Some(e) = out.error {
-                    return Err(conflict(e));
-                }
+                    conflict,
+                )?;
                 let inv = out.invitation.ok_or_else(|| internal("no invitation was minted"))?;
                 answer_of(write::Invited {
                     token: inv.token,
@@ -385,16 +383,14 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     return Err(not_found("no such participant in this campaign"));
                 }
                 let (anonymous, users) = write::identities_of(sql, p)?;
-                let out = run(
+                applied(
                     &mut engine,
                     Input::Erase {
                         participant: p,
                         at: now,
                     },
-                );
-                if let Some(e) = out.error {
-                    return Err(not_found(e));
-                }
+                    not_found,
+                )?;
                 write::forget_everywhere(sql, p, &anonymous, &users)?;
                 answer_of(write::Erased {
                     participant: Some(p.0),
@@ -411,16 +407,14 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 let (mut anonymous, mut users) = (Vec::new(), Vec::new());
                 for p in &people {
                     let (a, u) = write::identities_of(sql, *p)?;
-                    let out = run(
+                    applied(
                         &mut engine,
                         Input::Erase {
                             participant: *p,
                             at: now,
                         },
-                    );
-                    if let Some(e) = out.error {
-                        return Err(internal(e));
-                    }
+                        internal,
+                    )?;
                     write::forget_everywhere(sql, *p, &a, &u)?;
                     anonymous.extend(a);
                     users.extend(u);
@@ -440,50 +434,36 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 user_ids,
             } => answer_of(view.people(view.people_named(anonymous_ids, user_ids)?)?),
             Op::Review { referral, approve } => {
-                let out = run(
-                    &mut engine,
-                    Input::Review {
-                        referral: ReferralId(*referral),
-                        approve: *approve,
-                        at: now,
-                    },
-                );
-                match out.error {
-                    Some(e) if e.starts_with("no such") => Err(not_found(format!("{e} in this campaign"))),
-                    Some(e) => Err(conflict(e)),
-                    None => {
-                        let moved = out
-                            .notices
-                            .iter()
-                            .filter(|n| matches!(n, Notice::RewardStatusChanged { .. } | Notice::RewardEarned { .. }))
-                            .count();
-                        answer_of(write::Reviewed {
-                            referral: *referral,
-                            approved: *approve,
-                            grants: moved,
-                            notices: notices_of(&call.campaign, &out, now),
-                        })
-                    }
-                }
+                let input = Input::Review {
+                    referral: ReferralId(*referral),
+                    approve: *approve,
+                    at: now,
+                };
+                let out = applied(&mut engine, input, missing_or_conflict)?;
+                let moved = out
+                    .notices
+                    .iter()
+                    .filter(|n| matches!(n, Notice::RewardStatusChanged { .. } | Notice::RewardEarned { .. }))
+                    .count();
+                answer_of(write::Reviewed {
+                    referral: *referral,
+                    approved: *approve,
+                    grants: moved,
+                    notices: notices_of(&call.campaign, &out, now),
+                })
             }
             Op::Transition { grant, to, note } => {
-                let out = run(
-                    &mut engine,
-                    Input::Transition {
-                        grant: GrantId(*grant),
-                        to: *to,
-                        at: now,
-                        note: note.clone(),
-                    },
-                );
-                match out.error {
-                    Some(e) if e.starts_with("no such") => Err(not_found(format!("{e} in this campaign"))),
-                    Some(e) => Err(conflict(e)),
-                    None => answer_of(write::Moved {
-                        grant: view.grant(*grant)?.ok_or_else(|| internal("the grant vanished"))?,
-                        notices: notices_of(&call.campaign, &out, now),
-                    }),
-                }
+                let input = Input::Transition {
+                    grant: GrantId(*grant),
+                    to: *to,
+                    at: now,
+                    note: note.clone(),
+                };
+                let out = applied(&mut engine, input, missing_or_conflict)?;
+                answer_of(write::Moved {
+                    grant: view.grant(*grant)?.ok_or_else(|| internal("the grant vanished"))?,
+                    notices: notices_of(&call.campaign, &out, now),
+                })
             }
             Op::Grant {
                 participant,
@@ -496,10 +476,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     key: key.clone(),
                     at: now,
                 };
-                let out = run(&mut engine, input);
-                if let Some(e) = out.error {
-                    return Err(not_found(e));
-                }
+                let out = applied(&mut engine, input, not_found)?;
                 if let Some(cap) = out.capped.first() {
                     return Err(conflict(format!("withheld by a cap: {cap:?}")));
                 }
@@ -549,10 +526,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                                 at: now,
                                 note: Some("redeemed".into()),
                             };
-                            let out = run(&mut engine, input);
-                            if let Some(e) = out.error {
-                                return Err(conflict(e));
-                            }
+                            let out = applied(&mut engine, input, conflict)?;
                             notices.extend(notices_of(&call.campaign, &out, now));
                         }
                         answer_of(write::Redeemed {
@@ -572,10 +546,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                 })
             }
             Op::End { seed } => {
-                let out = run(&mut engine, Input::End { at: now, seed: *seed });
-                if let Some(e) = out.error {
-                    return Err(conflict(e));
-                }
+                let out = applied(&mut engine, Input::End { at: now, seed: *seed }, conflict)?;
                 answer_of(write::Ended {
                     seed: seed.to_string(),
                     grants: out.grants.iter().map(|g| g.0).collect(),
@@ -701,6 +672,28 @@ pub fn read_answer(status: u16, body: &str) -> Result<Value, ApiError> {
         .unwrap_or("the campaign failed")
         .to_owned();
     Err(ApiError::new(code, message))
+}
+
+/// What the engine refused, for inputs that name something: it is not there
+/// (404), or not in a state that allows this (409).
+fn missing_or_conflict(e: String) -> ApiError {
+    match e.starts_with("no such") {
+        true => not_found(format!("{e} in this campaign")),
+        false => conflict(e),
+    }
+}
+
+/// `run`, with the engine's refusal of the input as the error `refused` makes.
+fn applied<C: Sql>(
+    engine: &mut Machine<'_, SqlStore<'_, C>>,
+    input: Input,
+    refused: fn(String) -> ApiError,
+) -> Result<Outcome, ApiError> {
+    let out = run(engine, input);
+    match out.error.clone() {
+        Some(e) => Err(refused(e)),
+        None => Ok(out),
+    }
 }
 
 /// Applies one input and keeps it in the campaign's log of inputs.

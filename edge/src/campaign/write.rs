@@ -14,23 +14,27 @@ use serde_json::Value;
 /// Notices as the worker queues them: (type, payload).
 pub type Notices = Vec<(String, Value)>;
 
-fn rows_as<T: serde::de::DeserializeOwned>(
-    sql: &impl Sql,
-    what: &str,
-    q: &str,
-    args: &[Value],
-) -> Result<Vec<T>, ApiError> {
-    sql.exec(q, args)
-        .map_err(|e| internal(format!("{what}: {e}")))?
-        .into_iter()
-        .map(|r| crate::db::typed(r).map_err(|e| internal(format!("{what}: {e}"))))
-        .collect()
-}
+/// The campaign's tables for one purpose (`what`, named in its errors).
+struct Tables<'a, C: Sql>(&'a C, &'static str);
 
-fn exec(sql: &impl Sql, what: &str, q: &str, args: &[Value]) -> Result<(), ApiError> {
-    sql.exec(q, args)
-        .map(|_| ())
-        .map_err(|e| internal(format!("{what}: {e}")))
+impl<C: Sql> Tables<'_, C> {
+    fn rows<T: serde::de::DeserializeOwned>(&self, q: &str, args: &[Value]) -> Result<Vec<T>, ApiError> {
+        let what = self.1;
+        self.0
+            .exec(q, args)
+            .map_err(|e| internal(format!("{what}: {e}")))?
+            .into_iter()
+            .map(|r| crate::db::typed(r).map_err(|e| internal(format!("{what}: {e}"))))
+            .collect()
+    }
+
+    fn exec(&self, q: &str, args: &[Value]) -> Result<(), ApiError> {
+        let what = self.1;
+        self.0
+            .exec(q, args)
+            .map(|_| ())
+            .map_err(|e| internal(format!("{what}: {e}")))
+    }
 }
 
 /// Writes the answer's notices to the object's outbox and gives each its key.
@@ -47,18 +51,15 @@ pub(super) fn keep_notices(sql: &impl Sql, campaign: &CampaignMeta, answer: &mut
             continue;
         };
         enrich_notice(sql, &mut n[1])?;
-        let id = rows_as::<Id>(
-            sql,
-            "outbox",
-            "INSERT INTO outbox (type, payload) VALUES (?1, '{}') RETURNING id",
-            &[kind.into()],
-        )?
-        .first()
-        .map_or(0, |r| r.id);
+        let id = Tables(sql, "outbox")
+            .rows::<Id>(
+                "INSERT INTO outbox (type, payload) VALUES (?1, '{}') RETURNING id",
+                &[kind.into()],
+            )?
+            .first()
+            .map_or(0, |r| r.id);
         n[1]["id"] = Value::String(format!("n-{}-{id}", campaign.id));
-        exec(
-            sql,
-            "outbox",
+        Tables(sql, "outbox").exec(
             "UPDATE outbox SET payload = ?2 WHERE id = ?1",
             &[id.into(), n[1].to_string().into()],
         )?;
@@ -88,21 +89,15 @@ fn enrich_notice(sql: &impl Sql, payload: &mut Value) -> Result<(), ApiError> {
         let Some(id) = m.get(key).and_then(Value::as_i64) else {
             continue;
         };
-        let who: Vec<Who> = rows_as(
-            sql,
-            "notice",
-            "SELECT code, user_id FROM participants WHERE id = ?1",
-            &[id.into()],
-        )?;
+        let who: Vec<Who> =
+            Tables(sql, "notice").rows("SELECT code, user_id FROM participants WHERE id = ?1", &[id.into()])?;
         if let Some(w) = who.into_iter().next() {
             m.insert(format!("{key}_code"), w.code.into());
             m.insert(format!("{key}_user_id"), w.user_id.into());
         }
     }
     if let Some(id) = m.get("grant").and_then(Value::as_i64) {
-        let granted: Vec<Granted> = rows_as(
-            sql,
-            "notice",
+        let granted: Vec<Granted> = Tables(sql, "notice").rows(
             "SELECT g.reward_id, g.token, p.code, p.user_id FROM grants g
              JOIN participants p ON p.id = g.participant_id WHERE g.id = ?1",
             &[id.into()],
@@ -130,10 +125,7 @@ pub(super) fn keep_answers(sql: &impl Sql, e: &EngineEvent, out: &Outcome) -> Re
         .into_iter()
         .chain(out.capped.iter().map(|c| ("withheld", c.clone())));
     for (kind, reason) in answers {
-        exec(
-            sql,
-            "answers",
-            "INSERT INTO answers (at, event_id, anonymous_id, user_id, code, kind, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        Tables(sql, "answers").exec("INSERT INTO answers (at, event_id, anonymous_id, user_id, code, kind, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             &[
                 e.at.into(),
                 e.id.as_str().into(),
@@ -156,9 +148,7 @@ pub(super) fn identities_of(sql: &impl Sql, p: ParticipantId) -> Result<(Vec<Str
         kind: String,
         value: String,
     }
-    let rows: Vec<Identity> = rows_as(
-        sql,
-        "identities",
+    let rows: Vec<Identity> = Tables(sql, "identities").rows(
         "SELECT kind, value FROM identities WHERE participant_id = ?1 ORDER BY kind, value",
         &[p.0.into()],
     )?;
@@ -182,9 +172,7 @@ pub(super) fn forget_everywhere(
     let pseudonym = format!("erased:{}", p.0);
     for (field, values) in [("anonymous_id", anonymous), ("user_id", users)] {
         for value in values {
-            exec(
-                sql,
-                "erasure",
+            Tables(sql, "erasure").exec(
                 &format!(
                     "UPDATE inputs SET input = json_remove(json_set(input, '$.{field}', ?2),
                        '$.traits', '$.email_hash', '$.email_domain', '$.ip_hash', '$.device_id')
@@ -194,25 +182,18 @@ pub(super) fn forget_everywhere(
             )?;
         }
         let list = serde_json::to_string(values).unwrap_or_else(|_| "[]".into());
-        exec(
-            sql,
-            "erasure",
-            &format!(
+        Tables(sql, "erasure").exec(&format!(
                 "UPDATE answers SET anonymous_id = NULL, user_id = NULL WHERE {field} IN (SELECT value FROM json_each(?1))"
             ),
             &[list.into()],
         )?;
     }
-    exec(
-        sql,
-        "erasure",
+    Tables(sql, "erasure").exec(
         "UPDATE ledger SET reason = json_set(reason, '$.note', '[erased]')
          WHERE participant_id = ?1 AND json_extract(reason, '$.note') IS NOT NULL",
         &[p.0.into()],
     )?;
-    exec(
-        sql,
-        "erasure",
+    Tables(sql, "erasure").exec(
         "UPDATE grant_transitions SET note = NULL
          WHERE note IS NOT NULL AND grant_id IN (SELECT id FROM grants WHERE participant_id = ?1)",
         &[p.0.into()],
@@ -376,9 +357,7 @@ pub(super) fn outbox_page(sql: &impl Sql, page: usize) -> Result<Outboxed, ApiEr
         kind: String,
         payload: String,
     }
-    let rows: Vec<Row> = rows_as(
-        sql,
-        "outbox",
+    let rows: Vec<Row> = Tables(sql, "outbox").rows(
         "SELECT id, type, payload FROM outbox ORDER BY id LIMIT ?1",
         &[page.into()],
     )?;
@@ -399,9 +378,7 @@ pub(super) fn first_click_today(sql: &impl Sql, code: &str, visitor: &str, day: 
         #[allow(dead_code)]
         day: i64,
     }
-    let new: Vec<Day> = rows_as(
-        sql,
-        "clicks",
+    let new: Vec<Day> = Tables(sql, "clicks").rows(
         "INSERT INTO click_visitors (code, visitor, day) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING RETURNING day",
         &[code.into(), visitor.into(), day.into()],
@@ -411,9 +388,7 @@ pub(super) fn first_click_today(sql: &impl Sql, code: &str, visitor: &str, day: 
 
 /// Where a referral came from (`utm_source`, a click id's kind, …).
 pub(super) fn keep_source(sql: &impl Sql, referral: u64, source: &str) -> Result<(), ApiError> {
-    exec(
-        sql,
-        "sources",
+    Tables(sql, "sources").exec(
         "INSERT INTO referral_sources (referral_id, source) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         &[referral.into(), source.into()],
     )
@@ -421,15 +396,10 @@ pub(super) fn keep_source(sql: &impl Sql, referral: u64, source: &str) -> Result
 
 /// Visitor-day click marks older than yesterday are of no use.
 pub(super) fn forget_old_clicks(sql: &impl Sql, before_day: i64) -> Result<(), ApiError> {
-    exec(
-        sql,
-        "clicks",
-        "DELETE FROM click_visitors WHERE day < ?1",
-        &[before_day.into()],
-    )
+    Tables(sql, "clicks").exec("DELETE FROM click_visitors WHERE day < ?1", &[before_day.into()])
 }
 
 /// The outbox up to `through` reached the directory.
 pub(super) fn outbox_sent(sql: &impl Sql, through: i64) -> Result<(), ApiError> {
-    exec(sql, "outbox", "DELETE FROM outbox WHERE id <= ?1", &[through.into()])
+    Tables(sql, "outbox").exec("DELETE FROM outbox WHERE id <= ?1", &[through.into()])
 }
