@@ -3,7 +3,7 @@
 //! applied. D1 is the directory (tenants, sites, keys, origins, campaigns and
 //! their versions, the links that name a campaign) and the log (events, the
 //! webhook outbox, the audit log). A campaign's own state is in its Durable
-//! Object (`campaign.rs`, `refloop_core::engine::sql_store`).
+//! Object (`campaign/`, `refloop_core::engine::sql_store`).
 
 /// `NAME = "SQL";` rows: each a `pub const`, and all of them in `ALL`, so
 /// the tests prepare every statement against the migrated schema without a

@@ -705,12 +705,8 @@ fn run<C: Sql>(engine: &mut Machine<'_, SqlStore<'_, C>>, input: Input) -> Outco
 
 /// The campaign's codes, keyed by its secret (kept on its first call).
 fn codes_of<C: Sql>(store: &SqlStore<'_, C>, entropy: &str) -> Result<Codes, ApiError> {
-    let secret = store.secret(entropy);
-    let bytes: Vec<u8> = (0..secret.len() / 2)
-        .filter_map(|i| u8::from_str_radix(secret.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    let secret: [u8; 32] = bytes
-        .try_into()
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(store.secret(entropy), &mut secret)
         .map_err(|_| internal("the campaign has no secret for its codes (no entropy was sent)"))?;
     Ok(Codes::new(secret))
 }
