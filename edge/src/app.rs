@@ -668,13 +668,14 @@ impl<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> Cx<'a, D, K, C, L> {
 
     /// The JSON body as `T` (its fields checked by `serde`: an unknown field
     /// is refused, so a misspelt option is never silently ignored). An empty
-    /// body reads as `{}` for routes whose fields are all optional.
+    /// body (no bytes at all) reads as `{}` for routes whose fields are all
+    /// optional.
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         let bytes: &[u8] = match self.req.body.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => b"{}",
+            None if self.req.body.is_empty() => b"{}",
             // serde would read a struct from an array too.
             Some(b'{') => &self.req.body,
-            Some(_) => return Err(bad("the body must be a JSON object")),
+            _ => return Err(bad("the body must be a JSON object")),
         };
         let mut de = serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
