@@ -246,6 +246,20 @@ impl Edge {
         self.json("POST", "/v1/server/events", serde_json::json!({"events": events}))
     }
 
+    /// The id the admin API gives the participant `anonymous_id` of `campaign`.
+    pub fn participant_id(&self, campaign: &str, anonymous_id: &str) -> i64 {
+        let (_, people) = self.json(
+            "GET",
+            &format!("/v1/admin/campaigns/{campaign}/participants"),
+            serde_json::json!({}),
+        );
+        people["participants"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["anonymous_id"] == anonymous_id))
+            .and_then(|p| p["id"].as_i64())
+            .unwrap_or_else(|| panic!("{anonymous_id} is not a participant of {campaign}: {people}"))
+    }
+
     pub fn me(&self, campaign: &str, anonymous_id: &str) -> Option<serde_json::Value> {
         let r = self.call(
             "GET",

@@ -185,16 +185,8 @@ fn every_route_answers_as_its_spec_says() {
 
     admin("GET", "/events?limit=5", Value::Null, 200);
     admin("GET", "/identity?user_id=u1", Value::Null, 200);
-    let people = admin("GET", "/campaigns/walk/participants", Value::Null, 200);
-    let id_of = |who: &str| {
-        people["participants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["anonymous_id"] == who)
-            .unwrap()["id"]
-            .clone()
-    };
+    admin("GET", "/campaigns/walk/participants", Value::Null, 200);
+    let id_of = |who: &str| edge.participant_id("walk", who);
     let ana = id_of("ana");
     admin(
         "GET",

@@ -1251,17 +1251,7 @@ fn a_prize_given_by_hand_is_redeemed_once_at_checkout() {
             json!([{"id": uuid(n), "type": "track", "event": "signup", "anonymous_id": who, "campaign": "prizes"}]),
         );
     }
-    let (_, people) = edge.json("GET", "/v1/admin/campaigns/prizes/participants", json!({}));
-    let id_of = |who: &str| {
-        people["participants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["anonymous_id"] == who)
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    };
+    let id_of = |who: &str| edge.participant_id("prizes", who);
     let give = |who: &str, key: &str| {
         edge.json(
             "POST",
