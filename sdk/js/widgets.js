@@ -12,7 +12,7 @@ var STRINGS = {
     board: 'Leaderboard', all: 'All time', month: 'This month', week: 'This week', you: 'You are #',
     empty: 'No one on the board yet. Be the first!', points: 'points', notRanked: 'You are not on the board yet.',
     progress: 'Your progress', steps: 'Your steps', toNext: ' of ', toNextEnd: ' confirmed referrals to your next reward',
-    allReached: 'Every milestone reached. Thank you!', rewards: 'Your rewards', noRewards: 'No rewards yet.',
+    allReached: 'Every milestone reached. Thank you!', rewards: 'Your rewards', noRewards: 'No rewards yet.', useCode: 'Your code:',
     stats: 'Your referrals', clicks: 'Clicks', pending: 'Pending', confirmed: 'Confirmed', rank: 'Rank', score: 'Points',
     calm: 'The referral program is taking a short break. Please try again in a moment.',
     status: { earned: 'earned', pending_review: 'in review', approved: 'approved', fulfilled: 'sent', redeemed: 'used', rejected: 'declined', expired: 'expired', revoked: 'withdrawn' },
@@ -23,7 +23,7 @@ var STRINGS = {
     board: 'Classement', all: 'Depuis le début', month: 'Ce mois-ci', week: 'Cette semaine', you: 'Vous êtes n°',
     empty: 'Personne au classement pour l’instant. Soyez le premier !', points: 'points', notRanked: 'Vous n’êtes pas encore classé.',
     progress: 'Votre progression', steps: 'Vos étapes', toNext: ' sur ', toNextEnd: ' parrainages confirmés avant votre prochaine récompense',
-    allReached: 'Tous les paliers atteints. Merci !', rewards: 'Vos récompenses', noRewards: 'Pas encore de récompense.',
+    allReached: 'Tous les paliers atteints. Merci !', rewards: 'Vos récompenses', noRewards: 'Pas encore de récompense.', useCode: 'Votre code :',
     stats: 'Vos parrainages', clicks: 'Clics', pending: 'En attente', confirmed: 'Confirmés', rank: 'Rang', score: 'Points',
     calm: 'Le programme de parrainage fait une courte pause. Réessayez dans un instant.',
     status: { earned: 'obtenue', pending_review: 'en vérification', approved: 'validée', fulfilled: 'envoyée', redeemed: 'utilisée', rejected: 'refusée', expired: 'expirée', revoked: 'retirée' },
@@ -42,7 +42,7 @@ var CSS = ':host{display:block;box-sizing:border-box;max-width:100%;font:var(--r
   + 'input{font:inherit;flex:1 1 14em;min-width:0;min-height:40px;padding:6px 10px;border:1px solid var(--ln);border-radius:8px;background:var(--bg);color:inherit}'
   + 'img{display:block;width:128px;height:128px;background:#fff;border-radius:8px}'
   + 'ol{list-style:none;margin:0;padding:0}li{display:flex;gap:10px;padding:6px 4px;border-bottom:1px solid var(--ln)}li:last-child{border:0}'
-  + 'li.me{font-weight:700}.r{min-width:2.5em;color:var(--mu)}.n{flex:1}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(6.5em,1fr));gap:8px}'
+  + 'li.me{font-weight:700}.r{min-width:2.5em;color:var(--mu)}.n{flex:1}code.tok{font:1em ui-monospace,monospace;user-select:all;background:var(--ln);padding:0 4px;border-radius:4px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(6.5em,1fr));gap:8px}'
   + '.t{border:1px solid var(--ln);border-radius:8px;padding:8px}.t b{display:block;font-size:1.4em}'
   + '.bar{height:10px;border-radius:5px;background:var(--ln);overflow:hidden}.bar i{display:block;height:100%;background:var(--a)}'
   + '.ok::before{content:"✓ ";color:var(--a)}.todo::before{content:"○ ";color:var(--mu)}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}';
@@ -131,6 +131,18 @@ function leaderboard(sdk, t, opts, me, state) {
   });
 }
 
+// Minor units as the currency's money (2 decimals unless the currency says
+// otherwise); a bare number when no currency is named.
+function money(minor, currency) {
+  if (!currency) return String(minor);
+  try {
+    var f = new Intl.NumberFormat(undefined, { style: 'currency', currency: currency });
+    return f.format(minor / Math.pow(10, f.resolvedOptions().maximumFractionDigits));
+  } catch (e) {
+    return (minor / 100).toFixed(2) + ' ' + currency;
+  }
+}
+
 function progress(sdk, t, opts, me) {
   var html = '<section class="w" aria-labelledby="h"><h2 id="h">' + esc(t.progress) + '</h2>';
   if (me.quest && me.quest.status === 'pending') {
@@ -147,7 +159,11 @@ function progress(sdk, t, opts, me) {
     html += '<p id="next">' + esc(t.allReached) + '</p>';
   }
   html += '<h2 style="margin-top:16px">' + esc(t.rewards) + '</h2>' + (me.rewards.length ? '<ol id="rewards">' + me.rewards.map(function (r) {
-    return '<li><span class="n">' + esc(r.name || r.reward) + '</span><span class="mu">' + esc(t.status[r.status] || r.status) + '</span></li>';
+    // The value a reward stands for and, once approved, the code to use at
+    // checkout (me() shows it to its owner only).
+    return '<li class="g"><span class="n">' + esc(r.name || r.reward) + (r.value_minor != null ? ' <b class="v">' + esc(money(r.value_minor, r.currency)) + '</b>' : '')
+      + (r.token ? '<br><span class="mu">' + esc(t.useCode) + '</span> <code class="tok">' + esc(r.token) + '</code>' : '')
+      + '</span><span class="mu st">' + esc(t.status[r.status] || r.status) + '</span></li>';
   }).join('') + '</ol>' : '<p class="mu">' + esc(t.noRewards) + '</p>');
   return Promise.resolve({ html: html + '</section>' });
 }

@@ -2,14 +2,17 @@
 //! funnel, money, sources, the daily trend and the CSV export.
 
 use super::{Admin, campaign_target};
+use crate::app::iso;
 use crate::app::{Campaigns, Limiter, Reply, Response, internal, invalid};
-use crate::campaign::Op;
+use crate::campaign::{ExportOf, ExportRow, ExportRows, GrantExportRow, Op, ReferralExportRow};
 use crate::db::{Db, Kv};
 use refloop_core::ApiError;
 use refloop_core::engine::config::Period;
 use refloop_core::engine::model::DAY_MS;
 use refloop_core::time::parse_rfc3339_ms;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// `GET …/snapshots?limit=`.
 pub async fn snapshots<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
@@ -86,39 +89,9 @@ pub async fn trend<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C
     Ok(Response::value(200, &a.ask(&c, Op::Trend { from, to }).await?))
 }
 
-/// A row of the campaign object's export.
-#[derive(Deserialize)]
-struct Exported {
-    id: i64,
-    code: Option<String>,
-    user_id: Option<String>,
-    joined_at: Option<i64>,
-    confirmed: i64,
-    score: i64,
-    rank: Option<i64>,
-    #[serde(default)]
-    erased: i64,
-}
-
-#[derive(Deserialize)]
-struct Export {
-    rows: Vec<Exported>,
-}
-
-const EXPORT_HEADER: [&str; 8] = [
-    "participant_id",
-    "code",
-    "user_id",
-    "joined_at",
-    "confirmed_referrals",
-    "points",
-    "rank",
-    "erased",
-];
-
-/// A CSV line of the export, in `EXPORT_HEADER`'s order.
+/// A participant's CSV line.
 #[derive(Serialize)]
-struct Line {
+struct ParticipantLine {
     participant_id: i64,
     code: String,
     user_id: String,
@@ -129,6 +102,109 @@ struct Line {
     erased: bool,
 }
 
+impl From<ExportRow> for ParticipantLine {
+    fn from(r: ExportRow) -> Self {
+        ParticipantLine {
+            participant_id: r.id,
+            code: inert(Some(r.code)),
+            user_id: inert(r.user_id),
+            joined_at: iso(r.joined_at),
+            confirmed_referrals: r.confirmed,
+            points: r.score,
+            rank: r.rank,
+            erased: r.erased != 0,
+        }
+    }
+}
+
+/// A referral's CSV line.
+#[derive(Serialize)]
+struct ReferralLine {
+    referral_id: i64,
+    referrer_id: i64,
+    referrer_code: String,
+    referee_id: i64,
+    referee_code: String,
+    status: String,
+    review: String,
+    reason: String,
+    via: String,
+    source: String,
+    created_at: String,
+    confirmed_at: String,
+    config_version: i64,
+}
+
+impl From<ReferralExportRow> for ReferralLine {
+    fn from(r: ReferralExportRow) -> Self {
+        ReferralLine {
+            referral_id: r.id,
+            referrer_id: r.referrer_id,
+            referrer_code: inert(Some(r.referrer_code)),
+            referee_id: r.referee_id,
+            referee_code: inert(Some(r.referee_code)),
+            status: r.status,
+            review: r.review,
+            reason: inert(r.reason),
+            via: r.via,
+            // Where the signup came from, as the campaign kept it (tags a
+            // page could write: neutralised like any text).
+            source: inert(r.source),
+            created_at: iso(r.created_at),
+            confirmed_at: r.confirmed_at.map(iso).unwrap_or_default(),
+            config_version: r.config_version,
+        }
+    }
+}
+
+/// A grant's CSV line.
+#[derive(Serialize)]
+struct GrantLine {
+    grant_id: i64,
+    participant_id: i64,
+    code: String,
+    user_id: String,
+    reward: String,
+    status: String,
+    token: String,
+    source: String,
+    value_minor: Option<i64>,
+    currency: String,
+    earned_at: String,
+    expires_at: String,
+}
+
+impl From<GrantExportRow> for GrantLine {
+    fn from(r: GrantExportRow) -> Self {
+        GrantLine {
+            grant_id: r.id,
+            participant_id: r.participant_id,
+            code: inert(Some(r.code)),
+            user_id: inert(r.user_id),
+            reward: inert(Some(r.reward_id)),
+            status: r.status,
+            token: inert(r.token),
+            source: inert(Some(r.source)),
+            value_minor: r.value_minor,
+            currency: inert(r.currency),
+            earned_at: iso(r.earned_at),
+            expires_at: r.expires_at.map(iso).unwrap_or_default(),
+        }
+    }
+}
+
+/// The CSV of an export's rows: the header (even with no rows, so a
+/// spreadsheet still knows the columns), then a line per row.
+fn csv_of<R: DeserializeOwned, L: Serialize + From<R>>(header: &[&str], answer: Value) -> Result<String, ApiError> {
+    let rows: ExportRows<R> = serde_json::from_value(answer).map_err(internal)?;
+    let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    out.write_record(header).map_err(internal)?;
+    for r in rows.rows {
+        out.serialize(L::from(r)).map_err(internal)?;
+    }
+    String::from_utf8(out.into_inner().map_err(internal)?).map_err(internal)
+}
+
 /// Text a spreadsheet would run as a formula starts with a quote instead.
 fn inert(s: Option<String>) -> String {
     match s {
@@ -137,37 +213,86 @@ fn inert(s: Option<String>) -> String {
     }
 }
 
-/// `GET …/export.csv`: every participant with points, referrals and rank.
+/// `GET …/export.csv?of=participants|referrals|grants`: every participant
+/// with points, referrals and rank; every referral with both parties and its
+/// source; or every grant with its status and token. The campaign reads it
+/// in pages (one query a page), at most `EXPORT_MAX` rows.
 pub async fn export<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
+    let of: ExportOf = match a.query("of") {
+        None => ExportOf::default(),
+        Some(v) => serde_json::from_value(Value::String(v.to_owned())).map_err(|e| invalid(format!("`of`: {e}")))?,
+    };
     let (c, _) = a.campaign().await?;
-    let export: Export = serde_json::from_value(a.ask(&c, Op::Export).await?).map_err(internal)?;
-    let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    // The header even when no one has joined yet.
-    out.write_record(EXPORT_HEADER).map_err(internal)?;
-    for r in export.rows {
-        out.serialize(Line {
-            participant_id: r.id,
-            code: inert(r.code),
-            user_id: inert(r.user_id),
-            joined_at: r.joined_at.map(crate::app::iso).unwrap_or_default(),
-            confirmed_referrals: r.confirmed,
-            points: r.score,
-            rank: r.rank,
-            erased: r.erased != 0,
-        })
-        .map_err(internal)?;
-    }
-    let body = out.into_inner().map_err(internal)?;
+    let answer = a.ask(&c, Op::Export { of }).await?;
+    let (body, name) = match of {
+        ExportOf::Participants => (
+            csv_of::<ExportRow, ParticipantLine>(
+                &[
+                    "participant_id",
+                    "code",
+                    "user_id",
+                    "joined_at",
+                    "confirmed_referrals",
+                    "points",
+                    "rank",
+                    "erased",
+                ],
+                answer,
+            )?,
+            c.slug.clone(),
+        ),
+        ExportOf::Referrals => (
+            csv_of::<ReferralExportRow, ReferralLine>(
+                &[
+                    "referral_id",
+                    "referrer_id",
+                    "referrer_code",
+                    "referee_id",
+                    "referee_code",
+                    "status",
+                    "review",
+                    "reason",
+                    "via",
+                    "source",
+                    "created_at",
+                    "confirmed_at",
+                    "config_version",
+                ],
+                answer,
+            )?,
+            format!("{}-referrals", c.slug),
+        ),
+        ExportOf::Grants => (
+            csv_of::<GrantExportRow, GrantLine>(
+                &[
+                    "grant_id",
+                    "participant_id",
+                    "code",
+                    "user_id",
+                    "reward",
+                    "status",
+                    "token",
+                    "source",
+                    "value_minor",
+                    "currency",
+                    "earned_at",
+                    "expires_at",
+                ],
+                answer,
+            )?,
+            format!("{}-grants", c.slug),
+        ),
+    };
     Ok(Response {
         status: 200,
         headers: vec![
             ("Content-Type".into(), "text/csv; charset=utf-8".into()),
             (
                 "Content-Disposition".into(),
-                format!("attachment; filename=\"{}.csv\"", c.slug),
+                format!("attachment; filename=\"{name}.csv\""),
             ),
             ("Cache-Control".into(), "no-store".into()),
         ],
-        body: String::from_utf8(body).map_err(internal)?,
+        body,
     })
 }

@@ -25,6 +25,7 @@ mod write;
 pub use write::{Ended, Erased, Landing, Noticed, Notices, Outboxed};
 
 use read::View;
+pub use read::{EXPORT_MAX, ExportOf, ExportRow, ExportRows, GrantExportRow, ReferralExportRow};
 
 /// Who the campaign is, as the directory (D1) knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -157,7 +158,11 @@ pub enum Op {
         from: Millis,
         to: Millis,
     },
-    Export,
+    /// One export's rows (`?of=`: participants, referrals or grants).
+    Export {
+        #[serde(default)]
+        of: ExportOf,
+    },
     /// Expire overdue referrals and grants.
     Tick,
     /// Run the end distributions (the seed is the raffle's, and is recorded).
@@ -194,7 +199,7 @@ impl Op {
                 | Op::Snapshots { .. }
                 | Op::Funnel
                 | Op::Trend { .. }
-                | Op::Export
+                | Op::Export { .. }
                 | Op::Check
                 | Op::Person { .. }
                 | Op::Answers { .. }
@@ -568,7 +573,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     Some(_) => not_found("no such referral code in this campaign"),
                     None => not_found("not a participant of this campaign yet (sign up first)"),
                 })?;
-                answer_of(view.stats(p)?)
+                answer_of(view.stats(p, code.is_none())?)
             }
             Op::Leaderboard { period, limit, around } => {
                 answer_of(view.leaderboard(*period, *limit, around.as_deref())?)
@@ -580,7 +585,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
             Op::Snapshots { limit } => answer_of(view.snapshots(*limit)?),
             Op::Funnel => answer_of(view.funnel()?),
             Op::Trend { from, to } => answer_of(view.trend(*from, *to)?),
-            Op::Export => answer_of(view.export()?),
+            Op::Export { of } => view.export(*of),
             Op::Check => answer_of(view.check()?),
             Op::Outbox => answer_of(write::outbox_page(sql, OUTBOX_PAGE)?),
             Op::OutboxSent { through } => {

@@ -123,6 +123,16 @@ struct RewardLine<'a> {
     name: Option<&'a str>,
     status: String,
     earned_at: String,
+    /// What the reward is worth (credit, a coupon's value), in minor units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_minor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+    /// The coupon or exchange token to use at checkout: shown to the
+    /// participant themself (`me`), never in a code's public stats, and only
+    /// once the grant is approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
 /// A participant's numbers: the SDK's `me()`, a code's public stats.
@@ -362,15 +372,71 @@ pub(super) struct Day {
 
 /// One row of the export (`admin::stats::export` writes the CSV).
 #[derive(Serialize, Deserialize)]
-pub(super) struct ExportRow {
-    id: i64,
-    code: String,
-    user_id: Option<String>,
-    joined_at: i64,
-    confirmed: i64,
-    score: i64,
-    erased: i64,
-    rank: Option<i64>,
+pub struct ExportRow {
+    pub id: i64,
+    pub code: String,
+    pub user_id: Option<String>,
+    pub joined_at: i64,
+    pub confirmed: i64,
+    pub score: i64,
+    pub erased: i64,
+    pub rank: Option<i64>,
+}
+
+/// Which rows an export holds (`?of=` of `export.csv`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportOf {
+    #[default]
+    Participants,
+    Referrals,
+    Grants,
+}
+
+/// Rows read per query of an export.
+pub const EXPORT_PAGE: i64 = 1_000;
+/// Rows an export holds at most.
+pub const EXPORT_MAX: i64 = 50_000;
+
+/// A referral as exported: both parties, its state and where it came from.
+#[derive(Serialize, Deserialize)]
+pub struct ReferralExportRow {
+    pub id: i64,
+    pub referrer_id: i64,
+    pub referrer_code: String,
+    pub referee_id: i64,
+    pub referee_code: String,
+    pub status: String,
+    pub review: String,
+    pub reason: Option<String>,
+    pub via: String,
+    pub source: Option<String>,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub config_version: i64,
+}
+
+/// A grant as exported: who, what, its state and its token.
+#[derive(Serialize, Deserialize)]
+pub struct GrantExportRow {
+    pub id: i64,
+    pub participant_id: i64,
+    pub code: String,
+    pub user_id: Option<String>,
+    pub reward_id: String,
+    pub status: String,
+    pub token: Option<String>,
+    pub source: String,
+    pub value_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub earned_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// An export's answer: its rows.
+#[derive(Serialize, Deserialize)]
+pub struct ExportRows<T> {
+    pub rows: Vec<T>,
 }
 
 /// Rows with named lists, the shape of every listing answer.
@@ -386,7 +452,6 @@ listing!(Participants, participants: ParticipantView);
 listing!(ReferralList, referrals: ReferralView);
 listing!(GrantList, grants: GrantView);
 listing!(Days, days: Day);
-listing!(Exported, rows: ExportRow);
 listing!(People, participants: Person);
 
 #[derive(Serialize)]
@@ -512,7 +577,9 @@ impl<'a, C: Sql> View<'a, C> {
         self.one_as("SELECT * FROM participants WHERE id = ?1", &[id.into()])
     }
 
-    pub fn stats(&self, p: ParticipantId) -> Result<Stats<'a>, ApiError> {
+    /// A participant's numbers; `own` when the participant asks (`me`), which
+    /// adds their rewards' tokens.
+    pub fn stats(&self, p: ParticipantId, own: bool) -> Result<Stats<'a>, ApiError> {
         #[derive(Deserialize)]
         struct ByStatus {
             status: String,
@@ -523,6 +590,9 @@ impl<'a, C: Sql> View<'a, C> {
             reward_id: String,
             status: String,
             earned_at: i64,
+            value_minor: Option<i64>,
+            currency: Option<String>,
+            token: Option<String>,
         }
         #[derive(Deserialize)]
         struct Mine {
@@ -545,7 +615,8 @@ impl<'a, C: Sql> View<'a, C> {
             .map_or(0, |c| c.n);
         let rank = self.rank(Period::All, id)?;
         let grants: Vec<GrantLine> = self.rows_as(
-            "SELECT reward_id, status, earned_at FROM grants WHERE participant_id = ?1 ORDER BY earned_at, id",
+            "SELECT reward_id, status, earned_at, value_minor, currency, token FROM grants
+             WHERE participant_id = ?1 ORDER BY earned_at, id",
             &[id.into()],
         )?;
         let config = self.config();
@@ -610,11 +681,17 @@ impl<'a, C: Sql> View<'a, C> {
             next_milestone,
             rewards: grants
                 .into_iter()
-                .map(|g| RewardLine {
-                    name: config.reward(&g.reward_id).map(|r| r.name.as_str()),
-                    reward: g.reward_id,
-                    status: g.status,
-                    earned_at: iso(g.earned_at),
+                .map(|g| {
+                    let usable = own && matches!(g.status.as_str(), "approved" | "fulfilled" | "redeemed");
+                    RewardLine {
+                        name: config.reward(&g.reward_id).map(|r| r.name.as_str()),
+                        reward: g.reward_id,
+                        earned_at: iso(g.earned_at),
+                        value_minor: g.value_minor,
+                        currency: g.currency,
+                        token: g.token.filter(|_| usable),
+                        status: g.status,
+                    }
                 })
                 .collect(),
             quest,
@@ -800,7 +877,7 @@ impl<'a, C: Sql> View<'a, C> {
             participant: ParticipantView::from(&person),
             score: sum,
             stats: match person.erased {
-                0 => Some(self.stats(p)?),
+                0 => Some(self.stats(p, true)?),
                 _ => None,
             },
             entries: entries
@@ -1045,31 +1122,58 @@ impl<'a, C: Sql> View<'a, C> {
         Ok(Days { days })
     }
 
-    /// Participants with their rank, in pages of 1,000 (one query a page), at
-    /// most 50,000 rows; a bigger export belongs in a queue.
-    pub fn export(&self) -> Result<Exported, ApiError> {
-        let mut rows = Vec::new();
-        let mut after = -1i64;
-        for _ in 0..50 {
+    /// One of the campaign's exports, read in pages of `EXPORT_PAGE` rows
+    /// (one query a page, keyed on the row id), at most `EXPORT_MAX` rows; a
+    /// bigger export belongs in a queue.
+    pub fn export(&self, of: ExportOf) -> Result<Value, ApiError> {
+        fn answer<T: Serialize>(rows: Vec<T>) -> Result<Value, ApiError> {
+            serde_json::to_value(ExportRows { rows }).map_err(|e| internal(e.to_string()))
+        }
+        match of {
             // Ranks from one window over the board per page (the board's
             // order: score, then who joined first), not a count per row.
-            let page: Vec<ExportRow> = self.rows_as(
+            ExportOf::Participants => answer(self.pages::<ExportRow>(
                 "WITH ranked AS (SELECT participant_id, ROW_NUMBER() OVER
                      (ORDER BY score DESC, joined_at, participant_id) AS rank
                    FROM scores WHERE period = 'all' AND score > 0)
                  SELECT p.id, p.code, p.user_id, p.joined_at, p.confirmed, p.score, p.erased, r.rank
                  FROM participants p LEFT JOIN ranked r ON r.participant_id = p.id
-                 WHERE p.id > ?1 ORDER BY p.id LIMIT 1000",
-                &[after.into()],
-            )?;
+                 WHERE p.id > ?1 ORDER BY p.id LIMIT ?2",
+                |r| r.id,
+            )?),
+            ExportOf::Referrals => answer(self.pages::<ReferralExportRow>(
+                "SELECT r.id, r.referrer_id, a.code AS referrer_code, r.referee_id, b.code AS referee_code,
+                        r.status, r.review, r.reason, r.via, s.source, r.created_at, r.confirmed_at, r.config_version
+                 FROM referrals r JOIN participants a ON a.id = r.referrer_id JOIN participants b ON b.id = r.referee_id
+                 LEFT JOIN referral_sources s ON s.referral_id = r.id
+                 WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
+                |r| r.id,
+            )?),
+            ExportOf::Grants => answer(self.pages::<GrantExportRow>(
+                "SELECT g.id, g.participant_id, p.code, p.user_id, g.reward_id, g.status, g.token, g.source,
+                        g.value_minor, g.currency, g.earned_at, g.expires_at
+                 FROM grants g JOIN participants p ON p.id = g.participant_id
+                 WHERE g.id > ?1 ORDER BY g.id LIMIT ?2",
+                |r| r.id,
+            )?),
+        }
+    }
+
+    /// The rows of `sql` (`?1` the last id read, `?2` the page size, ordered
+    /// by that id) page after page.
+    fn pages<T: DeserializeOwned>(&self, sql: &str, id: impl Fn(&T) -> i64) -> Result<Vec<T>, ApiError> {
+        let mut rows = Vec::new();
+        let mut after = -1i64;
+        for _ in 0..EXPORT_MAX / EXPORT_PAGE {
+            let page: Vec<T> = self.rows_as(sql, &[after.into(), EXPORT_PAGE.into()])?;
             let n = page.len();
-            after = page.last().map_or(after, |r| r.id);
+            after = page.last().map_or(after, &id);
             rows.extend(page);
-            if n < 1000 {
+            if n < EXPORT_PAGE as usize {
                 break;
             }
         }
-        Ok(Exported { rows })
+        Ok(rows)
     }
 
     /// Why events did not count, newest first, for one identity or code.
