@@ -406,6 +406,12 @@ thread_local! {
     static SITES: std::cell::RefCell<std::collections::HashMap<String, (Site, Millis)>> = Default::default();
 }
 
+/// Forgets the sites this isolate keeps, after a site's keys or origins
+/// changed (other isolates see the change within `site_cache_seconds`).
+pub fn forget_sites() {
+    SITES.with(|c| c.borrow_mut().clear());
+}
+
 /// The site of a publishable key, from the isolate's cache when fresh.
 pub async fn cached_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     ctx: &Ctx<'_, D, K, C, L>,
@@ -422,7 +428,7 @@ pub async fn cached_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     {
         return Ok(site);
     }
-    let site = site_by_publishable_key(ctx.db, key).await?;
+    let site = site_by_publishable_key(ctx.db, key, ctx.now).await?;
     if ctx.site_cache_seconds > 0
         && let Some(k) = key
     {
@@ -438,7 +444,7 @@ pub async fn cached_site<D: Db, K: Kv, C: Campaigns, L: Limiter>(
     Ok(site)
 }
 
-pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<Site, ApiError> {
+pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>, now: Millis) -> Result<Site, ApiError> {
     let key =
         key.ok_or_else(|| ApiError::new(ErrorCode::MissingKey, "send the site's publishable key (`key=pk_…`)"))?;
     match key_kind(key) {
@@ -451,7 +457,7 @@ pub async fn site_by_publishable_key(db: &impl Db, key: Option<&str>) -> Result<
         }
         None => return Err(unknown_key()),
     }
-    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_PUBLISHABLE_KEY, key))
+    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_PUBLISHABLE_KEY, key, now))
         .await
         .map_err(db_error)?
         .ok_or_else(unknown_key)?;
@@ -464,7 +470,7 @@ pub fn unknown_key() -> ApiError {
 
 /// The site whose secret key the `Authorization` header carries. A
 /// publishable key there is refused as such: it can never read admin data.
-pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, ApiError> {
+pub async fn site_by_secret_key(db: &impl Db, req: &Request, now: Millis) -> Result<Site, ApiError> {
     let header = req.header("authorization");
     if header
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -479,7 +485,7 @@ pub async fn site_by_secret_key(db: &impl Db, req: &Request) -> Result<Site, Api
     }
     let key = bearer_secret_key(header)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send `Authorization: Bearer sk_…`"))?;
-    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_SECRET_KEY_HASH, hash_secret_key(key)))
+    let row: SiteRow = query_one(db, stmt!(sql::SITE_BY_SECRET_KEY_HASH, hash_secret_key(key), now))
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this secret key is not known"))?;
@@ -735,7 +741,7 @@ impl<'a, D: Db, K: Kv, C: Campaigns, L: Limiter> Cx<'a, D, K, C, L> {
 
     /// `Auth::Secret`: the site of the bearer secret key, within its budget.
     pub async fn admin(self) -> Result<WithSite<'a, D, K, C, L>, ApiError> {
-        let site = site_by_secret_key(self.ctx.db, self.req).await?;
+        let site = site_by_secret_key(self.ctx.db, self.req, self.ctx.now).await?;
         rate_limit(self.ctx, self.req, &site, self.def.bucket.unwrap_or(Bucket::Server)).await?;
         Ok(WithSite { cx: self, site })
     }

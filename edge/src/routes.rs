@@ -91,6 +91,10 @@ routes! {
     AdminEvents: "GET" "/v1/admin/events", Secret, false, Some(Server) => admin::site::events;
     Identity: "GET" "/v1/admin/identity", Secret, false, Some(Server) => admin::site::identity;
     Audit: "GET" "/v1/admin/audit", Secret, false, Some(Server) => admin::site::audit_log;
+    ListSites: "GET" "/v1/admin/sites", Secret, false, Some(Server) => admin::sites::list;
+    CreateSite: "POST" "/v1/admin/sites", Secret, false, Some(Server) => admin::sites::create;
+    RotateKeys: "POST" "/v1/admin/sites/{site}/keys", Secret, false, Some(Server) => admin::sites::rotate;
+    SetOrigins: "PUT" "/v1/admin/sites/{site}/origins", Secret, false, Some(Server) => admin::sites::set_origins;
     ListCampaigns: "GET" "/v1/admin/campaigns", Secret, false, Some(Server) => admin::campaigns::list;
     CreateCampaign: "POST" "/v1/admin/campaigns", Secret, false, Some(Server) => admin::campaigns::create;
     GetCampaign: "GET" "/v1/admin/campaigns/{campaign}", Secret, false, Some(Server) => admin::campaigns::get;

@@ -18,17 +18,20 @@ macro_rules! statements {
 }
 
 statements! {
-    /// `?1` publishable key → the site and its allowed origins (comma-joined).
+    /// `?1` publishable key, `?2` now → the site and its allowed origins
+    /// (space-joined): its current key, or its previous one within the grace
+    /// period of a rotation.
     SITE_BY_PUBLISHABLE_KEY = "\
     SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute,
            (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
-    FROM sites s WHERE s.publishable_key = ?1";
+    FROM sites s WHERE s.publishable_key = ?1 OR (s.previous_publishable_key = ?1 AND s.previous_keys_until > ?2)";
 
-    /// `?1` SHA-256 hex of a secret key → its site.
+    /// `?1` SHA-256 hex of a secret key, `?2` now → its site (the current key,
+    /// or the previous one within the grace period of a rotation).
     SITE_BY_SECRET_KEY_HASH = "\
     SELECT s.id AS site_id, s.tenant_id AS tenant_id, s.rate_limit_per_minute AS per_minute,
            (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
-    FROM sites s WHERE s.secret_key_hash = ?1";
+    FROM sites s WHERE s.secret_key_hash = ?1 OR (s.previous_secret_key_hash = ?1 AND s.previous_keys_until > ?2)";
 
     /// `?1` origin → whether any site allows it (for preflights, which carry no key).
     ANY_SITE_ALLOWS_ORIGIN = "\
@@ -61,10 +64,27 @@ statements! {
     /// `?1` publishable key of the site just inserted, `?2` origin.
     INSERT_SITE_ORIGIN = "\
     INSERT INTO site_origins (site_id, origin) SELECT id, ?2 FROM sites WHERE publishable_key = ?1";
+    /// `?1` tenant → its sites, oldest first.
     SITES_OF_TENANT = "\
-    SELECT s.id, s.name, s.publishable_key, s.created_at,
+    SELECT s.id, s.name, s.publishable_key, s.created_at, s.rate_limit_per_minute, s.previous_keys_until,
            (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
     FROM sites s WHERE s.tenant_id = ?1 ORDER BY s.id";
+    /// `?1` tenant, `?2` site → that site, if it is the tenant's.
+    SITE_OF_TENANT = "\
+    SELECT s.id, s.name, s.publishable_key, s.created_at, s.rate_limit_per_minute, s.previous_keys_until,
+           (SELECT group_concat(o.origin, ' ') FROM site_origins o WHERE o.site_id = s.id) AS origins
+    FROM sites s WHERE s.tenant_id = ?1 AND s.id = ?2";
+    /// `?1` site, `?2` new publishable key, `?3` new secret key hash, `?4` the
+    /// previous pair works until: a rotation. A pair still in an earlier
+    /// grace period stops now (two rotations keep one previous pair).
+    ROTATE_SITE_KEYS = "\
+    UPDATE sites SET previous_publishable_key = publishable_key, previous_secret_key_hash = secret_key_hash,
+                     previous_keys_until = ?4, publishable_key = ?2, secret_key_hash = ?3
+    WHERE id = ?1";
+    /// `?1` site: its origins, before the new list is written.
+    CLEAR_SITE_ORIGINS = "DELETE FROM site_origins WHERE site_id = ?1";
+    /// `?1` site, `?2` origin.
+    ADD_SITE_ORIGIN = "INSERT INTO site_origins (site_id, origin) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
     TENANT = "SELECT id, name, created_at FROM tenants WHERE id = ?1";
 
     // ---- campaigns -----------------------------------------------------------

@@ -27,7 +27,7 @@ fn the_seeded_secret_key_is_found_by_the_hash_the_edge_computes() {
     let site: i64 = db
         .query_row(
             sql::SITE_BY_SECRET_KEY_HASH,
-            [hash_secret_key("sk_demo_refloop_secret")],
+            rusqlite::params![hash_secret_key("sk_demo_refloop_secret"), 0],
             |r| r.get(0),
         )
         .expect("the seed's hash must be hash_secret_key of the documented key");
@@ -38,12 +38,16 @@ fn the_seeded_secret_key_is_found_by_the_hash_the_edge_computes() {
 fn the_site_lookup_returns_its_origins() {
     let db = seeded();
     let origins: String = db
-        .query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_demo_refloop_public"], |r| {
-            r.get("origins")
-        })
+        .query_row(
+            sql::SITE_BY_PUBLISHABLE_KEY,
+            rusqlite::params!["pk_demo_refloop_public", 0],
+            |r| r.get("origins"),
+        )
         .unwrap();
     assert!(origins.split(' ').any(|o| o == "http://127.0.0.1:8080"), "{origins}");
-    let none = db.query_row(sql::SITE_BY_PUBLISHABLE_KEY, ["pk_nope"], |r| r.get::<_, i64>(0));
+    let none = db.query_row(sql::SITE_BY_PUBLISHABLE_KEY, rusqlite::params!["pk_nope", 0], |r| {
+        r.get::<_, i64>(0)
+    });
     assert!(matches!(none, Err(rusqlite::Error::QueryReturnedNoRows)));
     let allowed: i64 = db
         .query_row(sql::ANY_SITE_ALLOWS_ORIGIN, ["http://localhost:8080"], |r| r.get(0))
@@ -99,8 +103,11 @@ fn the_schema_refuses_what_the_core_would_never_write() {
 fn hot_queries_use_an_index() {
     let db = seeded();
     for (query, args) in [
-        (sql::SITE_BY_PUBLISHABLE_KEY, vec!["pk_demo_refloop_public".to_owned()]),
-        (sql::SITE_BY_SECRET_KEY_HASH, vec!["00".to_owned()]),
+        (
+            sql::SITE_BY_PUBLISHABLE_KEY,
+            vec!["pk_demo_refloop_public".to_owned(), "0".to_owned()],
+        ),
+        (sql::SITE_BY_SECRET_KEY_HASH, vec!["00".to_owned(), "0".to_owned()]),
         (sql::ANY_SITE_ALLOWS_ORIGIN, vec!["http://x".to_owned()]),
         (sql::LIST_EVENTS, vec!["1".to_owned(), "10".to_owned()]),
     ] {

@@ -12,6 +12,7 @@ pub mod people;
 pub mod program;
 pub mod referrals;
 pub mod site;
+pub mod sites;
 pub mod stats;
 pub mod tenants;
 pub mod webhooks;
