@@ -402,8 +402,20 @@ pub fn engine_event<D: Db, K: Kv, C: Campaigns, L: Limiter>(
         email_domain,
         ip_hash,
         device_id: None,
+        // A purchase's amount sizes credits only when the site's server says
+        // it (a page could claim any amount): `properties.amount_minor`, a
+        // non-negative integer of minor units.
+        amount_minor: e
+            .payload
+            .get("properties")
+            .and_then(|p| p.get("amount_minor"))
+            .and_then(Value::as_i64)
+            .filter(|a| trusted && (0..=MAX_AMOUNT_MINOR).contains(a)),
     }
 }
+
+/// The largest purchase amount a trusted event can state (10^12 minor units).
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
 
 /// Takes `email` (plain, when the site opted in) or `email_sha256` (what the
 /// SDK sends by default) out of the traits and returns the salted hash and

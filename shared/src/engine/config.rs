@@ -238,9 +238,13 @@ pub enum RewardKind {
     Points {
         points: i64,
     },
+    /// An amount of money; `amount_minor` unless `sized` says how a trusted
+    /// purchase's amount sizes it.
     Credit {
         amount_minor: i64,
         currency: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sized: Option<Sizing>,
     },
     /// A coupon or exchange token: a unique code the participant redeems.
     Coupon {
@@ -255,6 +259,70 @@ pub enum RewardKind {
     Text {
         text: String,
     },
+}
+
+/// How a credit is sized by the amount of the trusted server event that
+/// earned it (`properties.amount_minor`, in the credit's currency): a
+/// percentage of it, or the tier it falls in (the highest `from_minor` it
+/// reaches; a tier gives a fixed amount or its own percentage), never more
+/// than `max_minor`. Without a trusted amount (a browser's event, a review,
+/// a grant by hand) the credit is its flat `amount_minor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sizing {
+    /// Percent of the amount, up to two decimals (12.5 = 12.5 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<SizeTier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minor: Option<i64>,
+}
+
+/// A purchase of at least `from_minor` gets `amount_minor`, or `percent` of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeTier {
+    pub from_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_minor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+}
+
+/// `percent` % of `amount`, rounded down to a minor unit; exact for
+/// percentages of two decimals (basis points, integer arithmetic).
+fn percent_of(amount: i64, percent: f64) -> i64 {
+    let basis_points = (percent * 100.0).round() as i128;
+    (i128::from(amount) * basis_points / 10_000) as i64
+}
+
+impl Sizing {
+    /// The credit a purchase of `amount` minor units earns.
+    pub fn size(&self, amount: i64, flat: i64) -> i64 {
+        let sized = match self
+            .tiers
+            .iter()
+            .filter(|t| amount >= t.from_minor)
+            .max_by_key(|t| t.from_minor)
+        {
+            Some(t) => match (t.amount_minor, t.percent) {
+                (Some(a), _) => a,
+                (None, Some(p)) => percent_of(amount, p),
+                (None, None) => 0,
+            },
+            // Below every tier: nothing; no tiers: the percentage, else flat.
+            None if !self.tiers.is_empty() => 0,
+            None => self.percent.map_or(flat, |p| percent_of(amount, p)),
+        };
+        self.max_minor.map_or(sized, |max| sized.min(max)).max(0)
+    }
+}
+
+/// Whether a percentage is one a sizing can take: above 0, at most 100, at
+/// most two decimals.
+fn valid_percent(p: f64) -> bool {
+    p > 0.0 && p <= 100.0 && ((p * 100.0).round() - p * 100.0).abs() < 1e-6
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -613,12 +681,64 @@ impl CampaignConfig {
             }
             match &r.kind {
                 RewardKind::Points { points } if *points == 0 => err(format!("{p}.kind.points"), "must not be zero"),
-                RewardKind::Credit { amount_minor, currency } => {
+                RewardKind::Credit {
+                    amount_minor,
+                    currency,
+                    sized,
+                } => {
                     if *amount_minor <= 0 {
                         err(
                             format!("{p}.kind.amount_minor"),
                             "must be positive (minor units, e.g. cents)",
                         );
+                    }
+                    if let Some(z) = sized {
+                        let q = format!("{p}.kind.sized");
+                        if z.percent.is_none() && z.tiers.is_empty() {
+                            err(q.clone(), "needs percent or tiers");
+                        }
+                        if z.percent.is_some() && !z.tiers.is_empty() {
+                            err(
+                                q.clone(),
+                                "has percent or tiers, not both (a tier can have its own percent)",
+                            );
+                        }
+                        if let Some(pc) = z.percent
+                            && !valid_percent(pc)
+                        {
+                            err(
+                                format!("{q}.percent"),
+                                "must be above 0 and at most 100, two decimals at most",
+                            );
+                        }
+                        if let Some(max) = z.max_minor
+                            && max <= 0
+                        {
+                            err(format!("{q}.max_minor"), "must be positive");
+                        }
+                        if z.tiers.len() > 20 {
+                            err(format!("{q}.tiers"), "at most 20");
+                        }
+                        for (j, t) in z.tiers.iter().enumerate() {
+                            let tp = format!("{q}.tiers[{j}]");
+                            if t.from_minor < 0 {
+                                err(format!("{tp}.from_minor"), "must not be negative");
+                            }
+                            if z.tiers[..j].iter().any(|u| u.from_minor == t.from_minor) {
+                                err(format!("{tp}.from_minor"), "repeats another tier's");
+                            }
+                            match (t.amount_minor, t.percent) {
+                                (Some(_), Some(_)) | (None, None) => {
+                                    err(tp.clone(), "needs amount_minor or percent, one of them")
+                                }
+                                (Some(a), None) if a < 0 => err(format!("{tp}.amount_minor"), "must not be negative"),
+                                (None, Some(pc)) if !valid_percent(pc) => err(
+                                    format!("{tp}.percent"),
+                                    "must be above 0 and at most 100, two decimals at most",
+                                ),
+                                _ => {}
+                            }
+                        }
                     }
                     if !valid_currency(currency) {
                         err(format!("{p}.kind.currency"), "must be an ISO 4217 code such as USD");

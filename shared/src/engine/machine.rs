@@ -62,6 +62,10 @@ pub struct EngineEvent {
     pub email_domain: Option<String>,
     pub ip_hash: Option<String>,
     pub device_id: Option<String>,
+    /// A trusted event's purchase amount (`properties.amount_minor`, in
+    /// minor units), which sizes the credits it earns; never a browser's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_minor: Option<i64>,
 }
 
 impl EngineEvent {
@@ -81,6 +85,7 @@ impl EngineEvent {
             email_domain: None,
             ip_hash: None,
             device_id: None,
+            amount_minor: None,
         }
     }
 
@@ -557,7 +562,7 @@ impl<'a, S: Store> Machine<'a, S> {
         out.referral = Some(r.id);
         // A quest without steps: the signup itself confirms.
         if status == ReferralStatus::Pending && config.quest.steps.is_empty() {
-            self.confirm(r, now, out);
+            self.confirm(r, now, None, out);
         }
     }
 
@@ -568,7 +573,7 @@ impl<'a, S: Store> Machine<'a, S> {
                 r.done_mask |= 1 << step;
                 self.store.update_referral(&r);
                 if confirmed {
-                    self.confirm(r, e.at, out);
+                    self.confirm(r, e.at, e.amount_minor.filter(|_| e.trusted), out);
                 }
             }
             StepOutcome::Expired => {
@@ -580,8 +585,9 @@ impl<'a, S: Store> Machine<'a, S> {
     }
 
     /// The quest is complete. A referral under review waits for approval for
-    /// everything that follows.
-    fn confirm(&mut self, mut r: Referral, at: Millis, out: &mut Outcome) {
+    /// everything that follows. `amount`: the trusted purchase that completed
+    /// it, which sizes the credits it earns.
+    fn confirm(&mut self, mut r: Referral, at: Millis, amount: Option<i64>, out: &mut Outcome) {
         r.status = ReferralStatus::Confirmed;
         r.confirmed_at = Some(at);
         self.store.update_referral(&r);
@@ -594,17 +600,18 @@ impl<'a, S: Store> Machine<'a, S> {
                     GrantSource::Referee { referral: r.id },
                     true,
                     at,
+                    amount,
                     out,
                 );
             }
             return;
         }
-        self.count_confirmation(r, at, out);
+        self.count_confirmation(r, at, amount, out);
     }
 
     /// A confirmed referral that counts: the referrer's count, the
     /// `referral_confirmed` rules, milestones and the referee's reward.
-    fn count_confirmation(&mut self, mut r: Referral, at: Millis, out: &mut Outcome) {
+    fn count_confirmation(&mut self, mut r: Referral, at: Millis, amount: Option<i64>, out: &mut Outcome) {
         let config = self.config();
         let before = self.store.confirmed(r.referrer);
         if let Some(max) = config.caps.per_referrer_max_confirmed
@@ -656,7 +663,7 @@ impl<'a, S: Store> Machine<'a, S> {
                     milestone: m.id.clone(),
                     nth,
                 };
-                self.grant(r.referrer, reward, source, false, at, out);
+                self.grant(r.referrer, reward, source, false, at, amount, out);
             }
         }
         if let Some(reward) = &pinned.referee_reward {
@@ -666,6 +673,7 @@ impl<'a, S: Store> Machine<'a, S> {
                 GrantSource::Referee { referral: r.id },
                 false,
                 at,
+                amount,
                 out,
             );
         }
@@ -801,6 +809,7 @@ impl<'a, S: Store> Machine<'a, S> {
         source: GrantSource,
         needs_review: bool,
         at: Millis,
+        amount: Option<i64>,
         out: &mut Outcome,
     ) {
         let config = self.config();
@@ -811,7 +820,8 @@ impl<'a, S: Store> Machine<'a, S> {
         }
         let currency = config.caps.budget.as_ref().map(|b| b.currency.as_str());
         let usage = self.store.cap_usage(&reward.id, currency, p);
-        if let Err(reason) = rewards::check_caps(config, reward, &usage) {
+        let value = rewards::value_of(reward, amount);
+        if let Err(reason) = rewards::check_caps(config, reward, value.as_ref(), &usage) {
             out.notices.push(Notice::RewardWithheld {
                 participant: p,
                 reward: reward.id.clone(),
@@ -826,7 +836,16 @@ impl<'a, S: Store> Machine<'a, S> {
             }
             _ => None,
         };
-        let g = Grant::new(self.store.next_grant_id(), p, reward, source, needs_review, token, at);
+        let g = Grant::new(
+            self.store.next_grant_id(),
+            p,
+            reward,
+            source,
+            needs_review,
+            token,
+            value,
+            at,
+        );
         self.store.insert_grant(&g);
         out.notices.push(Notice::RewardEarned {
             grant: g.id,
@@ -853,7 +872,7 @@ impl<'a, S: Store> Machine<'a, S> {
             out.duplicate = true;
             return;
         }
-        self.grant(p, reward, source, false, at, out);
+        self.grant(p, reward, source, false, at, None, out);
     }
 
     /// A points reward is in the ledger while its grant is approved or later:
@@ -988,7 +1007,7 @@ impl<'a, S: Store> Machine<'a, S> {
             self.award(pinned, side, &e, r.referee, Some(&r), out);
         }
         if r.status == ReferralStatus::Confirmed {
-            self.count_confirmation(r, at, out);
+            self.count_confirmation(r, at, None, out);
         }
     }
 
@@ -1050,7 +1069,7 @@ impl<'a, S: Store> Machine<'a, S> {
         for (index, d) in config.end_distributions.iter().enumerate() {
             let standings = self.standings(at);
             for p in rewards::winners(&d.rule, &standings, seed ^ index as u64) {
-                self.grant(p, &d.reward, GrantSource::Distribution { index }, false, at, out);
+                self.grant(p, &d.reward, GrantSource::Distribution { index }, false, at, None, out);
             }
         }
     }

@@ -140,15 +140,9 @@ impl Grant {
         source: GrantSource,
         needs_review: bool,
         token: Option<String>,
+        value: Option<Money>,
         at: Millis,
     ) -> Grant {
-        let value = match &reward.kind {
-            RewardKind::Credit { amount_minor, currency } => Some(Money {
-                amount_minor: *amount_minor,
-                currency: currency.clone(),
-            }),
-            _ => None,
-        };
         let mut g = Grant {
             id,
             participant,
@@ -320,8 +314,33 @@ pub struct CapUsage {
     pub grants_of_reward: u32,
 }
 
-/// Whether one more grant of `reward` fits the caps; the reason when not.
-pub fn check_caps(config: &CampaignConfig, reward: &RewardDef, usage: &CapUsage) -> Result<(), String> {
+/// What a grant of `reward` is worth: a credit's amount, sized by the
+/// trusted purchase `amount` that earned it when the reward says how.
+pub fn value_of(reward: &RewardDef, amount: Option<i64>) -> Option<Money> {
+    match &reward.kind {
+        RewardKind::Credit {
+            amount_minor,
+            currency,
+            sized,
+        } => Some(Money {
+            amount_minor: match (sized, amount) {
+                (Some(z), Some(a)) => z.size(a, *amount_minor),
+                _ => *amount_minor,
+            },
+            currency: currency.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether one more grant of `reward`, worth `value`, fits the caps; the
+/// reason when not.
+pub fn check_caps(
+    config: &CampaignConfig,
+    reward: &RewardDef,
+    value: Option<&Money>,
+    usage: &CapUsage,
+) -> Result<(), String> {
     if let Some(max) = reward.max_grants
         && usage.grants_of_reward >= max
     {
@@ -333,8 +352,8 @@ pub fn check_caps(config: &CampaignConfig, reward: &RewardDef, usage: &CapUsage)
     {
         return Err(format!("the campaign reached its {max} winners"));
     }
-    if let (Some(budget), RewardKind::Credit { amount_minor, .. }) = (&config.caps.budget, &reward.kind)
-        && usage.spent_minor + amount_minor > budget.amount_minor
+    if let (Some(budget), Some(value)) = (&config.caps.budget, value)
+        && usage.spent_minor + value.amount_minor > budget.amount_minor
     {
         return Err(format!(
             "the budget of {} {} would be exceeded",
@@ -469,6 +488,7 @@ mod tests {
             GrantSource::Manual { note: "n".into() },
             false,
             None,
+            None,
             5,
         );
         assert_eq!(g.status, GrantStatus::Approved);
@@ -495,6 +515,7 @@ mod tests {
             &reward(json!({"type":"text","text":"hi"})),
             GrantSource::Manual { note: "m".into() },
             true,
+            None,
             None,
             5,
         );
@@ -540,6 +561,7 @@ mod tests {
             GrantSource::Manual { note: "x".into() },
             false,
             Some("W-X".into()),
+            None,
             0,
         );
         assert!(!g.expire_if_due(DAY_MS - 1));
@@ -609,6 +631,7 @@ mod tests {
             check_caps(
                 &c,
                 r,
+                value_of(r, None).as_ref(),
                 &CapUsage {
                     winners: 1,
                     is_winner: false,
@@ -622,6 +645,7 @@ mod tests {
             check_caps(
                 &c,
                 r,
+                value_of(r, None).as_ref(),
                 &CapUsage {
                     winners: 2,
                     is_winner: false,
@@ -636,6 +660,7 @@ mod tests {
             check_caps(
                 &c,
                 r,
+                value_of(r, None).as_ref(),
                 &CapUsage {
                     winners: 2,
                     is_winner: true,
@@ -649,6 +674,7 @@ mod tests {
             check_caps(
                 &c,
                 r,
+                value_of(r, None).as_ref(),
                 &CapUsage {
                     winners: 1,
                     is_winner: true,
@@ -663,6 +689,7 @@ mod tests {
             check_caps(
                 &c,
                 r,
+                value_of(r, None).as_ref(),
                 &CapUsage {
                     winners: 0,
                     is_winner: false,
@@ -673,6 +700,59 @@ mod tests {
             .unwrap_err()
             .contains("grants")
         );
+    }
+
+    #[test]
+    fn a_trusted_purchase_sizes_a_credit_by_percent_or_tier_within_its_cap() {
+        let credit = |sized: serde_json::Value| {
+            reward(json!({"type":"credit","amount_minor":500,"currency":"USD","sized":sized}))
+        };
+        let amount = |r: &RewardDef, a: Option<i64>| value_of(r, a).unwrap().amount_minor;
+        let tenth = credit(json!({"percent":10,"max_minor":5000}));
+        assert_eq!(amount(&tenth, Some(12_345)), 1_234, "10 % rounded down to the cent");
+        assert_eq!(amount(&tenth, Some(100_000)), 5_000, "capped");
+        assert_eq!(amount(&tenth, None), 500, "no trusted amount: the flat amount");
+        assert_eq!(amount(&credit(json!({"percent":12.5})), Some(1_000)), 125);
+        // The seed's purchase-value tiers: below $50 nothing, $50 → $10,
+        // $100 → $25, $250 and up → 5 % (a tier's own percentage), at most $40.
+        let tiers = credit(json!({"tiers":[
+            {"from_minor":5000,"amount_minor":1000},
+            {"from_minor":10000,"amount_minor":2500},
+            {"from_minor":25000,"percent":5}],"max_minor":4000}));
+        assert_eq!(amount(&tiers, Some(4_999)), 0);
+        assert_eq!(amount(&tiers, Some(5_000)), 1_000);
+        assert_eq!(amount(&tiers, Some(24_999)), 2_500);
+        assert_eq!(amount(&tiers, Some(60_000)), 3_000);
+        assert_eq!(amount(&tiers, Some(1_000_000)), 4_000);
+        // A sized credit counts against the budget at what it is worth.
+        let c = crate::engine::config::CampaignConfig::from_json(&json!({"name":"t",
+            "caps":{"budget":{"amount_minor":3000,"currency":"USD"}},
+            "rewards":[{"id":"r","name":"R","kind":{"type":"credit","amount_minor":500,"currency":"USD","sized":{"percent":10}}}]}).to_string()).unwrap();
+        let r = c.reward("r").unwrap();
+        let usage = CapUsage {
+            spent_minor: 2_000,
+            ..CapUsage::default()
+        };
+        assert!(check_caps(&c, r, value_of(r, Some(10_000)).as_ref(), &usage).is_ok());
+        assert!(check_caps(&c, r, value_of(r, Some(10_010)).as_ref(), &usage).is_err());
+    }
+
+    #[test]
+    fn sizing_is_validated_with_paths() {
+        let bad = |sized: serde_json::Value| {
+            crate::engine::config::CampaignConfig::from_json(&json!({"name":"t",
+                "rewards":[{"id":"r","name":"R","kind":{"type":"credit","amount_minor":500,"currency":"USD","sized":sized}}]}).to_string())
+            .unwrap_err()
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+        };
+        assert!(bad(json!({})).contains("rewards[0].kind.sized: needs percent or tiers"));
+        assert!(bad(json!({"percent":150})).contains("rewards[0].kind.sized.percent"));
+        assert!(bad(json!({"percent":10.123})).contains("two decimals"));
+        assert!(bad(json!({"tiers":[{"from_minor":0}]})).contains("rewards[0].kind.sized.tiers[0]"));
+        assert!(bad(json!({"percent":5,"tiers":[{"from_minor":0,"percent":5}]})).contains("not both"));
     }
 
     #[test]
