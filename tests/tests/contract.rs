@@ -259,7 +259,35 @@ fn every_route_answers_as_its_spec_says() {
         "",
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    for of in ["referrals", "grants"] {
+        let r = edge.call(
+            "GET",
+            &format!("/v1/admin/campaigns/walk/export.csv?of={of}"),
+            &[("authorization", &sk)],
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
     admin("GET", "/campaigns/walk/check", Value::Null, 200);
+    let site = admin(
+        "POST",
+        "/sites",
+        json!({"name": "shop", "origins": ["https://shop.example"]}),
+        201,
+    );
+    admin("GET", "/sites", Value::Null, 200);
+    admin(
+        "PUT",
+        &format!("/sites/{}/origins", site["id"]),
+        json!({"origins": ["https://shop.example", "https://www.shop.example"]}),
+        200,
+    );
+    admin(
+        "POST",
+        &format!("/sites/{}/keys", site["id"]),
+        json!({"grace_hours": 1}),
+        200,
+    );
     admin("GET", "/people?anonymous_id=cat", Value::Null, 200);
     admin("POST", "/people/erase", json!({"anonymous_id": "cat"}), 200);
     let ben = id_of("ben");
