@@ -45,11 +45,18 @@ pub async fn click<D: Db, K: Kv, C: Campaigns, L: Limiter>(cx: &Cx<'_, D, K, C, 
         },
     )
     .await?;
-    let landing = crate::campaign::Landing::deserialize(&answer)
-        .ok()
-        .and_then(|l| l.landing_url)
+    let landing = crate::campaign::Landing::deserialize(&answer).map_err(crate::app::internal)?;
+    let url = landing
+        .landing_url
         .ok_or_else(|| not_found("this campaign has no landing page"))?;
-    let location = with_param(&landing, "ref", &code)?;
+    // A code that was replaced or ran out of days still brings the visitor
+    // to the site, but names no one.
+    let location = match landing.refused {
+        None => with_param(&url, "ref", &code)?,
+        Some(_) => url::Url::parse(&url)
+            .map_err(|_| not_found("this campaign's landing page is not a URL"))?
+            .into(),
+    };
     Ok(Response {
         status: 302,
         headers: vec![

@@ -110,6 +110,7 @@ routes! {
     ParticipantLedger: "GET" "/v1/admin/campaigns/{campaign}/participants/{participant}/ledger", Secret, false, Some(Server) => admin::participants::ledger;
     Adjust: "POST" "/v1/admin/campaigns/{campaign}/participants/{participant}/adjustments", Secret, false, Some(Server) => admin::participants::adjust;
     GrantByHand: "POST" "/v1/admin/campaigns/{campaign}/participants/{participant}/grants", Secret, false, Some(Server) => admin::participants::grant_by_hand;
+    SetCode: "POST" "/v1/admin/campaigns/{campaign}/participants/{participant}/code", Secret, false, Some(Server) => admin::participants::set_code;
     Erase: "DELETE" "/v1/admin/campaigns/{campaign}/participants/{participant}", Secret, false, Some(Server) => admin::people::erase_participant;
     Person: "GET" "/v1/admin/people", Secret, false, Some(Server) => admin::people::access;
     ErasePerson: "POST" "/v1/admin/people/erase", Secret, false, Some(Server) => admin::people::erase;

@@ -213,6 +213,12 @@ fn every_route_answers_as_its_spec_says() {
         json!({"reward": "coupon", "note": "contest"}),
         201,
     );
+    admin(
+        "POST",
+        &format!("/campaigns/walk/participants/{ana}/code"),
+        json!({"code": "wanderer"}),
+        200,
+    );
     admin("GET", "/campaigns/walk/answers", Value::Null, 200);
     let flagged = admin("GET", "/campaigns/walk/referrals?review=pending", Value::Null, 200);
     let referral = &flagged["referrals"][0]["id"];

@@ -26,6 +26,7 @@ const T0: Millis = 1_767_225_600_000;
 const CODE: &str = r#"{
   "name": "code",
   "ends_at": "2027-06-01T00:00:00Z",
+  "code_valid_days": 2,
   "quest": {"steps": [{"event": "signup"}, {"event": "verified"}, {"event": "paid", "trusted": true}], "window_days": 2},
   "point_rules": [
     {"id": "join", "event": "signup", "to": "self", "points": 5},
@@ -83,6 +84,17 @@ enum Action {
         who: u8,
         by: Option<u8>,
         disposable: bool,
+    },
+    /// A signup through a code its owner had before a new one.
+    SignupByOldCode {
+        who: u8,
+        old: u8,
+    },
+    /// An operator gives a new code: a vanity one (of a few, so they clash),
+    /// or a fresh random one.
+    SetCode {
+        who: u8,
+        vanity: Option<u8>,
     },
     Step {
         who: u8,
@@ -146,6 +158,9 @@ fn action() -> impl Strategy<Value = Action> {
         6 => (0u8..12, 0u8..5, proptest::bool::weighted(0.7)).prop_map(|(who, step, trusted)| Action::Step { who, step, trusted }),
         1 => (0u8..12, any::<bool>()).prop_map(|(who, pro)| Action::Identify { who, pro }),
         1 => (0u8..4).prop_map(|whose| Action::Click { whose }),
+        // Newcomers (12..60), so the code is what decides.
+        1 => (12u8..60, any::<u8>()).prop_map(|(who, old)| Action::SignupByOldCode { who, old }),
+        1 => (0u8..4, proptest::option::of(0u8..4)).prop_map(|(who, vanity)| Action::SetCode { who, vanity }),
         2 => (0u8..3).prop_map(|who| Action::Invite { who }),
         2 => (0u8..12, any::<bool>()).prop_map(|(referral, approve)| Action::Review { referral, approve }),
         1 => (0u8..12, any::<i8>(), 0u8..3).prop_map(|(who, points, key)| Action::Adjust { who, points, key }),
@@ -184,6 +199,8 @@ struct Run {
     /// The SQL store's rows kept between inputs, as a campaign's object keeps
     /// them between calls (dropped every seventh input, as after a restart).
     rows: Rows,
+    /// Codes that were replaced by another.
+    old_codes: Vec<String>,
 }
 
 impl Run {
@@ -196,6 +213,7 @@ impl Run {
             codes: Codes::from_seed(5),
             inputs: Vec::new(),
             rows: Rows::default(),
+            old_codes: Vec::new(),
         }
     }
 
@@ -212,6 +230,10 @@ impl Run {
             return (Outcome::default(), Outcome::default());
         }
         let campaign = CampaignId(1);
+        let before = match &input {
+            Input::SetCode { participant, .. } => self.mem.participant(*participant).map(|p| p.code),
+            _ => None,
+        };
         let mem = Machine::new(&mut self.mem, &self.versions, campaign, &self.codes).apply(&input);
         let periods = self.periods();
         let kept = if self.inputs.len() % 7 == 6 {
@@ -221,6 +243,11 @@ impl Run {
         };
         let mut store = SqlStore::with_rows(&self.db, &periods, kept);
         let sql = Machine::new(&mut store, &self.versions, campaign, &self.codes).apply(&input);
+        if let (Some(old), Some(new)) = (before, &mem.code)
+            && &old != new
+        {
+            self.old_codes.push(old);
+        }
         assert_eq!(store.failure(), None, "a statement failed on {input:?}");
         self.rows = store.into_rows();
         self.inputs.push(input);
@@ -296,6 +323,26 @@ impl Run {
                 };
                 Input::Event(Box::new(e))
             }
+            Action::SignupByOldCode { who, old } => {
+                if self.old_codes.is_empty() {
+                    return None;
+                }
+                let mut e = EngineEvent::new(id, SIGNUP, format!("a{who}"), *now);
+                e.touch = Some(Touch {
+                    code: Some(self.old_codes[*old as usize % self.old_codes.len()].clone()),
+                    invitation: None,
+                    at: *now - 1000,
+                });
+                Input::Event(Box::new(e))
+            }
+            Action::SetCode { who, vanity } => Input::SetCode {
+                participant: self
+                    .mem
+                    .find(Some(&format!("a{who}")), None)
+                    .unwrap_or(ParticipantId(88)),
+                code: vanity.map(|v| ["ANNA", "BOB2", "ZED9", "bad!"][v as usize].to_owned()),
+                at: *now,
+            },
             Action::Step { who, step, trusted } => {
                 let name = ["verified", "paid", "verified", "refund", "page"][*step as usize];
                 let mut e = EngineEvent::new(id, name, format!("a{who}"), *now);
@@ -483,6 +530,16 @@ fn differential(config: &str, actions: &[Action]) -> BTreeMap<&'static str, usiz
         count("duplicates", usize::from(mem.duplicate));
         count("errors", usize::from(mem.error.is_some()));
         count("invitations", usize::from(mem.invitation.is_some()));
+        count("codes", usize::from(mem.code.is_some() && !mem.duplicate));
+        let refused = |r| usize::from(mem.refusal == Some(r));
+        count(
+            "retired",
+            refused(refloop_core::engine::referral::RefusalReason::RetiredCode),
+        );
+        count(
+            "expired",
+            refused(refloop_core::engine::referral::RefusalReason::ExpiredCode),
+        );
         for n in &mem.notices {
             count(
                 match n {
@@ -546,6 +603,9 @@ fn the_histories_reach_every_kind_of_outcome() {
         "top",
         "withheld",
         "corrections",
+        "codes",
+        "retired",
+        "expired",
     ] {
         assert!(
             total.get(kind).copied().unwrap_or(0) > 0,

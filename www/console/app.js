@@ -184,7 +184,9 @@ async function ledger(slug, id) {
   const l = await api('GET', `/campaigns/${slug}/participants/${id}/ledger?limit=200`);
   return `<section><h2>Ledger of ${esc(l.participant.code)} <span class="mu">${l.score} points = the sum of ${l.entries.length} entries</span></h2>
     ${table(['When', 'Points', 'Why', 'Source', 'Key'], l.entries.map((e) => `<tr><td>${when(e.at)}</td><td>${e.points > 0 ? '+' : ''}${e.points}</td><td>${esc(e.reason.type)} ${esc(e.reason.rule || e.reason.reward || e.reason.note || '')}</td><td class="mu">${esc(e.source_event || '')}</td><td class="mu">${esc(e.idempotency_key)}</td></tr>`))}
-    <form id="adjust" class="row" style="margin-top:.8rem"><input id="pts" type="number" placeholder="points" aria-label="Points" required><input id="note" placeholder="why" aria-label="Note" required size="30"><button>Adjust</button></form><p class="err" id="e"></p></section>`;
+    <form id="adjust" class="row" style="margin-top:.8rem"><input id="pts" type="number" placeholder="points" aria-label="Points" required><input id="note" placeholder="why" aria-label="Note" required size="30"><button>Adjust</button></form><p class="err" id="e"></p></section>
+    <section><h2>Referral code</h2><p class="mu">A new code retires the old one: its links land on your site without a referral, and no one else can ever take it.</p>
+    <form id="code" class="row"><input id="vanity" placeholder="vanity code, e.g. ANNA (or empty for a fresh one)" aria-label="New code" size="36" maxlength="20"><button>Give this code</button></form><p class="err" id="ce"></p><p id="cdone" class="mu"></p></section>`;
 }
 
 async function referrals(slug, review) {
@@ -222,7 +224,7 @@ async function stats(slug) {
     <section><h2>Daily trend, last 30 days</h2><div id="trend" class="chart"></div></section>
     <section><h2>Sources</h2><div id="sources"></div></section>
     <section><h2>Money</h2><div id="money"></div></section>
-    <section><h2>Export</h2><button id="csv">Download participants (CSV)</button></section>`;
+    <section><h2>Export</h2><p class="row">${['participants', 'referrals', 'grants'].map((of) => `<button class="o" data-csv="${of}">Download ${of} (CSV)</button>`).join(' ')}</p></section>`;
 }
 
 async function drawStats(slug) {
@@ -247,13 +249,16 @@ async function drawStats(slug) {
   const fmt = (minor, cur) => `${(minor / 100).toFixed(2)} ${esc(cur)}`;
   document.getElementById('money').innerHTML = (money.budget ? `<p>Budget ${fmt(money.budget.amount_minor, money.budget.currency)}: ${fmt(money.budget.committed_minor, money.budget.currency)} committed, ${fmt(money.budget.left_minor, money.budget.currency)} left.</p>` : '')
     + table(['Currency', 'Committed', 'By status'], money.currencies.map((c) => `<tr><td>${esc(c.currency)}</td><td>${fmt(c.committed_minor, c.currency)}</td><td class="mu">${Object.entries(c.by_status).map(([k, v]) => `${esc(k)}: ${v.grants} (${fmt(v.amount_minor, c.currency)})`).join(', ')}</td></tr>`));
-  document.getElementById('csv').onclick = async () => {
-    const text = await api('GET', `/campaigns/${slug}/export.csv`);
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
-    a.download = `${slug}.csv`;
-    a.click();
-  };
+  for (const b of document.querySelectorAll('[data-csv]')) {
+    b.onclick = async () => {
+      const of = b.dataset.csv;
+      const text = await api('GET', `/campaigns/${slug}/export.csv?of=${of}`);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+      a.download = `${slug}-${of}.csv`;
+      a.click();
+    };
+  }
 }
 
 async function answers(slug, q) {
@@ -310,6 +315,61 @@ async function webhooks() {
     <p class="err" id="e"></p><p id="secret" class="mu"></p></section>`;
 }
 
+// ---- sites, keys and origins -------------------------------------------------------------
+
+async function sites() {
+  const { sites } = await api('GET', '/sites');
+  return `<section><h1>Sites</h1><p class="mu">Every site of your account, with its publishable key and the origins its pages may send from. Any secret key of the account manages all of them.</p>
+    ${sites.map((s) => `<section data-site="${s.id}"><h2>${esc(s.name)} <span class="mu">#${s.id}</span></h2>
+      <p>Publishable key <code class="pk">${esc(s.publishable_key)}</code>${s.previous_keys_valid_until ? ` <span class="mu">(the previous keys work until ${when(s.previous_keys_valid_until)})</span>` : ''}</p>
+      <label for="o${s.id}">Origins, one per line</label><textarea id="o${s.id}" rows="3">${esc(s.origins.join('\n'))}</textarea>
+      <p class="row"><button data-origins="${s.id}">Save origins</button>
+      <input id="g${s.id}" type="number" min="0" max="720" value="24" aria-label="Hours the old keys keep working" style="width:6em"> <span class="mu">hours for the old keys</span>
+      <button class="o" data-rotate="${s.id}">Rotate keys</button></p><p class="err" data-err="${s.id}"></p><p class="mu" data-keys="${s.id}"></p></section>`).join('')}
+    </section>
+    <section><h2>New site</h2><form id="newsite" class="row"><input id="sname" placeholder="name, e.g. shop.example" aria-label="Site name" required>
+      <input id="sorigins" placeholder="https://shop.example" aria-label="Origins (space-separated)" size="40"><button>Create</button></form>
+      <p class="err" id="se"></p><p class="mu" id="skeys"></p></section>`;
+}
+
+const origins = (text) => text.split(/[\s,]+/).map((o) => o.trim()).filter(Boolean);
+const keysShownOnce = (k) => `Publishable key ${k.publishable_key}; secret key (shown once, only its hash is kept): ${k.secret_key}`;
+
+function wireSites() {
+  for (const b of document.querySelectorAll('[data-origins]')) {
+    b.onclick = async () => {
+      const id = b.dataset.origins;
+      try {
+        await api('PUT', `/sites/${id}/origins`, { origins: origins(document.getElementById(`o${id}`).value) });
+        await showSites();
+      } catch (e) { document.querySelector(`[data-err="${id}"]`).textContent = e.message; }
+    };
+  }
+  for (const b of document.querySelectorAll('[data-rotate]')) {
+    b.onclick = async () => {
+      const id = b.dataset.rotate;
+      try {
+        const k = await api('POST', `/sites/${id}/keys`, { grace_hours: Number(document.getElementById(`g${id}`).value) });
+        await showSites();
+        document.querySelector(`[data-keys="${id}"]`).textContent = keysShownOnce(k);
+      } catch (e) { document.querySelector(`[data-err="${id}"]`).textContent = e.message; }
+    };
+  }
+  document.getElementById('newsite').onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const k = await api('POST', '/sites', { name: document.getElementById('sname').value.trim(), origins: origins(document.getElementById('sorigins').value) });
+      await showSites();
+      document.getElementById('skeys').textContent = keysShownOnce(k);
+    } catch (e) { document.getElementById('se').textContent = e.message; }
+  };
+}
+
+async function showSites() {
+  app.innerHTML = await sites();
+  wireSites();
+}
+
 // ---- routing ---------------------------------------------------------------------------
 
 const TABS = [['config', 'Configuration'], ['participants', 'Participants'], ['referrals', 'Referrals'], ['answers', 'Answers'], ['grants', 'Grants'], ['leaderboard', 'Leaderboard'], ['stats', 'Stats'], ['program', 'End & replay'], ['webhooks', 'Webhooks']];
@@ -319,8 +379,9 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/');
   if (parts[0] === 'logout') { sessionStorage.removeItem(KEY); location.hash = '#/login'; return login(); }
   if (parts[0] === 'login') return login();
-  document.getElementById('nav').innerHTML = '<a href="#/">Campaigns</a>';
+  document.getElementById('nav').innerHTML = '<a href="#/">Campaigns</a> <a href="#/sites">Sites &amp; keys</a>';
   try {
+    if (parts[0] === 'sites') return await showSites();
     if (parts[0] !== 'c') return await campaigns();
     const slug = decodeURIComponent(parts[1]);
     const tab = parts[2] || 'config';
@@ -340,6 +401,15 @@ async function route() {
           await api('POST', `/campaigns/${slug}/participants/${parts[3]}/adjustments`, { points: Number(document.getElementById('pts').value), note: document.getElementById('note').value });
           route();
         } catch (e) { document.getElementById('e').textContent = e.message; }
+      };
+      document.getElementById('code').onsubmit = async (ev) => {
+        ev.preventDefault();
+        const code = document.getElementById('vanity').value.trim();
+        try {
+          const given = await api('POST', `/campaigns/${slug}/participants/${parts[3]}/code`, code ? { code } : {});
+          await route();
+          document.getElementById('cdone').textContent = given.duplicate ? `${given.code} was theirs already.` : `Now ${given.code}; ${given.previous_code} is retired.`;
+        } catch (e) { document.getElementById('ce').textContent = e.message; }
       };
     } else if (tab === 'referrals' || tab === 'review') {
       app.innerHTML = head + await referrals(slug, tab === 'review');

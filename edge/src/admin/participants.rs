@@ -2,10 +2,13 @@
 //! corrections and rewards given by hand, the answers the edge gave them.
 
 use super::{Admin, created_once, participant_target};
-use crate::app::{Campaigns, Limiter, Reply};
+use crate::app::{Campaigns, Limiter, Reply, Response, db_error};
 use crate::body::{Points, Text};
-use crate::campaign::Op;
+use crate::campaign::{CodeGiven, Op};
 use crate::db::{Db, Kv};
+use crate::{sql, stmt};
+use refloop_core::engine::machine::{VANITY_CODE_LEN, valid_vanity_code};
+use refloop_core::engine::rewards::CODE_ALPHABET;
 use serde::{Deserialize, Serialize};
 
 /// `GET /v1/admin/campaigns/{campaign}/participants?q=&limit=`.
@@ -110,4 +113,61 @@ async fn once_per_key<D: Db, K: Kv, C: Campaigns, L: Limiter, T: serde::de::Dese
     let detail = Keyed { body: &body, key: &key };
     let answer = a.write(&c, write, action, &target, detail, Vec::new()).await?;
     Ok(created_once(answer))
+}
+
+/// `POST …/participants/{participant}/code` `{code?}`: a new referral code
+/// for the participant, the vanity `code` asked for (4 to 20 characters of
+/// the codes' alphabet, any case) or a fresh random one. Their old code is
+/// retired: it never names anyone again, and a visitor who follows it lands
+/// on the site without a referral. The directory learns the new code in the
+/// same request.
+pub async fn set_code<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NewCode {
+        code: Option<Text<20>>,
+    }
+    #[derive(Serialize)]
+    struct Detail<'a> {
+        code: &'a str,
+        previous_code: Option<&'a str>,
+    }
+    let body: NewCode = a.body()?;
+    let vanity = body.code.map(|c| c.0.trim().to_ascii_uppercase());
+    if let Some(v) = &vanity
+        && !valid_vanity_code(v)
+    {
+        return Err(crate::app::invalid(format!(
+            "code: {} to {} characters of {} (no 0, O, I, 1 or L)",
+            VANITY_CODE_LEN.start(),
+            VANITY_CODE_LEN.end(),
+            String::from_utf8_lossy(CODE_ALPHABET)
+        )));
+    }
+    let (c, _) = a.campaign().await?;
+    let participant = a.id("participant")?;
+    let answer = a
+        .ask(
+            &c,
+            Op::SetCode {
+                participant,
+                code: vanity,
+            },
+        )
+        .await?;
+    let given = CodeGiven::deserialize(&answer).map_err(crate::app::internal)?;
+    let target = participant_target(&c.slug, participant);
+    let stmts = vec![
+        stmt!(sql::INSERT_LINK, given.code.as_str(), c.id, "code"),
+        a.audit(
+            "participant.code",
+            &target,
+            Detail {
+                code: &given.code,
+                previous_code: given.previous_code.as_deref(),
+            },
+        ),
+    ];
+    a.ctx.db.batch(stmts).await.map_err(db_error)?;
+    Ok(Response::view(200, &given))
 }

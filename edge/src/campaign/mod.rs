@@ -11,6 +11,7 @@
 use refloop_core::engine::config::{Period, Versioned};
 use refloop_core::engine::machine::{EngineEvent, Input, Machine, Notice, Outcome};
 use refloop_core::engine::model::*;
+use refloop_core::engine::referral::RefusalReason;
 use refloop_core::engine::rewards::{Codes, GrantStatus};
 use refloop_core::engine::sql_store::{Rows, Sql, SqlStore};
 use refloop_core::engine::store::Store;
@@ -22,7 +23,7 @@ mod read;
 mod write;
 
 /// The answers the worker reads back.
-pub use write::{Ended, Erased, Landing, Noticed, Notices, Outboxed};
+pub use write::{CodeGiven, Ended, Erased, Landing, Noticed, Notices, Outboxed};
 
 use read::View;
 pub use read::{EXPORT_MAX, ExportOf, ExportRow, ExportRows, GrantExportRow, ReferralExportRow};
@@ -141,6 +142,11 @@ pub enum Op {
         participant: u64,
         reward: String,
         key: String,
+    },
+    /// A participant's new referral code: `code` (vanity) or a fresh one.
+    SetCode {
+        participant: u64,
+        code: Option<String>,
     },
     /// A checkout's coupon or exchange token: checked, or redeemed once.
     Redeem {
@@ -313,20 +319,23 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     None => true,
                     Some(v) => write::first_click_today(sql, code, v, now / DAY_MS)?,
                 };
-                let known = match first_today {
+                let refusal = match first_today {
                     true => {
                         let input = Input::Click {
                             code: code.clone(),
                             at: now,
                         };
-                        run(&mut engine, input).refusal.is_none()
+                        run(&mut engine, input).refusal
                     }
-                    false => engine.store.by_code(code).is_some(),
+                    false => engine.code_owner(code, now).err(),
                 };
-                match known {
-                    false => Err(not_found("no such referral code")),
-                    true => answer_of(write::Landing {
+                match refusal {
+                    Some(RefusalReason::UnknownCode) => Err(not_found("no such referral code")),
+                    // A code replaced or past its days still lands the
+                    // visitor on the site, without a referral.
+                    refused => answer_of(write::Landing {
                         landing_url: config.landing_url.clone(),
+                        refused: refused.map(|r| r.as_str().to_owned()),
                     }),
                 }
             }
@@ -493,6 +502,30 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     duplicate: out.duplicate,
                     grant,
                     notices: notices_of(&call.campaign, &out, now),
+                })
+            }
+            Op::SetCode { participant, code } => {
+                let p = ParticipantId(*participant);
+                let before = engine
+                    .store
+                    .participant(p)
+                    .filter(|_| !engine.store.is_erased(p))
+                    .ok_or_else(|| not_found("no such participant in this campaign"))?;
+                let input = Input::SetCode {
+                    participant: p,
+                    code: code.clone(),
+                    at: now,
+                };
+                let out = applied(&mut engine, input, conflict)?;
+                let code = out.code.ok_or_else(|| internal("no code was given"))?;
+                answer_of(write::CodeGiven {
+                    participant: p.0,
+                    previous_code: (!out.duplicate).then_some(before.code),
+                    valid_until: config
+                        .code_valid_days
+                        .map(|d| crate::app::iso(now + Millis::from(d) * DAY_MS)),
+                    code,
+                    duplicate: out.duplicate,
                 })
             }
             Op::Redeem { token, check } => {

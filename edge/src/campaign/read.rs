@@ -152,6 +152,9 @@ pub(super) struct Stats<'a> {
     quest: Option<QuestProgress<'a>>,
     share_text: &'a Option<String>,
     mode: &'a refloop_core::engine::config::Mode,
+    /// When the code stops bringing referrals (`code_valid_days`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_valid_until: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -663,7 +666,20 @@ impl<'a, C: Sql> View<'a, C> {
                 done: quest::progress(mask, config.quest.steps.len()) as u32,
             }
         });
+        let code_valid_until = match config.code_valid_days {
+            None => None,
+            Some(days) => {
+                let given = self
+                    .one_as::<Count>(
+                        "SELECT at AS n FROM codes_given WHERE participant_id = ?1",
+                        &[id.into()],
+                    )?
+                    .map_or(person.joined_at, |c| c.n);
+                Some(iso(given + Millis::from(days) * DAY_MS))
+            }
+        };
         Ok(Stats {
+            code_valid_until,
             campaign: &self.campaign.slug,
             link: format!("/r/{}", person.code),
             code: person.code,

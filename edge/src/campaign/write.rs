@@ -204,6 +204,23 @@ pub(super) fn forget_everywhere(
 #[derive(Serialize, Deserialize)]
 pub struct Landing {
     pub landing_url: Option<String>,
+    /// Why the code brings no referral (`retired_code`, `expired_code`): the
+    /// visitor lands without it.
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+/// `Op::SetCode`: the participant's code now, and the one it replaced.
+#[derive(Serialize, Deserialize)]
+pub struct CodeGiven {
+    pub participant: u64,
+    pub code: String,
+    /// The retired code (none when the code was theirs already).
+    pub previous_code: Option<String>,
+    /// When the new code stops bringing referrals (`code_valid_days`).
+    pub valid_until: Option<String>,
+    /// The code was theirs already: nothing changed.
+    pub duplicate: bool,
 }
 
 /// `Op::Invite`.

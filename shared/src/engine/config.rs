@@ -24,6 +24,10 @@ pub struct CampaignConfig {
     /// How long after a click a signup still counts as referred.
     #[serde(default = "default_attribution_days")]
     pub attribution_window_days: u32,
+    /// A referral code stops bringing referrals this many days after it was
+    /// given (at the join, or when the operator gave a new one); none: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_valid_days: Option<u32>,
     #[serde(default)]
     pub quest: Quest,
     #[serde(default)]
@@ -560,6 +564,9 @@ impl CampaignConfig {
                     "must be an http(s) URL with a host, no spaces or line breaks",
                 );
             }
+        }
+        if self.code_valid_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            err("code_valid_days".into(), "must be 1 to 3650");
         }
         if !(1..=365).contains(&self.attribution_window_days) {
             err("attribution_window_days".into(), "must be 1 to 365");

@@ -161,6 +161,23 @@ pub enum Input {
         participant: ParticipantId,
         at: Millis,
     },
+    /// An operator gives a participant a new referral code: `code` (a vanity
+    /// code) or, without one, a fresh random one. The old code is retired.
+    SetCode {
+        participant: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        at: Millis,
+    },
+}
+
+/// The shortest and longest vanity code (random ones are `rewards::CODE_LEN`).
+pub const VANITY_CODE_LEN: std::ops::RangeInclusive<usize> = 4..=20;
+
+/// Whether `code` can be a vanity code: `VANITY_CODE_LEN` characters of the
+/// codes' alphabet (no look-alikes: no 0 O I 1 L), upper case.
+pub fn valid_vanity_code(code: &str) -> bool {
+    VANITY_CODE_LEN.contains(&code.len()) && code.bytes().all(|b| rewards::CODE_ALPHABET.contains(&b))
 }
 
 /// What the webhook outbox carries.
@@ -218,6 +235,8 @@ pub struct Outcome {
     pub capped: Vec<String>,
     pub notices: Vec<Notice>,
     pub invitation: Option<Invitation>,
+    /// The participant's new referral code (`Input::SetCode`).
+    pub code: Option<String>,
     pub error: Option<String>,
 }
 
@@ -323,10 +342,11 @@ impl<'a, S: Store> Machine<'a, S> {
         let mut out = Outcome::default();
         match input {
             Input::Event(e) => self.event(e, &mut out),
-            Input::Click { code, at } => match self.store.by_code(code) {
-                Some(p) if !self.store.is_erased(p) => self.store.add_click(code, p, *at),
-                _ => out.refusal = Some(RefusalReason::UnknownCode),
+            Input::Click { code, at } => match self.code_owner(code, *at) {
+                Ok(p) => self.store.add_click(code, p, *at),
+                Err(reason) => out.refusal = Some(reason),
             },
+            Input::SetCode { participant, code, at } => self.set_code(*participant, code.as_deref(), *at, &mut out),
             Input::Invite { participant, at } => self.invite(*participant, *at, &mut out),
             Input::Review { referral, approve, at } => self.review(*referral, *approve, *at, &mut out),
             Input::Adjust {
@@ -355,6 +375,64 @@ impl<'a, S: Store> Machine<'a, S> {
             }
         }
         out
+    }
+
+    /// Whose referral code `code` is and whether it can bring a referral
+    /// at `now`: the reason when it cannot (unknown, replaced, past
+    /// `code_valid_days`, its owner erased).
+    pub fn code_owner(&self, code: &str, now: Millis) -> Result<ParticipantId, RefusalReason> {
+        match self.store.by_code(code) {
+            None if self.store.code_retired(code) => Err(RefusalReason::RetiredCode),
+            None => Err(RefusalReason::UnknownCode),
+            Some(p) if self.store.is_erased(p) => Err(RefusalReason::UnknownCode),
+            Some(p) if self.code_expired(p, now) => Err(RefusalReason::ExpiredCode),
+            Some(p) => Ok(p),
+        }
+    }
+
+    /// Whether `p`'s code is past the configuration's `code_valid_days`.
+    fn code_expired(&self, p: ParticipantId, now: Millis) -> bool {
+        self.config().code_valid_days.is_some_and(|days| {
+            self.store
+                .code_given_at(p)
+                .is_some_and(|given| now >= given + Millis::from(days) * DAY_MS)
+        })
+    }
+
+    /// An operator's new code for `p`: `vanity`, or a fresh random one.
+    fn set_code(&mut self, p: ParticipantId, vanity: Option<&str>, at: Millis, out: &mut Outcome) {
+        let Some(person) = self.live_participant(p) else {
+            out.error = Some("no such participant".into());
+            return;
+        };
+        let code = match vanity {
+            Some(v) if !valid_vanity_code(v) => {
+                out.error = Some(format!(
+                    "a code is {} to {} characters of {}",
+                    VANITY_CODE_LEN.start(),
+                    VANITY_CODE_LEN.end(),
+                    String::from_utf8_lossy(rewards::CODE_ALPHABET)
+                ));
+                return;
+            }
+            // Already theirs: nothing to do (a resent request).
+            Some(v) if v == person.code => {
+                out.duplicate = true;
+                out.code = Some(person.code);
+                return;
+            }
+            Some(v) if self.store.by_code(v).is_some() || self.store.code_retired(v) => {
+                out.error = Some(format!("the code {v} is taken"));
+                return;
+            }
+            Some(v) => v.to_owned(),
+            None => self.fresh_code("", &format!("participant:{}:given:{at}", p.0), |s, c| {
+                s.by_code(c).is_some() || s.code_retired(c)
+            }),
+        };
+        self.store.set_code(p, &code, at);
+        out.participant = Some(p);
+        out.code = Some(code);
     }
 
     fn live_participant(&self, id: ParticipantId) -> Option<Participant> {
@@ -419,7 +497,9 @@ impl<'a, S: Store> Machine<'a, S> {
 
     fn join(&mut self, e: &EngineEvent) -> ParticipantId {
         let id = self.store.next_participant_id();
-        let code = self.fresh_code("", &format!("participant:{}", id.0), |s, c| s.by_code(c).is_some());
+        let code = self.fresh_code("", &format!("participant:{}", id.0), |s, c| {
+            s.by_code(c).is_some() || s.code_retired(c)
+        });
         let p = Participant {
             id,
             anonymous_id: e.anonymous_id.clone(),
@@ -491,6 +571,14 @@ impl<'a, S: Store> Machine<'a, S> {
             Mode::Code => touch.code.as_deref().and_then(|c| self.store.by_code(c)),
             Mode::Invite => invitation.as_ref().map(|i| i.inviter),
         };
+        // A code that was someone's but brings no referral now says why.
+        let code_refusal = match (config.mode, touch.code.as_deref()) {
+            (Mode::Code, Some(c)) => match self.code_owner(c, now) {
+                Err(reason @ (RefusalReason::RetiredCode | RefusalReason::ExpiredCode)) => Some(reason),
+                _ => None,
+            },
+            _ => None,
+        };
         let referrer = referrer_id.and_then(|r| self.store.participant(r));
         let activity = match referrer_id {
             Some(r) => {
@@ -513,6 +601,7 @@ impl<'a, S: Store> Machine<'a, S> {
             invitation: invitation.as_ref(),
             referrer_confirmed: referrer_id.map_or(0, |r| self.store.confirmed(r)),
             activity,
+            code_refusal,
         });
         let (referrer, status, flags, reason) = match decision {
             SignupDecision::Refuse(reason) => {
@@ -599,8 +688,7 @@ impl<'a, S: Store> Machine<'a, S> {
                     reward,
                     GrantSource::Referee { referral: r.id },
                     true,
-                    at,
-                    amount,
+                    (at, amount),
                     out,
                 );
             }
@@ -663,7 +751,7 @@ impl<'a, S: Store> Machine<'a, S> {
                     milestone: m.id.clone(),
                     nth,
                 };
-                self.grant(r.referrer, reward, source, false, at, amount, out);
+                self.grant(r.referrer, reward, source, false, (at, amount), out);
             }
         }
         if let Some(reward) = &pinned.referee_reward {
@@ -672,8 +760,7 @@ impl<'a, S: Store> Machine<'a, S> {
                 reward,
                 GrantSource::Referee { referral: r.id },
                 false,
-                at,
-                amount,
+                (at, amount),
                 out,
             );
         }
@@ -802,14 +889,15 @@ impl<'a, S: Store> Machine<'a, S> {
         true
     }
 
+    /// Grants `reward_id` to `p`, earned `at` through a trusted purchase of
+    /// `amount` (which sizes a credit) when there was one.
     fn grant(
         &mut self,
         p: ParticipantId,
         reward_id: &str,
         source: GrantSource,
         needs_review: bool,
-        at: Millis,
-        amount: Option<i64>,
+        (at, amount): (Millis, Option<i64>),
         out: &mut Outcome,
     ) {
         let config = self.config();
@@ -836,16 +924,11 @@ impl<'a, S: Store> Machine<'a, S> {
             }
             _ => None,
         };
-        let g = Grant::new(
-            self.store.next_grant_id(),
-            p,
-            reward,
-            source,
-            needs_review,
+        let g = Grant {
             token,
             value,
-            at,
-        );
+            ..Grant::new(self.store.next_grant_id(), p, reward, source, needs_review, at)
+        };
         self.store.insert_grant(&g);
         out.notices.push(Notice::RewardEarned {
             grant: g.id,
@@ -872,7 +955,7 @@ impl<'a, S: Store> Machine<'a, S> {
             out.duplicate = true;
             return;
         }
-        self.grant(p, reward, source, false, at, None, out);
+        self.grant(p, reward, source, false, (at, None), out);
     }
 
     /// A points reward is in the ledger while its grant is approved or later:
@@ -1069,7 +1152,14 @@ impl<'a, S: Store> Machine<'a, S> {
         for (index, d) in config.end_distributions.iter().enumerate() {
             let standings = self.standings(at);
             for p in rewards::winners(&d.rule, &standings, seed ^ index as u64) {
-                self.grant(p, &d.reward, GrantSource::Distribution { index }, false, at, None, out);
+                self.grant(
+                    p,
+                    &d.reward,
+                    GrantSource::Distribution { index },
+                    false,
+                    (at, None),
+                    out,
+                );
             }
         }
     }

@@ -32,8 +32,10 @@ pub struct Invitation {
 #[strum(serialize_all = "snake_case")]
 pub enum RefusalReason {
     UnknownCode,
-    /// The invitation's time ran out.
+    /// The invitation's time ran out, or the code's (`code_valid_days`).
     ExpiredCode,
+    /// The code was replaced by another (regenerated, or a vanity code).
+    RetiredCode,
     /// The code's owner can no longer refer (erased).
     InactiveCode,
     SelfReferral,
@@ -72,6 +74,9 @@ pub struct SignupFacts<'a> {
     pub invitation: Option<&'a Invitation>,
     pub referrer_confirmed: u32,
     pub activity: ReferrerActivity,
+    /// Why the touch's code brings no referral though it was someone's
+    /// (`RetiredCode`, `ExpiredCode`); `None` when it can.
+    pub code_refusal: Option<RefusalReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +108,9 @@ pub fn decide_signup(f: &SignupFacts<'_>) -> SignupDecision {
         (Mode::Code, Some(_), _) | (Mode::Invite, _, Some(_)) => {}
         (Mode::Code, None, Some(_)) | (Mode::Invite, Some(_), None) => return Refuse(WrongMode),
         (_, None, None) => return Refuse(UnknownCode),
+    }
+    if let Some(reason) = f.code_refusal {
+        return Refuse(reason);
     }
     let Some(referrer) = f.referrer else {
         return Refuse(UnknownCode);
@@ -211,6 +219,7 @@ mod tests {
                 invitation: self.invitation.as_ref(),
                 referrer_confirmed: self.confirmed,
                 activity: ReferrerActivity::default(),
+                code_refusal: None,
             })
         }
     }

@@ -139,8 +139,6 @@ impl Grant {
         reward: &RewardDef,
         source: GrantSource,
         needs_review: bool,
-        token: Option<String>,
-        value: Option<Money>,
         at: Millis,
     ) -> Grant {
         let mut g = Grant {
@@ -150,8 +148,10 @@ impl Grant {
             idempotency_key: source.key(participant, &reward.id),
             source,
             status: GrantStatus::Earned,
-            token,
-            value,
+            // A coupon's token and a sized credit's value are the caller's
+            // (`Grant { token, value, ..Grant::new(…) }`).
+            token: None,
+            value: value_of(reward, None),
             earned_at: at,
             expires_at: reward.expires_after_days.map(|d| at + Millis::from(d) * DAY_MS),
             history: vec![Transition {
@@ -487,8 +487,6 @@ mod tests {
             &reward(json!({"type":"text","text":"hi"})),
             GrantSource::Manual { note: "n".into() },
             false,
-            None,
-            None,
             5,
         );
         assert_eq!(g.status, GrantStatus::Approved);
@@ -515,8 +513,6 @@ mod tests {
             &reward(json!({"type":"text","text":"hi"})),
             GrantSource::Manual { note: "m".into() },
             true,
-            None,
-            None,
             5,
         );
         assert_eq!(reviewed.status, GrantStatus::PendingReview);
@@ -554,16 +550,17 @@ mod tests {
     fn expiry() {
         let mut r = reward(json!({"type":"coupon","prefix":"W"}));
         r.expires_after_days = Some(1);
-        let mut g = Grant::new(
-            GrantId(1),
-            ParticipantId(1),
-            &r,
-            GrantSource::Manual { note: "x".into() },
-            false,
-            Some("W-X".into()),
-            None,
-            0,
-        );
+        let mut g = Grant {
+            token: Some("W-X".into()),
+            ..Grant::new(
+                GrantId(1),
+                ParticipantId(1),
+                &r,
+                GrantSource::Manual { note: "x".into() },
+                false,
+                0,
+            )
+        };
         assert!(!g.expire_if_due(DAY_MS - 1));
         assert!(g.expire_if_due(DAY_MS));
         assert_eq!(g.status, GrantStatus::Expired);

@@ -158,6 +158,12 @@ pub const SCHEMA: &[&str] = &[
        grant_id INTEGER NOT NULL REFERENCES grants(id),
        from_status TEXT, to_status TEXT NOT NULL, at INTEGER NOT NULL, note TEXT)",
     "CREATE INDEX IF NOT EXISTS grant_transitions_by_grant ON grant_transitions(grant_id, id)",
+    // Codes replaced by another (regenerated, or a vanity code): they never
+    // name anyone again, and a signup through one is answered as retired.
+    "CREATE TABLE IF NOT EXISTS retired_codes (
+       code TEXT PRIMARY KEY, participant_id INTEGER NOT NULL, retired_at INTEGER NOT NULL) WITHOUT ROWID",
+    // When a participant's current code was given, if not at their join.
+    "CREATE TABLE IF NOT EXISTS codes_given (participant_id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
     // Every input the campaign was given, in order: a replay runs them again.
     "CREATE TABLE IF NOT EXISTS inputs (id INTEGER PRIMARY KEY, input TEXT NOT NULL)",
     // Webhook notices not yet known to be in the directory's outbox: written in
@@ -704,6 +710,38 @@ impl<C: Sql> Store for SqlStore<'_, C> {
         self.one::<Int>("SELECT id AS n FROM participants WHERE code = ?1", &[json!(code)])
             .and_then(|r| r.n)
             .map(|n| ParticipantId(n as u64))
+    }
+
+    fn set_code(&mut self, id: ParticipantId, code: &str, at: Millis) {
+        let Some(before) = self.participant(id) else { return };
+        self.run(
+            "INSERT INTO retired_codes (code, participant_id, retired_at) VALUES (?1, ?2, ?3)",
+            &[json!(before.code), json!(id.0), json!(at)],
+        );
+        self.run(
+            "UPDATE participants SET code = ?2 WHERE id = ?1",
+            &[json!(id.0), json!(code)],
+        );
+        self.run(
+            "INSERT INTO codes_given (participant_id, at) VALUES (?1, ?2)
+             ON CONFLICT (participant_id) DO UPDATE SET at = excluded.at",
+            &[json!(id.0), json!(at)],
+        );
+        self.touch(id, |person| person.participant.code = code.to_owned());
+    }
+
+    fn code_retired(&self, code: &str) -> bool {
+        self.one::<Int>("SELECT 1 AS n FROM retired_codes WHERE code = ?1", &[json!(code)])
+            .is_some()
+    }
+
+    fn code_given_at(&self, id: ParticipantId) -> Option<Millis> {
+        self.one::<Int>(
+            "SELECT at AS n FROM codes_given WHERE participant_id = ?1",
+            &[json!(id.0)],
+        )
+        .and_then(|r| r.n)
+        .or_else(|| self.participant(id).map(|p| p.joined_at))
     }
 
     fn insert_participant(&mut self, p: &Participant) {

@@ -130,6 +130,15 @@ pub trait Store {
     /// Live grants (raffle tickets count these).
     fn live_grants(&self) -> Vec<Grant>;
 
+    // ---- codes -------------------------------------------------------------
+    /// Gives `id` the code `code` from `at` on; their old code is retired and
+    /// never names anyone again.
+    fn set_code(&mut self, id: ParticipantId, code: &str, at: Millis);
+    /// Whether `code` was someone's before they were given another.
+    fn code_retired(&self, code: &str) -> bool;
+    /// When `id`'s current code was given: their join, unless replaced since.
+    fn code_given_at(&self, id: ParticipantId) -> Option<Millis>;
+
     // ---- held events, clicks, campaign flags ----------------------------------
     fn hold(&mut self, referral: ReferralId, e: &HeldEvent);
     fn take_held(&mut self, referral: ReferralId) -> Vec<HeldEvent>;
@@ -166,6 +175,10 @@ pub struct MemStore {
     pub(crate) clicks: Vec<(String, Millis)>,
     pub(crate) ended: bool,
     pub(crate) top_before: Vec<ParticipantId>,
+    /// Codes replaced by another, with whose they were.
+    pub(crate) retired_codes: HashMap<String, ParticipantId>,
+    /// When a participant's code was replaced last.
+    pub(crate) codes_given: HashMap<ParticipantId, Millis>,
 }
 
 impl MemStore {
@@ -195,6 +208,8 @@ impl MemStore {
             clicks: Vec::new(),
             ended: false,
             top_before: Vec::new(),
+            retired_codes: HashMap::new(),
+            codes_given: HashMap::new(),
         }
     }
 
@@ -238,6 +253,28 @@ impl Store for MemStore {
 
     fn by_code(&self, code: &str) -> Option<ParticipantId> {
         self.by_code.get(code).copied()
+    }
+
+    fn set_code(&mut self, id: ParticipantId, code: &str, at: Millis) {
+        let Some(p) = self.participants.get_mut(slot(id.0)) else {
+            return;
+        };
+        let old = std::mem::replace(&mut p.code, code.to_owned());
+        self.by_code.remove(&old);
+        self.by_code.insert(code.to_owned(), id);
+        self.retired_codes.insert(old, id);
+        self.codes_given.insert(id, at);
+    }
+
+    fn code_retired(&self, code: &str) -> bool {
+        self.retired_codes.contains_key(code)
+    }
+
+    fn code_given_at(&self, id: ParticipantId) -> Option<Millis> {
+        self.codes_given
+            .get(&id)
+            .copied()
+            .or_else(|| self.participants.get(slot(id.0)).map(|p| p.joined_at))
     }
 
     fn insert_participant(&mut self, p: &Participant) {
