@@ -102,7 +102,16 @@ pub async fn ring(db: &impl Db, object: &impl Campaigns, out: &impl Outbound, w:
         && c.ends_at.is_some_and(|e| e <= w.now)
     {
         report.ended = true;
-        match object.call(&call(w, Op::End { seed: w.seed })).await {
+        match object
+            .call(&call(
+                w,
+                Op::End {
+                    seed: w.seed,
+                    preview: false,
+                },
+            ))
+            .await
+        {
             Ok(answer) => {
                 let grants =
                     serde_json::from_value::<crate::campaign::Ended>(answer).map_or_else(|_| Vec::new(), |e| e.grants);

@@ -477,7 +477,8 @@ impl CampaignObject {
         let rows = self.rows.clone();
         let body = Closure::<dyn FnMut() -> Result<JsValue, JsValue>>::new(move || {
             let (status, text) = campaign::answer(&sql, &versions, &call, &mut rows.borrow_mut());
-            let failed = status != 200;
+            // A preview answers, then throws its writes away like a failure.
+            let failed = status != 200 || call.op.rolls_back();
             *slot.borrow_mut() = Some((status, text));
             if failed {
                 // Thrown out of transactionSync: the writes roll back.

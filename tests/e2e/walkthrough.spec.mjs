@@ -139,6 +139,6 @@ test('the console answers why a referral did not count, replays a version, redee
   await expect(operator.locator('#tout')).toContainText('redeemed already');
   operator.on('dialog', (d) => d.accept());
   await operator.click('#end');
-  await expect(operator.locator('#ended')).toContainText('Ended.');
+  await expect(operator.locator('#ended')).toContainText('Ended:');
   expect((await t.json('GET', '/v1/admin/campaigns/draw')).status).toBe('ended');
 });

@@ -402,15 +402,16 @@ impl Campaigns for Reach<'_> {
                 db.conn.execute_batch("BEGIN").expect("begin");
             }
             let (status, body) = campaign::answer(db, &versions, &call, &mut kept);
+            let commit = status == 200 && !call.op.rolls_back();
             if writes {
                 db.conn
-                    .execute_batch(if status == 200 { "COMMIT" } else { "ROLLBACK" })
+                    .execute_batch(if commit { "COMMIT" } else { "ROLLBACK" })
                     .expect("end of transaction");
             }
             (status, body)
         });
         // As the object does: the rows are kept only after a call committed.
-        if status == 200 {
+        if status == 200 && !call.op.rolls_back() {
             self.objects.rows.borrow_mut().insert(call.campaign.id, kept);
         }
         campaign::read_answer(status, &body)

@@ -304,6 +304,7 @@ fn every_route_answers_as_its_spec_says() {
         200,
     );
     admin("POST", "/campaigns/walk/replay", json!({"version": 1}), 200);
+    admin("POST", "/campaigns/walk/end", json!({"seed": 7, "preview": true}), 200);
     admin("POST", "/campaigns/walk/end", json!({"seed": 7}), 200);
     admin("DELETE", &format!("/webhooks/{}", hook["id"]), Value::Null, 200);
     admin("GET", "/audit", Value::Null, 200);

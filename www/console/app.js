@@ -276,8 +276,9 @@ async function program(slug) {
       <button id="preview" class="o">Preview</button><button id="apply">Apply</button></p><div id="replay"></div></section>
     <section><h2>Redeem a coupon or token</h2><form id="redeem" class="row"><input id="token" placeholder="token" aria-label="Token" required>
       <button type="button" id="tcheck" class="o">Check</button><button>Redeem</button></form><p id="tout" role="status"></p></section>
-    <section><h2>End the campaign</h2><p class="mu">Runs the end distributions now (top N, minimum score or referrals, the raffle with a recorded seed).</p>
-      <button id="end">End now</button><div id="ended"></div></section>`;
+    <section><h2>End the campaign</h2><p class="mu">Runs the end distributions now (top N, minimum score or referrals, the raffle with a recorded seed). Preview first: it shows who would get what and keeps nothing; ending with the same seed grants the same people.</p>
+      <p class="row"><input id="seed" inputmode="numeric" pattern="[0-9]{1,19}" aria-label="Raffle seed" placeholder="raffle seed" size="22">
+      <button id="endpreview" class="o">Preview</button><button id="end">End now</button></p><div id="ended"></div></section>`;
 }
 
 function wireProgram(slug) {
@@ -296,12 +297,20 @@ function wireProgram(slug) {
   };
   document.getElementById('tcheck').onclick = () => redeem(true);
   document.getElementById('redeem').onsubmit = (ev) => { ev.preventDefault(); redeem(false); };
+  // A seed typed (or the one a preview drew) makes the end draw the same raffle.
+  const end = async (preview) => {
+    const typed = document.getElementById('seed').value.trim();
+    try {
+      const r = await api('POST', `/campaigns/${slug}/end`, typed ? { seed: typed, preview } : { preview });
+      document.getElementById('seed').value = r.seed;
+      document.getElementById('ended').innerHTML = `<p>${preview ? 'If it ended now (nothing kept)' : 'Ended'}: ${r.grants.length} grants. Raffle seed ${esc(r.seed)}.${r.capped.length ? ` Withheld: ${esc(r.capped.join('; '))}.` : ''}</p>`
+        + table(['Participant', 'Reward', 'Status', 'Token'], r.awarded.map((g) => `<tr><td>${esc(g.participant.code)}</td><td>${esc(g.reward)}</td><td class="status">${esc(g.status)}</td><td>${esc(g.token || '')}</td></tr>`));
+    } catch (e) { document.getElementById('ended').innerHTML = `<p class="err">${esc(e.message)}</p>`; }
+  };
+  document.getElementById('endpreview').onclick = () => end(true);
   document.getElementById('end').onclick = async () => {
     if (!window.confirm('End this campaign now? This cannot be undone.')) return;
-    try {
-      const r = await api('POST', `/campaigns/${slug}/end`, {});
-      document.getElementById('ended').innerHTML = `<p>Ended.${r.seed ? ` Raffle seed ${esc(r.seed)}.` : ''}</p>` + table(['Grant', 'Reward', 'Participant'], (r.grants || []).map((g) => `<tr><td>${esc(g.id)}</td><td>${esc(g.reward)}</td><td>${esc(g.participant && g.participant.code)}</td></tr>`));
-    } catch (e) { document.getElementById('ended').innerHTML = `<p class="err">${esc(e.message)}</p>`; }
+    await end(false);
   };
 }
 

@@ -20,19 +20,34 @@ pub struct Ended<'a> {
     pub by: Option<&'static str>,
 }
 
-/// `POST /v1/admin/campaigns/{campaign}/end` `{seed?}`: the campaign ends now
-/// (status `ended`), its end distributions run (top N, min score, min
-/// referrals, raffle with the recorded seed) and the grants are returned.
+/// `POST /v1/admin/campaigns/{campaign}/end` `{seed?, preview?}`: the
+/// campaign ends now (status `ended`), its end distributions run (top N, min
+/// score, min referrals, raffle with the recorded seed) and the grants are
+/// returned. With `preview` they run and are answered, then rolled back:
+/// who would get what if it ended now (with `seed`, the same raffle winners
+/// the real end will draw with that seed).
 pub async fn end<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct End {
         seed: Option<Seed>,
+        #[serde(default)]
+        preview: bool,
     }
     let body: End = a.body()?;
     let seed = body.seed.map_or(a.ctx.seed >> 11, |s| s.0);
     let (c, _) = a.campaign().await?;
-    let answer = a.ask(&c, Op::End { seed }).await?;
+    if body.preview {
+        if c.status == "ended" {
+            return Err(refloop_core::ApiError::new(
+                refloop_core::ErrorCode::Conflict,
+                "the campaign has already ended",
+            ));
+        }
+        let answer = a.ask(&c, Op::End { seed, preview: true }).await?;
+        return Ok(Response::value(200, &answer));
+    }
+    let answer = a.ask(&c, Op::End { seed, preview: false }).await?;
     let mut stmts = crate::directory::notice_statements(&c.meta(), &answer, a.now());
     let mut ended: crate::campaign::Ended = serde_json::from_value(answer).map_err(crate::app::internal)?;
     stmts.push(stmt!(sql::SET_CAMPAIGN_STATUS, c.id, "ended", a.now()));

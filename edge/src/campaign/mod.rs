@@ -174,6 +174,10 @@ pub enum Op {
     /// Run the end distributions (the seed is the raffle's, and is recorded).
     End {
         seed: u64,
+        /// Run them and answer, then roll everything back: who would get
+        /// what if the campaign ended now with this seed.
+        #[serde(default)]
+        preview: bool,
     },
     /// Every invariant of the ledger restated from the tables, and row counts.
     Check,
@@ -192,6 +196,12 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the op's transaction is rolled back after it answered (a
+    /// preview: the writes were made only to see what they would be).
+    pub fn rolls_back(&self) -> bool {
+        matches!(self, Op::End { preview: true, .. })
+    }
+
     /// Whether the op writes (it then runs in one transaction).
     pub fn writes(&self) -> bool {
         !matches!(
@@ -583,13 +593,25 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
                     notices: notices_of(&call.campaign, &out, now),
                 })
             }
-            Op::End { seed } => {
+            Op::End { seed, preview } => {
                 let out = applied(&mut engine, Input::End { at: now, seed: *seed }, conflict)?;
+                let mut awarded = Vec::new();
+                for g in out.grants.iter().take(write::ENDED_SHOWN) {
+                    let shown = view
+                        .grant(g.0)?
+                        .ok_or_else(|| internal("a grant of the end vanished"))?;
+                    awarded.push(answer_of(shown)?);
+                }
                 answer_of(write::Ended {
                     seed: seed.to_string(),
                     grants: out.grants.iter().map(|g| g.0).collect(),
+                    awarded,
                     capped: out.capped.clone(),
-                    notices: notices_of(&call.campaign, &out, now),
+                    preview: *preview,
+                    notices: match preview {
+                        true => Notices::default(),
+                        false => notices_of(&call.campaign, &out, now),
+                    },
                 })
             }
             Op::Snapshot { period } => answer_of(view.take_snapshot(*period)?),

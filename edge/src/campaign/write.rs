@@ -303,9 +303,18 @@ pub struct Ended {
     /// As text: JavaScript cannot hold every u64.
     pub seed: String,
     pub grants: Vec<u64>,
+    /// The first `ENDED_SHOWN` of them: who got what.
+    #[serde(default)]
+    pub awarded: Vec<Value>,
     pub capped: Vec<String>,
+    /// Nothing was kept: this is what ending now with this seed would do.
+    #[serde(default)]
+    pub preview: bool,
     pub notices: Notices,
 }
+
+/// Grants of an end shown whole in its answer (all are counted in `grants`).
+pub const ENDED_SHOWN: usize = 100;
 
 /// `Op::Outbox`: the notices (type, payload) up to `through`.
 #[derive(Serialize, Deserialize)]
