@@ -228,6 +228,17 @@ async function stats(slug) {
 }
 
 async function drawStats(slug) {
+  // The exports first: they need none of the charts.
+  for (const b of document.querySelectorAll('[data-csv]')) {
+    b.onclick = async () => {
+      const of = b.dataset.csv;
+      const text = await api('GET', `/campaigns/${slug}/export.csv?of=${of}`);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+      a.download = `${slug}-${of}.csv`;
+      a.click();
+    };
+  }
   const [{ funnel }, { days }] = await Promise.all([api('GET', `/campaigns/${slug}/stats/funnel`), api('GET', `/campaigns/${slug}/stats/trend`)]);
   const width = Math.min(document.getElementById('app').clientWidth - 40, 1000);
   const bars = uPlot.paths.bars({ size: [0.6, 80] });
@@ -249,16 +260,6 @@ async function drawStats(slug) {
   const fmt = (minor, cur) => `${(minor / 100).toFixed(2)} ${esc(cur)}`;
   document.getElementById('money').innerHTML = (money.budget ? `<p>Budget ${fmt(money.budget.amount_minor, money.budget.currency)}: ${fmt(money.budget.committed_minor, money.budget.currency)} committed, ${fmt(money.budget.left_minor, money.budget.currency)} left.</p>` : '')
     + table(['Currency', 'Committed', 'By status'], money.currencies.map((c) => `<tr><td>${esc(c.currency)}</td><td>${fmt(c.committed_minor, c.currency)}</td><td class="mu">${Object.entries(c.by_status).map(([k, v]) => `${esc(k)}: ${v.grants} (${fmt(v.amount_minor, c.currency)})`).join(', ')}</td></tr>`));
-  for (const b of document.querySelectorAll('[data-csv]')) {
-    b.onclick = async () => {
-      const of = b.dataset.csv;
-      const text = await api('GET', `/campaigns/${slug}/export.csv?of=${of}`);
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
-      a.download = `${slug}-${of}.csv`;
-      a.click();
-    };
-  }
 }
 
 async function answers(slug, q) {
