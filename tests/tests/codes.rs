@@ -160,3 +160,28 @@ fn a_code_runs_out_of_days_and_a_new_one_starts_them_again() {
     join(&edge, "dan", 4, given["code"].as_str());
     assert_eq!(confirmed(&edge, "ann"), 2, "a new code has its days again");
 }
+
+/// "Why didn't my referral count?", asked with the person's email: the
+/// answer is found by its keyed hash (the edge never keeps the address).
+#[test]
+fn an_operator_finds_the_answers_of_a_person_by_their_email() {
+    let edge = Edge::new();
+    campaign(&edge, json!({}));
+    let signup = json!([{"id": uuid(1), "type": "track", "event": "signup", "anonymous_id": "zoe",
+        "campaign": "codes", "attribution": {"ref": "NOSUCHCD"}, "traits": {"email": "Zoe@Example.com"}}]);
+    assert_eq!(edge.batch(signup).0, 202);
+    let (status, answers) = edge.json(
+        "GET",
+        "/v1/admin/campaigns/codes/answers?q=zoe%40example.com",
+        json!({}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(answers["answers"][0]["reason"], "unknown_code", "{answers}");
+    assert_eq!(answers["answers"][0]["anonymous_id"], "zoe");
+    let (_, none) = edge.json(
+        "GET",
+        "/v1/admin/campaigns/codes/answers?q=someone%40example.com",
+        json!({}),
+    );
+    assert_eq!(none["answers"], json!([]));
+}

@@ -265,7 +265,7 @@ async function drawStats(slug) {
 async function answers(slug, q) {
   const { answers } = await api('GET', `/campaigns/${slug}/answers?limit=200${q ? `&q=${encodeURIComponent(q)}` : ''}`);
   return `<section><h2>Why it did not count</h2><p class="mu">Every refused referral and every reward a cap withheld, with its reason.</p>
-    <form id="asearch" class="row"><input id="aq" value="${esc(q)}" placeholder="anonymous id, user id or code" aria-label="Search answers"><button>Search</button></form>
+    <form id="asearch" class="row"><input id="aq" value="${esc(q)}" placeholder="anonymous id, user id, code or email" aria-label="Search answers"><button>Search</button></form>
     ${table(['When', 'Who', 'Code', 'What', 'Reason'], answers.map((a) => `<tr><td>${when(a.at)}</td><td>${esc(a.user_id || a.anonymous_id || '')}</td><td>${esc(a.code || '')}</td><td>${esc(a.kind)}</td><td class="status">${esc(a.reason)}</td></tr>`))}</section>`;
 }
 

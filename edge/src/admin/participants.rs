@@ -16,9 +16,16 @@ pub async fn search<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, 
     searched(a, |q, limit| Op::Participants { q, limit }).await
 }
 
-/// `GET …/answers?q=&limit=`: what the edge answered the campaign's events.
+/// `GET …/answers?q=&limit=`: what the edge answered the campaign's events;
+/// `q` an anonymous id, user id or code, or an email (looked up by its keyed
+/// hash, as the edge keeps it: the address itself is never stored).
 pub async fn answers<D: Db, K: Kv, C: Campaigns, L: Limiter>(a: &Admin<'_, D, K, C, L>) -> Reply {
-    searched(a, |q, limit| Op::Answers { q, limit }).await
+    let email_hash = a
+        .query("q")
+        .filter(|q| q.contains('@'))
+        .and_then(refloop_core::email::email_sha256)
+        .map(|digest| a.ctx.salted(&digest));
+    searched(a, |q, limit| Op::Answers { q, limit, email_hash }).await
 }
 
 /// A listing of the campaign's object searched by `q=`, at most `limit=`.

@@ -108,10 +108,13 @@ pub enum Op {
     /// Referrals and confirmations by where the signup came from.
     Sources,
     /// Why events did not count (refused referrals, withheld rewards), newest
-    /// first; `q` an anonymous id, user id or code (empty: all).
+    /// first; `q` an anonymous id, user id or code (empty: all), or the
+    /// people whose email has the keyed hash `email_hash`.
     Answers {
         q: String,
         limit: u32,
+        #[serde(default)]
+        email_hash: Option<String>,
     },
     /// Everything the campaign keeps about whoever these identities name
     /// (the right of access).
@@ -452,7 +455,7 @@ pub fn handle(sql: &impl Sql, versions: &[Versioned], call: &Call, kept: &mut Ro
             }
             Op::Sources => answer_of(view.sources()?),
             Op::Money => answer_of(view.money()?),
-            Op::Answers { q, limit } => answer_of(view.answers(q, *limit)?),
+            Op::Answers { q, limit, email_hash } => answer_of(view.answers(q, email_hash.as_deref(), *limit)?),
             Op::Person {
                 anonymous_ids,
                 user_ids,

@@ -1193,12 +1193,24 @@ impl<'a, C: Sql> View<'a, C> {
     }
 
     /// Why events did not count, newest first, for one identity or code.
-    pub fn answers(&self, q: &str, limit: u32) -> Result<Answers, ApiError> {
-        let answers = self.rows_as(
-            "SELECT at, event_id, anonymous_id, user_id, code, kind, reason FROM answers
-             WHERE ?1 = '' OR anonymous_id = ?1 OR user_id = ?1 OR code = upper(?1) ORDER BY id DESC LIMIT ?2",
-            &[q.trim().into(), limit.into()],
-        )?;
+    pub fn answers(&self, q: &str, email_hash: Option<&str>, limit: u32) -> Result<Answers, ApiError> {
+        let answers = match email_hash {
+            // The people with this email (any of their devices and user ids).
+            Some(hash) => self.rows_as(
+                "SELECT at, event_id, anonymous_id, user_id, code, kind, reason FROM answers
+                 WHERE anonymous_id IN (SELECT i.value FROM identities i JOIN participants p ON p.id = i.participant_id
+                                        WHERE p.email_hash = ?1 AND i.kind = 'anonymous')
+                    OR user_id IN (SELECT i.value FROM identities i JOIN participants p ON p.id = i.participant_id
+                                   WHERE p.email_hash = ?1 AND i.kind = 'user')
+                 ORDER BY id DESC LIMIT ?2",
+                &[hash.into(), limit.into()],
+            )?,
+            None => self.rows_as(
+                "SELECT at, event_id, anonymous_id, user_id, code, kind, reason FROM answers
+                 WHERE ?1 = '' OR anonymous_id = ?1 OR user_id = ?1 OR code = upper(?1) ORDER BY id DESC LIMIT ?2",
+                &[q.trim().into(), limit.into()],
+            )?,
+        };
         Ok(Answers { answers })
     }
 
