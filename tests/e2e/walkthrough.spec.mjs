@@ -65,7 +65,7 @@ test('console → referral link → signup → trusted purchase → confirmed, l
   await operator.goto(`${EDGE}/admin/#/c/${slug}/participants/${code}`);
   await operator.click(`a:has-text("${code}")`);
   // 10 for joining, 10 for the confirmed referral, 100 for the first milestone.
-  await expect(operator.locator('h2')).toContainText('120 points');
+  await expect(operator.locator('h2').first()).toContainText('120 points');
   await expect(operator.locator('tbody tr')).toHaveCount(3);
   await operator.goto(`${EDGE}/admin/#/c/${slug}/leaderboard`);
   await operator.click('#snap');
