@@ -124,9 +124,15 @@ impl<'de> Deserialize<'de> for Origin {
         let s = String::deserialize(d)?;
         let refuse = || D::Error::custom(format!("{s:?} is not an origin like https://shop.example"));
         let url = url::Url::parse(&s).map_err(|_| refuse())?;
-        if s.len() > 200 || !matches!(url.scheme(), "http" | "https") || url.origin().ascii_serialization() != s {
+        if s.len() > 200 || !matches!(url.scheme(), "http" | "https") {
             return Err(refuse());
         }
-        Ok(Origin(s))
+        // As a browser sends it; a default port written out is taken without it.
+        let normal = url.origin().ascii_serialization();
+        let default_port = if url.scheme() == "http" { ":80" } else { ":443" };
+        if normal != s && format!("{normal}{default_port}") != s {
+            return Err(refuse());
+        }
+        Ok(Origin(normal))
     }
 }

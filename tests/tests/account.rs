@@ -138,3 +138,39 @@ fn a_tenant_runs_several_sites_each_with_its_origins() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn an_origin_written_with_its_default_port_is_kept_as_browsers_send_it() {
+    let edge = Edge::new();
+    let (status, site) = admin(
+        &edge,
+        SK,
+        "POST",
+        "/v1/admin/sites",
+        json!({"name": "ports", "origins": ["https://shop.example:443", "http://shop.example:80", "http://shop.example:8080"]}),
+    );
+    assert_eq!(status, 201, "{site}");
+    let mut origins: Vec<&str> = site["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    origins.sort_unstable();
+    assert_eq!(
+        origins,
+        [
+            "http://shop.example",
+            "http://shop.example:8080",
+            "https://shop.example"
+        ]
+    );
+    let (status, _) = admin(
+        &edge,
+        SK,
+        "POST",
+        "/v1/admin/sites",
+        json!({"name": "bad", "origins": ["http://0.0000000000:1000"]}),
+    );
+    assert_eq!(status, 400, "a host that is no name (a mangled IPv4 address)");
+}
