@@ -1,6 +1,5 @@
 //! The SDK's wasm in a real browser (headless Chromium through
-//! wasm-bindgen-test): the functions the loader calls, with the browser's own
-//! JSON parser checking what they write.
+//! wasm-bindgen-test): the functions the loader calls, as it calls them.
 
 use refloop_sdk::*;
 use wasm_bindgen_test::*;
@@ -19,20 +18,6 @@ fn is_uuid_v7(id: &str) -> bool {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
-fn event(id: &str) -> String {
-    event_json(
-        id,
-        "track",
-        Some("say \"hi\"".into()),
-        "anon",
-        None,
-        "2026-01-01T00:00:00.000Z",
-        Some(r#"{"n":1}"#.into()),
-        None,
-        None,
-    )
-}
-
 #[wasm_bindgen_test]
 fn ids_are_uuid_v7_ordered_by_time() {
     let a = new_id(1_800_000_000_000.0, &[0xff; 10]);
@@ -42,38 +27,36 @@ fn ids_are_uuid_v7_ordered_by_time() {
 }
 
 #[wasm_bindgen_test]
-fn event_json_is_json_the_browser_parses() {
-    let e = event("0190f3c2-8e4b-7a4e-9f7a-2b1c3d4e5f60");
-    let parsed = js_sys::JSON::parse(&e).expect("valid JSON");
-    assert_eq!(js_sys::Reflect::get(&parsed, &"event".into()).unwrap(), "say \"hi\"");
-    assert!(js_sys::Reflect::get(&parsed, &"user_id".into()).unwrap().is_undefined());
+fn answers_and_waits() {
+    assert_eq!(answer(202), Answer::Delivered);
+    assert_eq!(answer(400), Answer::Refused);
+    assert_eq!(answer(429), Answer::Retry);
+    assert_eq!(answer(0), Answer::Retry, "no answer");
+    assert_eq!(retry_delay(0, 0.0, f64::NAN), 0.0);
+    assert_eq!(retry_delay(0, 0.5, 30_000.0), 30_000.0, "Retry-After is a floor");
+    assert!(retry_delay(3, 0.999, -1.0) <= 8_000.0);
 }
 
 #[wasm_bindgen_test]
-fn the_persisted_queue_merges_caps_removes_and_batches() {
-    let (a, b) = (event("a"), event("b"));
-    let stored = queue_merge("", &format!("[{a},{b}]"));
-    assert_eq!(queue_length(&stored), 2);
-    let stored = queue_merge(&stored, &format!("[{b}]"));
-    assert_eq!(queue_length(&stored), 2, "an id is stored once");
-    let lines = queue_batches(&stored, "pk_k", "2026-01-01T00:00:00.000Z", 0);
-    let (ids, body) = lines.trim_end().split_once('\t').unwrap();
-    assert_eq!(ids, "a,b");
-    let parsed = js_sys::JSON::parse(body).expect("the body is JSON");
-    assert_eq!(
-        js_sys::Array::from(&js_sys::Reflect::get(&parsed, &"events".into()).unwrap()).length(),
-        2
-    );
-    assert_eq!(queue_length(&queue_remove(&stored, "a")), 1);
-    assert_eq!(queue_length("garbage"), 0);
+fn a_queue_is_cut_under_the_beacons_limit() {
+    // 32,000 + 30,000 bytes: over a beacon's 60 KiB, under a fetch's 64 KiB.
+    let plan = batch_plan(&[32_000, 30_000, 10], 60, true);
+    assert_eq!(plan, [0, 1, 1]);
+    assert_eq!(batch_plan(&[32_000, 30_000], 60, false), [0, 0], "a fetch takes 64 KiB");
+    assert_eq!(batch_plan(&[70_000], 60, false), [u32::MAX]);
+    assert_eq!(overflow(1_003), 3);
 }
 
 #[wasm_bindgen_test]
-fn answers_and_keys() {
-    assert_eq!(verdict(202, None, 0.0, 0, 0.5), -1.0);
-    assert_eq!(verdict(400, None, 0.0, 0, 0.5), -2.0);
-    assert!(verdict(503, Some("7".into()), 0.0, 0, 0.0) >= 7000.0);
-    assert!(verdict(0, None, 0.0, 3, 0.9) <= 8000.0);
+fn keys_leases_and_touches() {
     assert!(is_publishable_key("pk_demo_refloop_public"));
     assert!(!is_publishable_key("sk_demo_refloop_secret"));
+    let lease = take_lease(None, "tab1", 1_000.0, 15_000.0).unwrap();
+    assert_eq!(lease, "tab1:16000");
+    assert_eq!(take_lease(Some(lease), "tab2", 2_000.0, 15_000.0), None);
+    assert!(touch_counts(0.0, 86_400_000.0, 1));
+    assert!(!touch_counts(0.0, 86_400_001.0, 1));
+    assert_eq!(chosen_touch(true, true, false), Some(1));
+    assert_eq!(chosen_touch(true, false, false), Some(0));
+    assert_eq!(chosen_touch(false, false, true), None);
 }

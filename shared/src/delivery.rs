@@ -1,10 +1,11 @@
 //! How the SDK delivers, without the browser: what an answer means (done,
 //! refused, retry), when to retry (exponential backoff with full jitter,
-//! honouring `Retry-After`), and the persisted queue's text (a JSON array of
-//! event objects the SDK wrote itself: capped, merged, pruned by id) plus the
-//! send lease of browsers without Web Locks. No serde: the SDK stays small.
+//! honouring `Retry-After`), how a queue is cut into request bodies, how many
+//! undelivered events are kept, and the send lease of browsers without Web
+//! Locks. The browser parses JSON and dates itself (the loader does), so none
+//! of that is here: the SDK's wasm stays small.
 
-use crate::limits::MAX_PERSISTED_EVENTS;
+use crate::limits::{BEACON_CHUNK_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PERSISTED_EVENTS};
 
 /// First retry waits up to this long; each later one doubles the ceiling.
 pub const BACKOFF_BASE_MS: u64 = 1_000;
@@ -53,142 +54,47 @@ pub fn retry_delay_ms(attempt: u32, random: u64, retry_after_ms: Option<u64>) ->
     }
 }
 
-/// `Retry-After` as milliseconds from `now_ms`: delay-seconds or an HTTP date
-/// (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`). `None` when unreadable.
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let v = value.trim();
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse::<u64>().ok().map(|s| s.saturating_mul(1000));
-    }
-    let at = parse_imf_fixdate(v)?;
-    Some(at.saturating_sub(now_ms))
-}
+// ---- the queue ---------------------------------------------------------------
 
-/// Milliseconds since the epoch of an IMF-fixdate.
-fn parse_imf_fixdate(v: &str) -> Option<u64> {
-    // "Sun, 06 Nov 1994 08:49:37 GMT" (char patterns: cheaper in wasm than &str ones)
-    let rest = v.split_once(',')?.1.trim_start();
-    let mut parts = rest.split(' ');
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = parts.next()?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let time = parts.next()?;
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if day == 0 || day > 31 || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day as i64);
-    u64::try_from(days)
-        .ok()
-        .map(|d| ((d * 24 + h) * 60 + m) * 60_000 + s * 1000)
-}
+/// A batch index that means "in no batch": the event is too large to be sent
+/// alone, so no send could ever succeed and keeping it would block the rest.
+pub const UNSENDABLE: u32 = u32::MAX;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-// ---- the persisted queue ------------------------------------------------------
-
-/// The elements of a JSON array the SDK wrote (`[{…},{…}]`), as their text.
-/// `None` when the text is not such an array (a corrupted store is dropped).
-pub fn split_array(text: &str) -> Option<Vec<&str>> {
-    let t = text.trim();
-    let inner = t.strip_prefix('[')?.strip_suffix(']')?;
-    let mut out = Vec::new();
-    let (mut depth, mut in_string, mut escaped, mut start) = (0i32, false, false, None);
-    for (i, c) in inner.char_indices() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
+/// The batch each queued event goes in, in order: events of `sizes` bytes (as
+/// JSON text) into bodies of at most `max_body_bytes` (the envelope of
+/// `envelope_bytes` and one comma between events included) and the
+/// contract's event limit. An event too large for any body is `UNSENDABLE`.
+pub fn batch_plan(sizes: &[u32], envelope_bytes: u32, max_body_bytes: u32) -> Vec<u32> {
+    let mut plan = Vec::with_capacity(sizes.len());
+    let (mut batch, mut count, mut bytes) = (0u32, 0usize, envelope_bytes);
+    for &size in sizes {
+        let cost = size.saturating_add(1);
+        if envelope_bytes.saturating_add(cost) > max_body_bytes {
+            plan.push(UNSENDABLE);
             continue;
         }
-        match c {
-            '"' => in_string = true,
-            '{' | '[' => {
-                if depth == 0 {
-                    start = Some(i);
-                }
-                depth += 1;
-            }
-            '}' | ']' => {
-                depth -= 1;
-                if depth < 0 {
-                    return None;
-                }
-                if depth == 0 {
-                    // `get`, not indexing: no panic path (its message would
-                    // bring string formatting into the SDK's wasm).
-                    out.push(inner.get(start?..=i)?);
-                    start = None;
-                }
-            }
-            ',' if depth == 0 => {}
-            c if depth == 0 && !c.is_whitespace() => return None,
-            _ => {}
+        if count == MAX_BATCH_EVENTS || bytes.saturating_add(cost) > max_body_bytes {
+            batch += 1;
+            count = 0;
+            bytes = envelope_bytes;
         }
+        count += 1;
+        bytes += cost;
+        plan.push(batch);
     }
-    (depth == 0 && !in_string).then_some(out)
+    plan
 }
 
-/// The id of an event object the SDK wrote (it writes `{"id":"…",` first).
-pub fn event_id(event_json: &str) -> Option<&str> {
-    let rest = event_json.strip_prefix("{\"id\":\"")?;
-    rest.split_once('"').map(|(id, _)| id)
+/// The largest body the SDK sends: a beacon's chunk (below the browsers'
+/// in-flight quota) or a fetch's (the contract's limit).
+pub fn max_body_bytes(beacon: bool) -> u32 {
+    (if beacon { BEACON_CHUNK_BYTES } else { MAX_BATCH_BYTES }) as u32
 }
 
-/// The stored queue after appending `new` events: oldest dropped beyond
-/// `MAX_PERSISTED_EVENTS`, an id already stored not stored twice.
-pub fn merge(stored: &str, new: &[&str]) -> String {
-    let mut events: Vec<&str> = split_array(stored).unwrap_or_default();
-    for e in new {
-        let id = event_id(e);
-        if id.is_none() || !events.iter().any(|x| event_id(x) == id) {
-            events.push(e);
-        }
-    }
-    let overflow = events.len().saturating_sub(MAX_PERSISTED_EVENTS);
-    join(&events[overflow..])
-}
-
-/// The stored queue without the events whose ids are in `ids`.
-pub fn remove(stored: &str, ids: &[&str]) -> String {
-    let events: Vec<&str> = split_array(stored)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| event_id(e).is_none_or(|id| !ids.contains(&id)))
-        .collect();
-    join(&events)
-}
-
-pub fn join(events: &[&str]) -> String {
-    let mut out = String::with_capacity(2 + events.iter().map(|e| e.len() + 1).sum::<usize>());
-    out.push('[');
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(e);
-    }
-    out.push(']');
-    out
+/// How many of the oldest of `len` persisted events to drop: the SDK keeps at
+/// most `MAX_PERSISTED_EVENTS` while it cannot deliver them.
+pub fn overflow(len: usize) -> usize {
+    len.saturating_sub(MAX_PERSISTED_EVENTS)
 }
 
 // ---- the send lease (browsers without Web Locks) ---------------------------------
@@ -255,52 +161,26 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("120", 0), Some(120_000));
-        // 1994-11-06T08:49:37Z is 784111777 s after the epoch.
-        let at = 784_111_777_000;
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at - 5_000),
-            Some(5_000)
-        );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + 5_000), Some(0));
-        assert_eq!(parse_retry_after("soon", 0), None);
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 PST", 0), None);
-        assert_eq!(parse_retry_after("", 0), None);
+    fn a_queue_is_cut_by_bytes_and_by_count_and_an_oversized_event_is_left_out() {
+        // Envelope 40 bytes, bodies of at most 100: 30 + 1 and 28 + 1 fit
+        // together (100), the next starts a new body.
+        assert_eq!(batch_plan(&[30, 28, 10], 40, 100), [0, 0, 1]);
+        assert_eq!(batch_plan(&[70, 10], 40, 100), [UNSENDABLE, 0], "too large alone");
+        assert_eq!(batch_plan(&[59, 10], 40, 100), [0, 1], "exactly full");
+        let many = vec![1u32; MAX_BATCH_EVENTS * 2 + 1];
+        let plan = batch_plan(&many, 40, 1 << 20);
+        assert_eq!(plan[MAX_BATCH_EVENTS - 1], 0);
+        assert_eq!(plan[MAX_BATCH_EVENTS], 1);
+        assert_eq!(plan[2 * MAX_BATCH_EVENTS], 2);
+        assert!(batch_plan(&[], 40, 100).is_empty());
+        assert!(max_body_bytes(true) < max_body_bytes(false));
     }
 
     #[test]
-    fn the_days_algorithm_matches_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2026, 11, 21), 20_778);
-    }
-
-    fn ev(id: &str) -> String {
-        let mut s = String::from("{\"id\":\"");
-        s.push_str(id);
-        s.push_str("\",\"type\":\"track\",\"event\":\"a,]}\\\"[{\"}");
-        s
-    }
-
-    #[test]
-    fn the_store_is_split_merged_capped_and_pruned_by_id() {
-        let (a, b, c) = (ev("a"), ev("b"), ev("c"));
-        let stored = merge("", &[&a, &b]);
-        assert_eq!(split_array(&stored).unwrap(), vec![a.as_str(), b.as_str()]);
-        let stored = merge(&stored, &[&b, &c]);
-        assert_eq!(split_array(&stored).unwrap().len(), 3, "an id is stored once");
-        let stored = remove(&stored, &["a", "c"]);
-        assert_eq!(split_array(&stored).unwrap(), vec![b.as_str()]);
-        assert_eq!(split_array("not json"), None);
-        assert_eq!(split_array("[{\"id\":\"x\"} junk]"), None);
-        assert_eq!(merge("[{", &[&a]), join(&[&a]), "a corrupted store starts over");
-        let many: Vec<String> = (0..MAX_PERSISTED_EVENTS + 5).map(|i| ev(&i.to_string())).collect();
-        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
-        let capped = merge("[]", &refs);
-        let kept = split_array(&capped).unwrap();
-        assert_eq!(kept.len(), MAX_PERSISTED_EVENTS);
-        assert_eq!(event_id(kept[0]), Some("5"), "the oldest are dropped");
+    fn the_oldest_events_beyond_the_cap_are_dropped() {
+        assert_eq!(overflow(MAX_PERSISTED_EVENTS), 0);
+        assert_eq!(overflow(MAX_PERSISTED_EVENTS + 5), 5);
+        assert_eq!(overflow(0), 0);
     }
 
     #[test]
@@ -326,15 +206,27 @@ mod tests {
             proptest::prop_assert_eq!(s, n.to_string());
         }
 
+        /// Every body fits, keeps the order, holds at most the contract's
+        /// events, and only an event that cannot fit alone is left out.
         #[test]
-        fn split_array_round_trips_what_join_writes(ids in proptest::collection::vec("[a-z0-9\"\\\\,\\[\\]{}]{0,8}", 0..20)) {
-            let events: Vec<String> = ids.iter().map(|id| {
-                let escaped = id.replace('\\', "\\\\").replace('"', "\\\"");
-                ev(&escaped)
-            }).collect();
-            let refs: Vec<&str> = events.iter().map(String::as_str).collect();
-            let text = join(&refs);
-            proptest::prop_assert_eq!(split_array(&text).unwrap(), refs);
+        fn every_planned_body_fits(sizes in proptest::collection::vec(0u32..120, 0..400), envelope in 10u32..60) {
+            let max = 200;
+            let plan = batch_plan(&sizes, envelope, max);
+            proptest::prop_assert_eq!(plan.len(), sizes.len());
+            let mut bodies: std::collections::BTreeMap<u32, (u32, usize)> = Default::default();
+            let mut last = 0;
+            for (size, batch) in sizes.iter().zip(&plan) {
+                proptest::prop_assert_eq!(*batch == UNSENDABLE, envelope + size + 1 > max);
+                if *batch == UNSENDABLE { continue; }
+                proptest::prop_assert!(*batch >= last, "in order");
+                last = *batch;
+                let body = bodies.entry(*batch).or_insert((envelope, 0));
+                body.0 += size + 1;
+                body.1 += 1;
+            }
+            for (bytes, count) in bodies.values() {
+                proptest::prop_assert!(*bytes <= max && *count <= MAX_BATCH_EVENTS);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! in this crate reads a clock, a random source, the network or a database: time
 //! and randomness come in as arguments, so every decision is reproducible.
 
+pub mod attribution;
 pub mod delivery;
 pub mod email;
 pub mod error;

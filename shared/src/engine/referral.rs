@@ -126,7 +126,7 @@ pub fn decide_signup(f: &SignupFacts<'_>) -> SignupDecision {
     if !f.referrer_active {
         return Refuse(InactiveCode);
     }
-    if f.now - f.touch.at > f.config.attribution_window_ms() || f.touch.at > f.now {
+    if !crate::attribution::within_window(f.touch.at, f.now, f.config.attribution_window_ms()) {
         return Refuse(OutsideWindow);
     }
     if referrer.id == f.referee.id || referrer.anonymous_id.is_some() && referrer.anonymous_id == f.referee.anonymous_id
