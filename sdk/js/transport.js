@@ -97,9 +97,10 @@ export function makeTransport(cfg, core, outbox, identity, tab, store) {
     if (navigator.locks) {
       return navigator.locks.request(KEYS.reclaimLock(cfg.key), { ifAvailable: true }, (lock) => (lock ? fn() : 0));
     }
-    const key = KEYS.lease(cfg.key);
-    const lease = core.takeLease(store.get(key) || undefined, tab, Date.now(), POLICY.leaseMs);
-    if (!lease) return Promise.resolve(0);
+    const key = KEYS.lease(cfg.key), now = Date.now();
+    const held = store.getJson(key, {});
+    if (!core.leaseFree(held.tab === tab, Number(held.until) || 0, now)) return Promise.resolve(0);
+    const lease = JSON.stringify({ tab, until: now + POLICY.leaseMs });
     store.set(key, lease);
     if (store.get(key) !== lease) return Promise.resolve(0);
     const n = fn();

@@ -85,10 +85,11 @@ pub fn overflow(len: u32) -> u32 {
     delivery::overflow(len as usize) as u32
 }
 
-/// The send lease to write, if this tab may send (browsers without Web Locks).
-#[wasm_bindgen(js_name = takeLease)]
-pub fn take_lease(current: Option<String>, me: &str, now_ms: f64, ttl_ms: f64) -> Option<String> {
-    delivery::take_lease(current.as_deref(), me, now_ms as u64, ttl_ms as u64)
+/// Whether this tab may take the takeover lease (browsers without Web
+/// Locks): none held (`until_ms` 0), run out, or its own.
+#[wasm_bindgen(js_name = leaseFree)]
+pub fn lease_free(held_by_me: bool, until_ms: f64, now_ms: f64) -> bool {
+    delivery::lease_free(held_by_me, until_ms as u64, now_ms as u64)
 }
 
 /// Whether a touch at `at_ms` still counts at `now_ms` (the attribution

@@ -51,9 +51,9 @@ fn a_queue_is_cut_under_the_beacons_limit() {
 fn keys_leases_and_touches() {
     assert!(is_publishable_key("pk_demo_refloop_public"));
     assert!(!is_publishable_key("sk_demo_refloop_secret"));
-    let lease = take_lease(None, "tab1", 1_000.0, 15_000.0).unwrap();
-    assert_eq!(lease, "tab1:16000");
-    assert_eq!(take_lease(Some(lease), "tab2", 2_000.0, 15_000.0), None);
+    assert!(lease_free(false, 0.0, 1_000.0));
+    assert!(!lease_free(false, 16_000.0, 2_000.0), "another tab's");
+    assert!(lease_free(true, 16_000.0, 2_000.0), "its own");
     assert!(touch_counts(0.0, 86_400_000.0, 1));
     assert!(!touch_counts(0.0, 86_400_001.0, 1));
     assert_eq!(chosen_touch(true, true, false), Some(1));

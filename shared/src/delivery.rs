@@ -99,39 +99,12 @@ pub fn overflow(len: usize) -> usize {
 
 // ---- the send lease (browsers without Web Locks) ---------------------------------
 
-/// A lease stored as `<holder>:<expires at ms>`. Returns the value to write
-/// when `me` may send now (no lease, an expired one, or its own), `None` when
-/// another tab holds it. The caller writes it, reads it back, and sends only
-/// if it still reads its own value (the last writer wins a race).
-pub fn take_lease(current: Option<&str>, me: &str, now_ms: u64, ttl_ms: u64) -> Option<String> {
-    let held_by_other = current
-        .and_then(|c| c.rsplit_once(':'))
-        .and_then(|(holder, until)| until.parse::<u64>().ok().map(|u| (holder, u)))
-        .is_some_and(|(holder, until)| holder != me && until > now_ms);
-    if held_by_other {
-        return None;
-    }
-    let mut v = String::from(me);
-    v.push(':');
-    push_u64(&mut v, now_ms + ttl_ms);
-    Some(v)
-}
-
-/// Decimal digits without `format!` (whose machinery costs the wasm kilobytes).
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        out.push(*d as char);
-    }
+/// Whether a tab may take the takeover lease: none is held (`until_ms` 0), it
+/// ran out, or the tab holds it already. The tab then writes itself as the
+/// holder until `now + ttl`, reads it back, and goes on only if it still
+/// reads itself (the last writer wins a race).
+pub fn lease_free(held_by_me: bool, until_ms: u64, now_ms: u64) -> bool {
+    held_by_me || until_ms <= now_ms
 }
 
 #[cfg(test)]
@@ -185,27 +158,13 @@ mod tests {
 
     #[test]
     fn a_lease_is_taken_when_free_expired_or_ours() {
-        assert_eq!(take_lease(None, "tab1", 1000, 5000).as_deref(), Some("tab1:6000"));
-        assert_eq!(take_lease(Some("tab2:6000"), "tab1", 1000, 5000), None);
-        assert_eq!(
-            take_lease(Some("tab2:6000"), "tab1", 6001, 5000).as_deref(),
-            Some("tab1:11001")
-        );
-        assert_eq!(
-            take_lease(Some("tab1:6000"), "tab1", 2000, 5000).as_deref(),
-            Some("tab1:7000")
-        );
-        assert_eq!(take_lease(Some("garbage"), "tab1", 0, 1).as_deref(), Some("tab1:1"));
+        assert!(lease_free(false, 0, 1000), "none held");
+        assert!(!lease_free(false, 6000, 1000), "another tab's");
+        assert!(lease_free(false, 6000, 6000), "run out");
+        assert!(lease_free(true, 6000, 1000), "ours");
     }
 
     proptest::proptest! {
-        #[test]
-        fn push_u64_writes_decimal(n in proptest::num::u64::ANY) {
-            let mut s = String::new();
-            push_u64(&mut s, n);
-            proptest::prop_assert_eq!(s, n.to_string());
-        }
-
         /// Every body fits, keeps the order, holds at most the contract's
         /// events, and only an event that cannot fit alone is left out.
         #[test]
