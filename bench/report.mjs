@@ -1,7 +1,8 @@
 // `make bench`: every figure of refloop measured in one run, written to
-// bench/REPORT.md and bench/report.json. The SDK beside the published sizes of
-// what clients would pick instead; the edge under `wrangler dev` beside a
-// no-op route of the same worker; the core beside a plain SQL rank.
+// bench/REPORT.md and bench/report.json. The SDK beside the analytics SDKs
+// clients would pick instead, their own files measured in the same run and
+// page harness; the edge under `wrangler dev` beside a no-op route of the
+// same worker; the core beside a plain SQL rank.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -35,12 +36,6 @@ const ns = {
   boardRank: estimate('rank at 1M participants', 'order-statistics board'),
   sqlRank: estimate('rank at 1M participants', 'SQLite COUNT(*) on an index'),
 };
-const others = [
-  ['Segment analytics-next', 29_800, 'published budget'],
-  ['Snowplow browser tracker', 30_000, 'published budget'],
-  ['RudderStack JS SDK v3', 29_184, 'published budget (28.5 KiB)'],
-  ['Plausible', 2_500, 'published "under 2.5 KB" (page views only: no ids, no queue, no attribution)'],
-];
 const report = {
   measured_at: new Date().toISOString(),
   sdk: { tracking_gzip_bytes: size.tracking_gzip_bytes, widgets_gzip_bytes: size.widgets_gzip_bytes, ...sdk },
@@ -66,15 +61,21 @@ All figures from one run of \`make bench\` (${report.measured_at}) on this machi
 
 ## SDK: what a page downloads, and what tracking costs
 
-| SDK | gzip | note |
-|---|---|---|
-| **refloop, tracking path** (sdk.js + wasm) | **${kb(size.tracking_gzip_bytes)}** | ids in cookie + storage, attribution, persisted queue, retries, beacons, consent |
-| refloop, widget chunk (only pages that mount a widget) | ${kb(size.widgets_gzip_bytes)} | four widgets, Shadow DOM, two languages |
-${others.map(([n, b, why]) => `| ${n} | ${kb(b)} | ${why} |`).join('\n')}
+What each SDK's script tag downloads while the page starts (every script fetched, lazily loaded
+chunks included), compressed, and the main-thread cost of one \`track()\` call: synchronously, and until
+the microtasks and timers it queued have run (a send included). Each is its own published npm file,
+pinned in \`bench/peers/package.json\`, in a fresh headless Chromium with an ordinary user agent, sending
+to a local collector; ${sdk.rounds} rounds of about ${sdk.round_ms} ms of calls each, medians. Ratios are to refloop.
 
-In headless Chromium, in one page: \`track()\` costs **${sdk.track_median_us} µs** (median), a plain
-\`array.push\` of the same event ${sdk.array_push_median_us} µs: **×${sdk.track_to_push_ratio}**. From the script's start
-to \`window.refloop\` ready: **${sdk.ready_median_ms} ms** (median of 5 loads, wasm compiled each time).
+| SDK | gzip | brotli | \`track()\` | until settled | size × | track × |
+|---|---|---|---|---|---|---|
+${sdk.results.map((r) => (r.error ? `| ${r.name} | not measured: ${r.error} | | | | | |`
+    : `| ${r.name === 'refloop' ? '**refloop** (sdk.js, the wasm inside)' : r.name} | ${kb(r.gzip_bytes)} | ${kb(r.brotli_bytes)} | ${r.track_sync_us} µs | ${r.track_settled_us} µs | ×${r.gzip_vs_refloop} | ×${r.track_vs_refloop} |`)).join('\n')}
+| refloop, widget chunk (only pages that mount a widget) | ${kb(size.widgets_gzip_bytes)} | | | | | |
+
+From the script tag to \`window.refloop\` ready: **${sdk.refloop.ready_median_ms} ms** (median of 15 loads, the wasm
+compiled each time). The smallest peer measured is ${kb(sdk.smallest_peer_gzip_bytes)} gzip; the cheapest peer
+\`track()\` ${sdk.cheapest_peer_track_us} µs.
 
 ## Edge: under \`wrangler dev\`, ${edge.participants.toLocaleString('en')} participants in one campaign's Durable Object
 

@@ -10,16 +10,28 @@ import { makeOutbox } from './outbox.js';
 import { makeTransport } from './transport.js';
 
 export function start(cfg, core) {
-  // Event ids: UUID v7 from the wasm, with random bytes drawn in bulk.
-  let pool = new Uint8Array(0), used = 0;
+  // Event ids: UUID v7 from the wasm, made a burst at a time: the ids of one
+  // millisecond come from one call (a new millisecond makes a new burst, so
+  // an id always carries the time it was taken).
+  const random = new Uint8Array(POLICY.idBurst * 10);
+  let burst = '', burstMs = -1, used = 0;
   const newId = () => {
-    if (used + 10 > pool.length) {
-      pool = new Uint8Array(POLICY.idPoolBytes);
-      try { crypto.getRandomValues(pool); } catch (e) { for (let i = 0; i < pool.length; i++) pool[i] = Math.random() * 256 | 0; }
+    const now = Date.now();
+    if (now !== burstMs || used === POLICY.idBurst) {
+      try { crypto.getRandomValues(random); } catch (e) { for (let i = 0; i < random.length; i++) random[i] = Math.random() * 256 | 0; }
+      burst = core.newIds(now, random);
+      burstMs = now;
       used = 0;
     }
-    used += 10;
-    return core.newId(Date.now(), pool.subarray(used - 10, used));
+    used++;
+    return burst.slice(used * 36 - 36, used * 36);
+  };
+  // The time of an event, written once per millisecond.
+  let isoMs = -1, iso = '';
+  const timestamp = () => {
+    const now = Date.now();
+    if (now !== isoMs) { isoMs = now; iso = new Date(now).toISOString(); }
+    return iso;
   };
 
   const store = makeStore(false);
@@ -38,7 +50,7 @@ export function start(cfg, core) {
   function enqueue(type, fields, later) {
     if (identity.consent === 'denied') return undefined;
     const user = fields.user_id || identity.userId || undefined;
-    const event = Object.assign({ id: newId(), type, anonymous_id: identity.anonymousId, timestamp: new Date().toISOString() }, fields);
+    const event = Object.assign({ id: newId(), type, anonymous_id: identity.anonymousId, timestamp: timestamp() }, fields);
     event.user_id = user;
     // data-campaign names the program every event of this page belongs to;
     // the site's signature of the user id lets the edge believe it.

@@ -6,6 +6,9 @@
 // identity.js (and consent), attribution.js, outbox.js, transport.js, and
 // client.js (the public API).
 import init, * as core from '../../build/sdk/pkg/refloop_sdk.js';
+// The wasm's bytes, embedded by the bundler (xtask's --alias): the SDK is
+// one request, and ready as soon as it is compiled.
+import wasm from 'refloop-sdk-wasm';
 import { POLICY, warn } from './policy.js';
 import { start } from './client.js';
 
@@ -31,7 +34,7 @@ function clamp(v, bounds) {
   const data = (script && script.dataset) || {};
   const src = (script && script.src) || location.href;
 
-  init({ module_or_path: new URL(REFLOOP_WASM_FILE, src) }).then(() => {
+  init({ module_or_path: wasm }).then(() => {
     if (!data.key || !core.isPublishableKey(data.key)) throw new Error('data-key must be a publishable key (pk_…)');
     const client = start({
       src,

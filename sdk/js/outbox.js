@@ -20,23 +20,29 @@ export function makeOutbox(cfg, store, core, tab) {
   let buffer = [];
   const hashing = [];
 
-  // A persisted queue: an array of event objects; a corrupted one starts over.
+  // A persisted queue is a JSON array of event objects (a corrupted one
+  // starts over); in memory, its entries as { id, text } (the JSON text each
+  // is sent as, made once). This tab is the only writer of its own queue, so
+  // its copy in memory is the stored one.
+  const entry = (e) => ({ id: e.id, text: JSON.stringify(e) });
   const load = (key) => {
     const list = store.getJson(key, []);
-    return Array.isArray(list) ? list.filter((e) => e && typeof e.id === 'string') : [];
+    return Array.isArray(list) ? list.filter((e) => e && typeof e.id === 'string').map(entry) : [];
   };
-  const save = (list) => store.set(mine, JSON.stringify(list));
-  // `more` after `list`, an id stored once, the oldest beyond the cap dropped.
-  const merged = (list, more) => {
-    const seen = new Set(list.map((e) => e.id));
-    for (const e of more) if (!seen.has(e.id)) { seen.add(e.id); list.push(e); }
-    return list.slice(core.overflow(list.length));
+  let queue = load(mine);
+  const save = () => store.set(mine, '[' + queue.map((e) => e.text).join(',') + ']');
+  // `more` after the queue, an id stored once, the oldest beyond the cap dropped.
+  const append = (more) => {
+    const seen = new Set(queue.map((e) => e.id));
+    for (const e of more) if (!seen.has(e.id)) { seen.add(e.id); queue.push(e); }
+    queue = queue.slice(core.overflow(queue.length));
+    save();
   };
 
   const outbox = {
     // An event, as JSON text now (a value that cannot be sent throws at the
     // call, not later in the queue).
-    add(event) { buffer.push({ id: event.id, text: JSON.stringify(event) }); },
+    add(event) { buffer.push(entry(event)); },
     // An event whose fields `later` fills; the buffer keeps its place.
     addLater(event, later) {
       const slot = { id: event.id, text: null };
@@ -53,25 +59,22 @@ export function makeOutbox(cfg, store, core, tab) {
     persist() {
       let n = 0;
       while (n < buffer.length && buffer[n].text !== null) n++;
-      if (!n) return;
-      const ready = buffer.splice(0, n).map((e) => JSON.parse(e.text));
-      save(merged(load(mine), ready));
+      if (n) append(buffer.splice(0, n));
     },
-    count: () => load(mine).length + buffer.length,
+    count: () => queue.length + buffer.length,
     // This tab's queue cut into request bodies (under a beacon's limit when
     // `beacon`), without the ids in `skip`: [{ ids, body }]. An event too
     // large to ever be sent leaves the queue with a warning.
     batches(sentAt, beacon, skip) {
-      const list = load(mine).filter((e) => !skip || !skip.has(e.id));
-      const texts = list.map((e) => JSON.stringify(e));
+      const list = skip ? queue.filter((e) => !skip.has(e.id)) : queue;
       const head = '{"key":' + JSON.stringify(cfg.key) + ',"sent_at":' + JSON.stringify(sentAt) + ',"events":[';
-      const plan = core.batchPlan(Uint32Array.from(texts, bytes), head.length + 2, beacon);
+      const plan = core.batchPlan(Uint32Array.from(list, (e) => e.bytes || (e.bytes = bytes(e.text))), head.length + 2, beacon);
       const out = [];
       const dropped = [];
       plan.forEach((b, i) => {
         if (b === 0xffffffff) { dropped.push(list[i].id); return; }
         (out[b] = out[b] || { ids: [], texts: [] }).ids.push(list[i].id);
-        out[b].texts.push(texts[i]);
+        out[b].texts.push(list[i].text);
       });
       if (dropped.length) { warn(dropped.length + ' events too large to send were dropped'); outbox.remove(dropped); }
       return out.filter(Boolean).map((b) => ({ ids: b.ids, body: head + b.texts.join(',') + ']}' }));
@@ -79,7 +82,8 @@ export function makeOutbox(cfg, store, core, tab) {
     // The edge answered for these events: they leave the queue.
     remove(ids) {
       const gone = new Set(ids);
-      save(load(mine).filter((e) => !gone.has(e.id)));
+      queue = queue.filter((e) => !gone.has(e.id));
+      save();
     },
     // This tab is alive (read by the others' takeover).
     beat() { store.set(heart, String(Date.now())); },
@@ -88,22 +92,20 @@ export function makeOutbox(cfg, store, core, tab) {
     // shared queue of an earlier SDK) join this one: how many events came.
     takeOver() {
       const now = Date.now();
-      let taken = 0, list = null;
+      let taken = [];
       for (const k of store.keys()) {
         const other = k.indexOf(prefix) === 0 ? k.slice(prefix.length) : k === 'refloop.q:' + cfg.key ? '' : null;
         if (other === null || other === tab) continue;
         if (other && now - Number(store.get(beatPrefix + other)) < POLICY.deadTabMs) continue;
-        const theirs = load(k);
-        taken += theirs.length;
-        list = merged(list || load(mine), theirs);
+        taken = taken.concat(load(k));
         store.remove(k);
         store.remove(beatPrefix + other);
       }
-      if (list) save(list);
-      return taken;
+      if (taken.length) append(taken);
+      return taken.length;
     },
     // Forget it all (optOut).
-    forget() { buffer = []; store.remove(mine); store.remove(heart); },
+    forget() { buffer = []; queue = []; store.remove(mine); store.remove(heart); },
   };
   return outbox;
 }

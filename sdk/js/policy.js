@@ -18,8 +18,8 @@ export const POLICY = {
   leaseMs: 15000,
   // The identity cookie: 400 days, the longest browsers keep one.
   cookieMaxAgeS: 34560000,
-  // Random bytes drawn at once for event ids (10 per id).
-  idPoolBytes: 640,
+  // Event ids made at once, at most, in one millisecond (10 random bytes each).
+  idBurst: 16,
   // Space a widget keeps before it renders, so the page does not jump.
   widgetMinHeightPx: { share: 260, leaderboard: 320, progress: 180, stats: 120 },
 };

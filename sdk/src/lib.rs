@@ -28,14 +28,19 @@ pub fn is_publishable_key(key: &str) -> bool {
     key_kind(key) == Some(KeyKind::Publishable)
 }
 
-/// A UUID v7 from the clock and 10 random bytes (`crypto.getRandomValues`).
-#[wasm_bindgen(js_name = newId)]
-pub fn new_id(now_ms: f64, random: &[u8]) -> String {
-    let mut r = [0u8; 10];
-    for (i, b) in random.iter().take(10).enumerate() {
-        r[i] = *b;
+/// As many UUID v7 of the millisecond `now_ms` as `random` (from
+/// `crypto.getRandomValues`) has 10 bytes for,
+/// one after another (36 characters each): a page tracking a burst of
+/// events crosses into the wasm once per burst, not once per event.
+#[wasm_bindgen(js_name = newIds)]
+pub fn new_ids(now_ms: f64, random: &[u8]) -> String {
+    let mut out = String::with_capacity(random.len() / 10 * 36);
+    for chunk in random.chunks_exact(10) {
+        let mut r = [0u8; 10];
+        r.copy_from_slice(chunk);
+        out.push_str(&refloop_core::id::uuid_v7(now_ms as u64, r));
     }
-    refloop_core::id::uuid_v7(now_ms as u64, r)
+    out
 }
 
 /// What an answer means for the batch that was sent.

@@ -20,10 +20,13 @@ fn is_uuid_v7(id: &str) -> bool {
 
 #[wasm_bindgen_test]
 fn ids_are_uuid_v7_ordered_by_time() {
-    let a = new_id(1_800_000_000_000.0, &[0xff; 10]);
-    let b = new_id(1_800_000_000_001.0, &[0; 10]);
+    let a = new_ids(1_800_000_000_000.0, &[0xff; 10]);
+    let b = new_ids(1_800_000_000_001.0, &[0; 10]);
     assert!(is_uuid_v7(&a) && is_uuid_v7(&b), "{a} {b}");
     assert!(a < b);
+    let burst = new_ids(1_800_000_000_000.0, &[7; 30]);
+    assert_eq!(burst.len(), 3 * 36);
+    assert!((0..3).all(|i| is_uuid_v7(&burst[i * 36..i * 36 + 36])));
 }
 
 #[wasm_bindgen_test]

@@ -37,7 +37,9 @@ struct BundleSection {
     loader: PathBuf,
     out_dir: PathBuf,
     script: String,
-    wasm: String,
+    /// Where wasm-opt writes the SDK's wasm, which the script embeds (one
+    /// request instead of two before the SDK is ready).
+    wasm: PathBuf,
     /// The widgets, a separate chunk the loader imports on the first `mount`.
     widgets: PathBuf,
     widgets_script: String,
@@ -90,7 +92,9 @@ fn build_sdk() -> Result<(), String> {
     let raw_wasm = out_dir.join(format!("{pkg_name}_bg.wasm"));
     let bundle_dir = root.join(&s.bundle.out_dir);
     std::fs::create_dir_all(&bundle_dir).map_err(|e| e.to_string())?;
-    let wasm_out = bundle_dir.join(&s.bundle.wasm);
+    let wasm_out = root.join(&s.bundle.wasm);
+    // An earlier build served the wasm beside the script; now it is inside.
+    let _ = std::fs::remove_file(bundle_dir.join(format!("{pkg_name}_bg.wasm")));
     run(Command::new(tool("wasm-opt")?)
         .args(&s.wasm_opt.flags)
         .arg(&raw_wasm)
@@ -110,7 +114,9 @@ fn build_sdk() -> Result<(), String> {
             "--log-level=warning",
             "--log-override:empty-import-meta=silent",
         ])
-        .arg(format!("--define:REFLOOP_WASM_FILE={:?}", s.bundle.wasm))
+        // The wasm, embedded: the loader imports `refloop-sdk-wasm` as bytes.
+        .arg("--loader:.wasm=binary")
+        .arg(format!("--alias:refloop-sdk-wasm={}", wasm_out.display()))
         .arg(format!("--outfile={}", script_out.display())))?;
 
     let widgets_out = bundle_dir.join(&s.bundle.widgets_script);
@@ -126,7 +132,13 @@ fn build_sdk() -> Result<(), String> {
         ])
         .arg(format!("--outfile={}", widgets_out.display())))?;
 
-    let files = [script_out, wasm_out];
+    let wasm_bytes = std::fs::read(&wasm_out).map_err(|e| format!("{}: {e}", wasm_out.display()))?;
+    println!(
+        "SDK wasm (inside sdk.js): {} bytes raw, {} bytes gzip alone",
+        wasm_bytes.len(),
+        gzip_len(&wasm_bytes)
+    );
+    let files = [script_out];
     let mut total = 0;
     println!("SDK tracking path (what a page downloads), gzip -9:");
     for f in &files {
