@@ -389,15 +389,19 @@ impl From<SiteRow> for Site {
             id: row.site_id,
             tenant_id: row.tenant_id,
             per_minute: row.per_minute,
-            origins: row
-                .origins
-                .unwrap_or_default()
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            origins: origin_list(row.origins.as_deref()),
         }
     }
+}
+
+/// A site's origins as the directory's queries give them (space-joined).
+pub fn origin_list(joined: Option<&str>) -> Vec<String> {
+    joined
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 thread_local! {

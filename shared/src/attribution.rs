@@ -42,7 +42,11 @@ mod tests {
     fn the_model_picks_its_touch_else_the_other() {
         assert_eq!(chosen(true, true, false), Some(Touch::Last));
         assert_eq!(chosen(true, true, true), Some(Touch::First));
-        assert_eq!(chosen(true, false, false), Some(Touch::First), "the other when the last has no link");
+        assert_eq!(
+            chosen(true, false, false),
+            Some(Touch::First),
+            "the other when the last has no link"
+        );
         assert_eq!(chosen(false, true, true), Some(Touch::Last));
         assert_eq!(chosen(false, false, true), None);
     }

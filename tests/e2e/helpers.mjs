@@ -109,3 +109,28 @@ export async function freshTenant(request, site = {}) {
 export function ev(event, anonymousId, extra = {}) {
   return { id: uuid(), type: 'track', event, anonymous_id: anonymousId, ...extra };
 }
+
+/** A visitor joins the demo site's waitlist of campaign `slug` and lands on
+ * the thank-you page; their referral link, from the share widget. */
+export async function joinWaitlist(page, slug, name, email, from = `${WWW}/?campaign=${slug}`) {
+  if (from) await page.goto(from);
+  await page.fill('#name', name);
+  await page.fill('#email', email);
+  await page.click('button:has-text("Join the waitlist")');
+  await page.waitForURL(`**/thanks.html?campaign=${slug}`);
+  const link = page.locator('#share').locator('#link');
+  await link.waitFor();
+  return link;
+}
+
+/** The operator signs in to the console and makes campaign `slug` from a
+ * preset; resolves once its configuration form shows. */
+export async function consoleCreates(operator, sk, slug, preset) {
+  await operator.goto(`${EDGE}/admin/`);
+  await operator.fill('#k', sk);
+  await operator.click('button:has-text("Sign in")');
+  await operator.fill('#slug', slug);
+  await operator.selectOption('#preset', preset);
+  await operator.click('button:has-text("Create")');
+  await operator.locator('#cfg').waitFor();
+}

@@ -5,7 +5,7 @@
 // winner seeing her coupon in the progress widget, the shop's checkout
 // redeeming it once, and the grants exported.
 import { test, expect } from '@playwright/test';
-import { EDGE, PK, SK, WWW, ev, invariantViolations, uuid } from './helpers.mjs';
+import { EDGE, PK, SK, WWW, consoleCreates, ev, invariantViolations, joinWaitlist, uuid } from './helpers.mjs';
 
 test('a waitlist from launch to prizes redeemed', async ({ browser, request }) => {
   test.setTimeout(120_000);
@@ -19,13 +19,7 @@ test('a waitlist from launch to prizes redeemed', async ({ browser, request }) =
   };
 
   // Launch: the operator makes the waitlist in the console, then sets its prizes.
-  await operator.goto(`${EDGE}/admin/`);
-  await operator.fill('#k', SK);
-  await operator.click('button:has-text("Sign in")');
-  await operator.fill('#slug', slug);
-  await operator.selectOption('#preset', 'waitlist');
-  await operator.click('button:has-text("Create")');
-  await expect(operator.locator('#cfg')).toBeVisible();
+  await consoleCreates(operator, SK, slug, 'waitlist');
   await admin('PUT', `/campaigns/${slug}`, { config: {
     name: 'Lumen launch', landing_url: `${WWW}/?campaign=${slug}`, ends_at: '2099-01-01T00:00:00Z',
     quest: { steps: [{ event: 'signup' }] },
@@ -37,21 +31,13 @@ test('a waitlist from launch to prizes redeemed', async ({ browser, request }) =
 
   // Ann joins on the site and gets her link; Ben follows it in another browser.
   const ann = await (await browser.newContext()).newPage();
-  await ann.goto(`${WWW}/?campaign=${slug}`);
-  await ann.fill('#name', 'Ann Walker');
-  await ann.fill('#email', `ann-${slug}@example.com`);
-  await ann.click('button:has-text("Join the waitlist")');
-  await ann.waitForURL(`**/thanks.html?campaign=${slug}`);
-  const link = ann.locator('#share').locator('#link');
+  const link = await joinWaitlist(ann, slug, 'Ann Walker', `ann-${slug}@example.com`);
   await expect(link).toHaveValue(/\/r\/[A-Z2-9]{8}$/);
   const annCode = (await link.inputValue()).slice(-8);
   const ben = await (await browser.newContext()).newPage();
   await ben.goto(`${EDGE}/r/${annCode}`);
   await ben.waitForURL(`${WWW}/?campaign=${slug}`);
-  await ben.fill('#name', 'Ben Friend');
-  await ben.fill('#email', `ben-${slug}@example.com`);
-  await ben.click('button:has-text("Join the waitlist")');
-  await ben.waitForURL(`**/thanks.html?campaign=${slug}`);
+  await joinWaitlist(ben, slug, 'Ben Friend', `ben-${slug}@example.com`, null);
 
   // More people join from their own pages: Cat through Ann, Dan on his own, Eve through Dan.
   const batch = async (events) => {

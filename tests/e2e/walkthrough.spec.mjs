@@ -4,7 +4,7 @@
 // the referral confirmed, the points in the ledger, the leaderboard, the
 // reward grant moved from approved to fulfilled, and the charts drawn.
 import { test, expect } from '@playwright/test';
-import { EDGE, SK, WWW, uuid } from './helpers.mjs';
+import { EDGE, SK, WWW, consoleCreates, joinWaitlist, uuid } from './helpers.mjs';
 
 test('console → referral link → signup → trusted purchase → confirmed, ledger, leaderboard, grant fulfilled', async ({ browser }) => {
   test.setTimeout(120_000);
@@ -12,13 +12,7 @@ test('console → referral link → signup → trusted purchase → confirmed, l
   const operator = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 
   // The operator signs in and makes the campaign from a preset.
-  await operator.goto(`${EDGE}/admin/`);
-  await operator.fill('#k', SK);
-  await operator.click('button:has-text("Sign in")');
-  await operator.fill('#slug', slug);
-  await operator.selectOption('#preset', 'waitlist');
-  await operator.click('button:has-text("Create")');
-  await expect(operator.locator('#cfg')).toBeVisible();
+  await consoleCreates(operator, SK, slug, 'waitlist');
 
   // The form shows the API's validation errors where they belong …
   await operator.fill('#f-milestones', JSON.stringify([{ id: 'first', confirmed_referrals: 1, reward: 'nope' }]));
@@ -38,12 +32,7 @@ test('console → referral link → signup → trusted purchase → confirmed, l
 
   // A visitor joins the waitlist and gets their link from the share widget.
   const ann = await (await browser.newContext()).newPage();
-  await ann.goto(`${WWW}/?campaign=${slug}`);
-  await ann.fill('#name', 'Ann Walker');
-  await ann.fill('#email', `ann-${slug}@example.com`);
-  await ann.click('button:has-text("Join the waitlist")');
-  await ann.waitForURL(`**/thanks.html?campaign=${slug}`);
-  const link = ann.locator('#share').locator('#link');
+  const link = await joinWaitlist(ann, slug, 'Ann Walker', `ann-${slug}@example.com`);
   await expect(link).toHaveValue(/\/r\/[A-Z2-9]{8}$/);
   const referralLink = await link.inputValue();
   const code = referralLink.slice(-8);
@@ -52,10 +41,7 @@ test('console → referral link → signup → trusted purchase → confirmed, l
   const ben = await (await browser.newContext()).newPage();
   await ben.goto(referralLink);
   await ben.waitForURL(`${WWW}/?campaign=${slug}`);
-  await ben.fill('#name', 'Ben Friend');
-  await ben.fill('#email', `ben-${slug}@example.com`);
-  await ben.click('button:has-text("Join the waitlist")');
-  await ben.waitForURL(`**/thanks.html?campaign=${slug}`);
+  await joinWaitlist(ben, slug, 'Ben Friend', `ben-${slug}@example.com`, null);
   await ben.click('#buy');
   await expect(ben.locator('#bought')).toHaveText(/confirmed/);
 

@@ -53,13 +53,7 @@ impl SiteView {
             id: r.id,
             name: r.name,
             publishable_key: r.publishable_key,
-            origins: r
-                .origins
-                .unwrap_or_default()
-                .split(' ')
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            origins: crate::app::origin_list(r.origins.as_deref()),
             rate_limit_per_minute: r.rate_limit_per_minute,
             created_at: iso(r.created_at),
             previous_keys_valid_until: r.previous_keys_until.filter(|until| *until > now).map(iso),
