@@ -67,9 +67,10 @@ test('sites, origins and key rotation from the console', async ({ browser, reque
   expect(old.status()).toBe(401);
 });
 
-test('a vanity code and a fresh code from the console; a retired code names no one', async ({ browser, request }) => {
+test('a vanity code, a fresh code and a reward by hand from the console; a retired code names no one', async ({ browser, request }) => {
   const t = await freshTenant(request);
-  const config = { name: 'Codes', landing_url: `${WWW}/`, quest: { steps: [{ event: 'signup' }] }, fraud: { flag_shared_ip: false } };
+  const config = { name: 'Codes', landing_url: `${WWW}/`, quest: { steps: [{ event: 'signup' }] }, fraud: { flag_shared_ip: false },
+    rewards: [{ id: 'thanks', name: 'Thank-you coupon', kind: { type: 'coupon', prefix: 'THX' } }] };
   await t.json('POST', '/v1/admin/campaigns', { slug: 'codes', config }, 201);
   await t.send([ev('signup', 'ann', { campaign: 'codes' })]);
   const before = (await t.me('codes', 'ann')).code;
@@ -90,6 +91,16 @@ test('a vanity code and a fresh code from the console; a retired code names no o
   await operator.fill('#vanity', '');
   await operator.click('#code button');
   await expect(operator.locator('#cdone')).toContainText('is retired');
+
+  // A reward given by hand from the same page: a coupon, with its token.
+  await operator.goto(`${EDGE}/admin/#/c/codes/p/${participants[0].id}`);
+  await expect(operator.locator('h2').first()).toContainText('Ledger of ANNAXYZ');
+  await operator.selectOption('#reward', 'thanks');
+  await operator.fill('#gnote', 'contest winner');
+  await operator.click('#give button');
+  await expect(operator.locator('#gdone')).toHaveText(/^Given: thanks, approved, token THX-[A-Z2-9]{8}\.$/);
+  const { grants } = await t.json('GET', '/v1/admin/campaigns/codes/grants');
+  expect(grants.map((g) => [g.participant.code, g.reward, g.source.type])).toEqual([['ANNAXYZ', 'thanks', 'manual']]);
 
   // The links: the vanity code's carries it, the retired one lands bare.
   const go = async (code) => (await request.get(`${EDGE}/r/${code}`, { maxRedirects: 0 })).headers().location;

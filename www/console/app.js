@@ -181,10 +181,13 @@ async function participants(slug, q) {
 }
 
 async function ledger(slug, id) {
-  const l = await api('GET', `/campaigns/${slug}/participants/${id}/ledger?limit=200`);
+  const [l, c] = await Promise.all([api('GET', `/campaigns/${slug}/participants/${id}/ledger?limit=200`), api('GET', `/campaigns/${slug}`)]);
+  const rewards = (c.config.rewards || []).map((r) => `<option value="${esc(r.id)}">${esc(r.name)} (${esc(r.id)})</option>`).join('');
   return `<section><h2>Ledger of ${esc(l.participant.code)} <span class="mu">${l.score} points = the sum of ${l.entries.length} entries</span></h2>
     ${table(['When', 'Points', 'Why', 'Source', 'Key'], l.entries.map((e) => `<tr><td>${when(e.at)}</td><td>${e.points > 0 ? '+' : ''}${e.points}</td><td>${esc(e.reason.type)} ${esc(e.reason.rule || e.reason.reward || e.reason.note || '')}</td><td class="mu">${esc(e.source_event || '')}</td><td class="mu">${esc(e.idempotency_key)}</td></tr>`))}
     <form id="adjust" class="row" style="margin-top:.8rem"><input id="pts" type="number" placeholder="points" aria-label="Points" required><input id="note" placeholder="why" aria-label="Note" required size="30"><button>Adjust</button></form><p class="err" id="e"></p></section>
+    <section><h2>Give a reward by hand</h2><p class="mu">Caps apply as to any grant; the note is kept in the audit log.</p>
+    <form id="give" class="row"><select id="reward" aria-label="Reward" required>${rewards}</select><input id="gnote" placeholder="why, e.g. contest winner" aria-label="Why" required size="30"><button>Give</button></form><p class="err" id="ge"></p><p id="gdone" class="mu"></p></section>
     <section><h2>Referral code</h2><p class="mu">A new code retires the old one: its links land on your site without a referral, and no one else can ever take it.</p>
     <form id="code" class="row"><input id="vanity" placeholder="vanity code, e.g. ANNA (or empty for a fresh one)" aria-label="New code" size="36" maxlength="20"><button>Give this code</button></form><p class="err" id="ce"></p><p id="cdone" class="mu"></p></section>`;
 }
@@ -411,6 +414,13 @@ async function route() {
           await api('POST', `/campaigns/${slug}/participants/${parts[3]}/adjustments`, { points: Number(document.getElementById('pts').value), note: document.getElementById('note').value });
           route();
         } catch (e) { document.getElementById('e').textContent = e.message; }
+      };
+      document.getElementById('give').onsubmit = async (ev) => {
+        ev.preventDefault();
+        try {
+          const given = await api('POST', `/campaigns/${slug}/participants/${parts[3]}/grants`, { reward: document.getElementById('reward').value, note: document.getElementById('gnote').value });
+          document.getElementById('gdone').textContent = given.grant ? `Given: ${given.grant.reward}, ${given.grant.status}${given.grant.token ? `, token ${given.grant.token}` : ''}.` : 'Given before.';
+        } catch (e) { document.getElementById('ge').textContent = e.message; }
       };
       document.getElementById('code').onsubmit = async (ev) => {
         ev.preventDefault();
