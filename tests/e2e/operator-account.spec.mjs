@@ -110,6 +110,14 @@ test('a vanity code, a fresh code and a reward by hand from the console; a retir
   expect((await t.me('codes', 'ann')).referrals.confirmed).toBe(1);
   const { answers } = await t.json('GET', '/v1/admin/campaigns/codes/answers?q=dan');
   expect(answers[0].reason).toBe('retired_code');
+
+  // Codes that run out, set in the configuration form.
+  await operator.goto(`${EDGE}/admin/#/c/codes/config`);
+  await operator.fill('#f-code_valid_days', '30');
+  await operator.click('button:has-text("Save as version 2")');
+  await expect(operator.locator('h2:has-text("version 2")')).toBeVisible();
+  expect((await t.json('GET', '/v1/admin/campaigns/codes')).config.code_valid_days).toBe(30);
+  expect((await t.me('codes', 'ann')).code_valid_until).toMatch(/^\d{4}-/);
 });
 
 test('credits sized by the shop\'s purchases, and the exports of referrals and grants', async ({ browser, request }) => {

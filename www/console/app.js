@@ -76,6 +76,7 @@ const SCHEMA = [
   { path: 'starts_at', label: 'Starts at (RFC 3339)', type: 'text' },
   { path: 'ends_at', label: 'Ends at (RFC 3339)', type: 'text' },
   { path: 'attribution_window_days', label: 'Attribution window (days)', type: 'number' },
+  { path: 'code_valid_days', label: 'Referral codes valid for (days; empty: always)', type: 'number' },
   { path: 'share_text', label: 'Share text', type: 'text' },
   { path: 'quest', label: 'Quest (steps, window)', type: 'json' },
   { path: 'point_rules', label: 'Point rules', type: 'json' },
@@ -105,8 +106,8 @@ function readForm(base) {
     const raw = document.getElementById(`f-${f.path}`).value;
     if (f.type === 'json') {
       try { const v = JSON.parse(raw); if (v === null) delete config[f.path]; else config[f.path] = v; } catch (e) { problems.push([f.path, `not JSON: ${e.message}`]); }
-    } else if (f.type === 'number') config[f.path] = Number(raw);
-    else if (raw === '') delete config[f.path];
+    } else if (raw === '') delete config[f.path];
+    else if (f.type === 'number') config[f.path] = Number(raw);
     else config[f.path] = raw;
   }
   return { config, problems };
