@@ -381,7 +381,17 @@ impl<'a, S: Store> Machine<'a, S> {
     /// at `now`: the reason when it cannot (unknown, replaced, past
     /// `code_valid_days`, its owner erased).
     pub fn code_owner(&self, code: &str, now: Millis) -> Result<ParticipantId, RefusalReason> {
-        match self.store.by_code(code) {
+        self.code_standing(code, self.store.by_code(code), now)
+    }
+
+    /// `code_owner`, for a caller that looked up whom the code names (`owner`).
+    fn code_standing(
+        &self,
+        code: &str,
+        owner: Option<ParticipantId>,
+        now: Millis,
+    ) -> Result<ParticipantId, RefusalReason> {
+        match owner {
             None if self.store.code_retired(code) => Err(RefusalReason::RetiredCode),
             None => Err(RefusalReason::UnknownCode),
             Some(p) if self.store.is_erased(p) => Err(RefusalReason::UnknownCode),
@@ -573,7 +583,7 @@ impl<'a, S: Store> Machine<'a, S> {
         };
         // A code that was someone's but brings no referral now says why.
         let code_refusal = match (config.mode, touch.code.as_deref()) {
-            (Mode::Code, Some(c)) => match self.code_owner(c, now) {
+            (Mode::Code, Some(c)) => match self.code_standing(c, referrer_id, now) {
                 Err(reason @ (RefusalReason::RetiredCode | RefusalReason::ExpiredCode)) => Some(reason),
                 _ => None,
             },
